@@ -1,0 +1,3 @@
+from streamlet.cli.main import main
+
+main()

@@ -1,0 +1,116 @@
+"""``sl.App``: one application (consumer group) — where a topology starts and runs."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from streamlet import config as _config
+from streamlet.dsl.stream import KStream
+from streamlet.serde.base import Serde
+from streamlet.serde.builtin import json as json_serde
+from streamlet.serde.builtin import string as string_serde
+from streamlet.topology.describe import describe_mermaid, describe_text
+from streamlet.topology.graph import Topology
+
+if TYPE_CHECKING:
+    from streamlet.broker.mock import MockCluster
+
+
+class App:
+    """A stream processing application: its settings and its topology.
+
+        >>> app = App("orders-app", brokers="embedded")
+        >>> app.stream("orders").filter(lambda k, v: v["amount"] > 100).to("big-orders")
+        >>> app.run()   # blocks until SIGTERM / SIGINT / app.stop()
+
+    Every setting also comes from a ``STREAMLET_*`` environment variable,
+    which wins over the argument (``STREAMLET_BROKERS``, ``STREAMLET_STATE_DIR``,
+    ``STREAMLET_GUARANTEE``, ``STREAMLET_COMMIT_INTERVAL_MS``,
+    ``STREAMLET_ON_ERROR``, ``STREAMLET_DEAD_LETTER_TOPIC``).
+    """
+
+    def __init__(self, application_id: str, brokers: str | None = None, state_dir: str | None = None,
+                 guarantee: str | None = None, commit_interval_ms: int | None = None,
+                 on_error: str | None = None, dead_letter_topic: str | None = None,
+                 config: dict[str, Any] | None = None, default_key_serde: Serde | None = None,
+                 default_value_serde: Serde | None = None, batch_size: int | None = None) -> None:
+        self.config = _config.resolve(
+            application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
+            commit_interval_ms=commit_interval_ms, on_error=on_error,
+            dead_letter_topic=dead_letter_topic, client_config=dict(config or {}),
+            batch_size=batch_size,
+        )
+        self.application_id = application_id
+        self.default_key_serde = default_key_serde or string_serde()
+        self.default_value_serde = default_value_serde or json_serde()
+        self.topology = Topology(application_id)
+        self._stop = threading.Event()
+        self._embedded: MockCluster | None = None
+        self._runner: Any = None
+
+    # -- DSL entry points ---------------------------------------------------
+    def stream(self, topic: str, key_serde: Serde | None = None, value_serde: Serde | None = None,
+               name: str | None = None) -> KStream:
+        """A :class:`KStream` of ``topic``; serdes default to the app's (string keys, JSON values)."""
+        if not isinstance(topic, str) or not topic:
+            raise TypeError("stream() needs a topic name")
+        ks = key_serde or self.default_key_serde
+        vs = value_serde or self.default_value_serde
+        for node in self.topology.sources():
+            if node.params["topic"] == topic:
+                raise _config.ConfigError(
+                    f"topic {topic!r} is already a source of this app: reuse the stream object"
+                )
+        node = self.topology.add("source", [], name=name or f"source-{topic}", topic=topic,
+                                 key_serde=ks, value_serde=vs)
+        return KStream(self, node.name, ks, vs)
+
+    def table(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "app.table() is not built yet: tables and state stores land with the tables issue"
+        )
+
+    # -- inspection ---------------------------------------------------------
+    def describe(self, format: str = "text") -> str:
+        """The topology as text (Kafka Streams style) or as a Mermaid flowchart (``format='mermaid'``)."""
+        if format == "mermaid":
+            return describe_mermaid(self.topology)
+        if format == "text":
+            return describe_text(self.topology)
+        raise ValueError("format must be 'text' or 'mermaid'")
+
+    # -- running ------------------------------------------------------------
+    def embedded_broker(self) -> "MockCluster":
+        """The in-process embedded broker of ``brokers='embedded'`` (started on first use)."""
+        from streamlet.broker.mock import MockCluster
+
+        if not self.config.embedded:
+            raise _config.ConfigError(
+                f"this app uses brokers={self.config.brokers!r}, not the embedded broker"
+            )
+        if self._embedded is None:
+            self._embedded = MockCluster(brokers=1)
+        return self._embedded
+
+    def run(self) -> None:
+        """Process until SIGTERM / SIGINT / :meth:`stop`; then flush, commit and leave the group."""
+        from streamlet.runtime.runner import Runner
+
+        self._stop.clear()
+        self._runner = Runner(self)
+        self._runner.run()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish its batch, commit and return. Safe from any thread or callback."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        """Release the embedded broker, if this app started one."""
+        if self._embedded is not None:
+            self._embedded.close()
+            self._embedded = None

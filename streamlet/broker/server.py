@@ -1,0 +1,86 @@
+"""``streamlet broker``: host an embedded broker as its own process.
+
+Workers in other processes connect to its bootstrap servers. Because the
+mock has no CreateTopics API, the server consumes :data:`CONTROL_TOPIC`:
+a worker that needs a topic writes ``{"create": {"name": partitions}}`` there
+and waits until the topic shows in the metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from streamlet.broker.admin import CONTROL_TOPIC
+from streamlet.broker.mock import MockCluster
+
+log = logging.getLogger("streamlet.broker")
+
+
+class BrokerServer:
+    """A :class:`MockCluster` plus the control-topic listener that creates topics on request."""
+
+    def __init__(self, brokers: int = 1, topics: dict[str, int] | None = None) -> None:
+        self.cluster = MockCluster(brokers=brokers)
+        self.cluster.create_topic(CONTROL_TOPIC, 1)
+        if topics:
+            self.cluster.create_topics(topics)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="streamlet-broker-control", daemon=True)
+        self.requests = 0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.cluster.bootstrap_servers
+
+    def start(self) -> "BrokerServer":
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap_servers, "group.id": "__streamlet_broker",
+                             "enable.auto.commit": False, "fetch.wait.max.ms": 20,
+                             "fetch.queue.backoff.ms": 10, "log_level": 3})
+        consumer.assign([TopicPartition(CONTROL_TOPIC, 0, 0)])
+        try:
+            while not self._stop.is_set():
+                for msg in consumer.consume(100, 0.1):
+                    if msg.error() is not None:
+                        continue
+                    self._handle(msg.value())
+        finally:
+            consumer.close()
+
+    def _handle(self, payload: bytes | None) -> None:
+        try:
+            request = orjson.loads(payload or b"{}")
+            for name, partitions in dict(request.get("create", {})).items():
+                self.cluster.create_topic(str(name), int(partitions))
+                log.info("created topic %s with %s partitions on request", name, partitions)
+            self.requests += 1
+        except Exception as exc:  # a bad request must not stop the broker
+            log.error("ignored bad control request %r: %s", payload, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self.cluster.close()
+
+    def __enter__(self) -> "BrokerServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(server: BrokerServer, wait: Callable[[], None]) -> None:
+    """Run until ``wait`` returns (a signal), then stop the broker."""
+    try:
+        wait()
+    finally:
+        server.stop()

@@ -1,0 +1,151 @@
+"""The ``streamlet`` command: broker, run, describe, topics."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from streamlet.errors import StreamletError
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.version_option(package_name="streamlet")
+def cli() -> None:
+    """streamlet — Kafka Streams-style stream processing in Python."""
+
+
+def _parse_topic(spec: str) -> tuple[str, int]:
+    name, sep, count = spec.rpartition(":")
+    if not sep or not name or not count.isdigit() or int(count) < 1:
+        raise click.BadParameter(f"{spec!r} is not NAME:PARTITIONS (e.g. orders:8)")
+    return name, int(count)
+
+
+@cli.command()
+@click.option("--topic", "topics", multiple=True, help="NAME:PARTITIONS to create (repeatable)")
+@click.option("--script", help="create the topics this topology script reads, writes and owns")
+@click.option("--partitions", default=4, show_default=True, help="partitions of topics taken from --script")
+@click.option("--bootstrap-file", type=click.Path(dir_okay=False), help="also write the bootstrap servers here")
+@click.option("--brokers", "broker_count", default=1, show_default=True, help="number of mock brokers")
+@click.option("-v", "--verbose", is_flag=True)
+def broker(topics: tuple[str, ...], script: str | None, partitions: int, bootstrap_file: str | None,
+           broker_count: int, verbose: bool) -> None:
+    """Host an embedded Kafka-protocol broker until SIGTERM / SIGINT."""
+    from streamlet.broker.server import BrokerServer
+
+    _setup_logging(verbose)
+    wanted = dict(_parse_topic(t) for t in topics)
+    server = BrokerServer(brokers=broker_count, topics=wanted).start()
+    if script:
+        from streamlet.cli.loader import load_app
+        from streamlet.runtime.topics import internal_partitions
+
+        app = load_app(script)
+        topo = app.topology  # type: ignore[attr-defined]
+        external = {t: partitions for t in topo.external_source_topics() + topo.external_sink_topics()
+                    if t not in wanted}
+        server.cluster.create_topics(external)
+        known = {**external, **wanted}
+        server.cluster.create_topics(internal_partitions(topo, known, partitions))
+        if app.config.on_error == "dead_letter":  # type: ignore[attr-defined]
+            server.cluster.create_topic(app.config.dead_letter, 1)  # type: ignore[attr-defined]
+    line = f"bootstrap: {server.bootstrap_servers}"
+    if bootstrap_file:
+        tmp = bootstrap_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(server.bootstrap_servers + "\n")
+        os.replace(tmp, bootstrap_file)
+    click.echo(line)
+    sys.stdout.flush()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+
+
+@cli.command()
+@click.argument("script")
+@click.option("--brokers", help="host:port[,...] or 'embedded' (env STREAMLET_BROKERS)")
+@click.option("--state-dir", help="state directory (env STREAMLET_STATE_DIR)")
+@click.option("--guarantee", type=click.Choice(["at_least_once", "exactly_once"]),
+              help="processing guarantee (env STREAMLET_GUARANTEE)")
+@click.option("-v", "--verbose", is_flag=True)
+def run(script: str, brokers: str | None, state_dir: str | None, guarantee: str | None, verbose: bool) -> None:
+    """Run the App that SCRIPT builds until SIGTERM / SIGINT (then commit and exit 0)."""
+    _setup_logging(verbose)
+    for env, value in (("STREAMLET_BROKERS", brokers), ("STREAMLET_STATE_DIR", state_dir),
+                       ("STREAMLET_GUARANTEE", guarantee)):
+        if value:
+            os.environ[env] = value
+    from streamlet.cli.loader import load_app
+
+    try:
+        app = load_app(script)
+        app.run()  # type: ignore[attr-defined]
+    except StreamletError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except NotImplementedError as exc:
+        click.echo(f"error: not implemented yet: {exc}", err=True)
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("script")
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid"]), default="text", show_default=True)
+def describe(script: str, fmt: str) -> None:
+    """Print the topology SCRIPT builds (text, or a Mermaid diagram)."""
+    from streamlet.cli.loader import load_app
+
+    try:
+        click.echo(load_app(script).describe(fmt))  # type: ignore[attr-defined]
+    except StreamletError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@cli.command()
+@click.argument("script")
+@click.option("--partitions", default=None, type=int, help="partition count of the input topics, if known")
+def topics(script: str, partitions: int | None) -> None:
+    """List the topics SCRIPT reads, writes, and owns (internal), with partition counts."""
+    from streamlet.cli.loader import load_app
+    from streamlet.runtime.topics import internal_partitions
+
+    app = load_app(script)
+    topo = app.topology  # type: ignore[attr-defined]
+    known = {t: partitions for t in topo.external_source_topics()} if partitions else {}
+    internal = internal_partitions(topo, known, partitions or 0)
+    for t in topo.external_source_topics():
+        click.echo(f"input     {t}" + (f"  partitions={partitions}" if partitions else ""))
+    for t in topo.external_sink_topics():
+        click.echo(f"output    {t}")
+    for name, n in internal.items():
+        kind = topo.internal_topics[name].kind
+        click.echo(f"{kind:<9} {name}  partitions={n or 'same as input'}")
+    if app.config.on_error == "dead_letter":  # type: ignore[attr-defined]
+        click.echo(f"dead-letter {app.config.dead_letter}")  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

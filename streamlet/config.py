@@ -1,0 +1,122 @@
+"""Application settings: ``App(...)`` arguments, overridden by ``STREAMLET_*`` variables.
+
+The environment wins so that one script runs unchanged in every deployment
+(``STREAMLET_BROKERS=kafka:9092 streamlet run app.py``), as in docker-compose
+and Kubernetes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamlet.errors import ConfigError
+
+GUARANTEES = ("at_least_once", "exactly_once")
+ERROR_POLICIES = ("fail", "skip", "dead_letter")
+_APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+@dataclass
+class Config:
+    application_id: str
+    brokers: str = "embedded"
+    state_dir: str = "./state"
+    guarantee: str = "at_least_once"
+    commit_interval_ms: int = 1000
+    on_error: str = "fail"
+    dead_letter_topic: str | None = None
+    #: librdkafka settings applied to the consumer and the producer (after streamlet's own).
+    client_config: dict[str, Any] = field(default_factory=dict)
+    #: records per consume() call
+    batch_size: int = 10_000
+    #: partitions of topics an in-process embedded broker creates on its own
+    embedded_partitions: int = 4
+
+    @property
+    def embedded(self) -> bool:
+        return self.brokers == "embedded"
+
+    @property
+    def dead_letter(self) -> str:
+        return self.dead_letter_topic or f"{self.application_id}-dead-letter"
+
+
+_ENV = {
+    "brokers": ("STREAMLET_BROKERS", str),
+    "state_dir": ("STREAMLET_STATE_DIR", str),
+    "guarantee": ("STREAMLET_GUARANTEE", str),
+    "commit_interval_ms": ("STREAMLET_COMMIT_INTERVAL_MS", int),
+    "on_error": ("STREAMLET_ON_ERROR", str),
+    "dead_letter_topic": ("STREAMLET_DEAD_LETTER_TOPIC", str),
+    "batch_size": ("STREAMLET_BATCH_SIZE", int),
+}
+
+
+def resolve(application_id: str, **given: Any) -> Config:
+    """Build a :class:`Config` from arguments and the environment, and check it."""
+    if not isinstance(application_id, str) or not _APP_ID.match(application_id):
+        raise ConfigError(
+            f"application id {application_id!r} is not valid: use 1-200 characters from "
+            "letters, digits, '.', '_' and '-' (it names the consumer group and internal topics)"
+        )
+    values: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    for key, (env, conv) in _ENV.items():
+        raw = os.environ.get(env)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[key] = conv(raw)
+        except ValueError:
+            raise ConfigError(f"{env}={raw!r} is not a valid {conv.__name__}") from None
+    extra = os.environ.get("STREAMLET_CONFIG")
+    if extra:
+        # "key=value,key=value" librdkafka settings from the environment
+        cfg = dict(values.get("client_config") or {})
+        for item in extra.split(","):
+            if "=" not in item:
+                raise ConfigError(f"STREAMLET_CONFIG item {item!r} is not key=value")
+            k, v = item.split("=", 1)
+            cfg[k.strip()] = v.strip()
+        values["client_config"] = cfg
+    config = Config(application_id=application_id, **values)
+    check(config)
+    return config
+
+
+def check(config: Config) -> None:
+    if config.guarantee not in GUARANTEES:
+        raise ConfigError(
+            f"guarantee={config.guarantee!r} is not valid: use one of {', '.join(GUARANTEES)} "
+            "(App(guarantee=...) or STREAMLET_GUARANTEE)"
+        )
+    if config.on_error not in ERROR_POLICIES:
+        raise ConfigError(
+            f"on_error={config.on_error!r} is not valid: use one of {', '.join(ERROR_POLICIES)} "
+            "(App(on_error=...) or STREAMLET_ON_ERROR)"
+        )
+    if not isinstance(config.commit_interval_ms, int) or config.commit_interval_ms <= 0:
+        raise ConfigError(f"commit_interval_ms={config.commit_interval_ms!r} must be a positive int")
+    if not isinstance(config.batch_size, int) or config.batch_size <= 0:
+        raise ConfigError(f"batch_size={config.batch_size!r} must be a positive int")
+    if not isinstance(config.brokers, str) or not config.brokers.strip():
+        raise ConfigError("brokers must be 'embedded' or 'host:port[,host:port...]'")
+    if not config.embedded:
+        for b in config.brokers.split(","):
+            host, _, port = b.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(
+                    f"broker address {b!r} is not host:port (brokers={config.brokers!r}); "
+                    "use brokers='host:9092,host2:9092' or 'embedded'"
+                )
+    if not isinstance(config.client_config, dict):
+        raise ConfigError("config= must be a dict of librdkafka settings")
+    reserved = {"group.id", "enable.auto.commit", "bootstrap.servers"}
+    clash = reserved & set(config.client_config)
+    if clash:
+        raise ConfigError(
+            f"config sets {sorted(clash)}, which streamlet manages: the group id is the "
+            "application id and the brokers come from brokers= / STREAMLET_BROKERS"
+        )

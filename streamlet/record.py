@@ -1,0 +1,62 @@
+"""The record handed to ``KStream.process`` callbacks."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class Record(NamedTuple):
+    """One record with its metadata, as Kafka Streams' ``Record`` plus its origin.
+
+    ``process`` callbacks receive one and may return it changed with
+    ``record._replace(value=...)`` (timestamp and headers travel downstream).
+    """
+
+    key: Any
+    value: Any
+    timestamp: int
+    topic: str | None
+    partition: int
+    offset: int
+    headers: list[tuple[str, bytes]] | None = None
+
+
+class RecordMessage:
+    """Duck-types ``confluent_kafka.Message`` so compiled chains read metadata one way.
+
+    The runtime hands chains real ``Message`` objects; the TestDriver, process()
+    forwarding and punctuation hand them one of these.
+    """
+
+    __slots__ = ("_topic", "_partition", "_offset", "_timestamp", "_headers", "_key", "_value")
+
+    def __init__(self, topic: str | None, partition: int, offset: int, timestamp: int,
+                 headers: list[tuple[str, bytes]] | None = None,
+                 key: bytes | None = None, value: bytes | None = None) -> None:
+        self._topic, self._partition, self._offset = topic, partition, offset
+        self._timestamp, self._headers = timestamp, headers
+        self._key, self._value = key, value
+
+    def topic(self) -> str | None:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)  # TIMESTAMP_CREATE_TIME
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def error(self) -> None:
+        return None

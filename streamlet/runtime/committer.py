@@ -1,0 +1,111 @@
+"""The commit, in one place: flush outputs → (flush stores) → commit input offsets.
+
+At-least-once: an input offset is committed only after every output of the
+records before it has been acknowledged by the broker. Exactly-once will
+replace :meth:`Committer.commit` with a transaction, leaving operators and
+stores untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from streamlet.errors import DeliveryError
+
+log = logging.getLogger("streamlet.commit")
+
+
+class Committer:
+    """Tracks processed offsets per input partition and commits them safely."""
+
+    def __init__(self, consumer: Any, producer: Any, interval_ms: int,
+                 stop_requested: Callable[[], bool]) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.interval = interval_ms / 1000.0
+        self.stop_requested = stop_requested
+        #: (topic, partition) → next offset to read, processed but not committed yet
+        self.pending: dict[tuple[str, int], int] = {}
+        self.delivery_errors: list[KafkaError] = []
+        self.next_commit = time.monotonic() + self.interval
+        self.commits = 0
+        #: callbacks run after outputs are acknowledged and before offsets are committed
+        self.before_offsets: list[Callable[[], None]] = []
+
+    # librdkafka calls this from poll()/flush() for failed deliveries only
+    def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self.delivery_errors.append(err)
+            log.error("output to %s [%s] not delivered: %s", msg.topic(), msg.partition(), err)
+
+    def track_positions(self, positions: Iterable[TopicPartition]) -> None:
+        pending = self.pending
+        for tp in positions:
+            if tp.offset >= 0:
+                pending[(tp.topic, tp.partition)] = tp.offset
+
+    def track(self, topic: str, partition: int, next_offset: int) -> None:
+        self.pending[(topic, partition)] = next_offset
+
+    def maybe_commit(self) -> None:
+        if time.monotonic() >= self.next_commit:
+            self.commit()
+
+    def flush_outputs(self) -> None:
+        """Wait until every produced record is acknowledged (the broker may be down a while)."""
+        waited = 0.0
+        while self.producer.flush(1.0) > 0:
+            waited += 1.0
+            if waited % 10 == 0:
+                log.warning("waiting for the brokers to acknowledge outputs (%.0f s)", waited)
+        if self.delivery_errors:
+            errors, self.delivery_errors = self.delivery_errors, []
+            raise DeliveryError(
+                f"{len(errors)} output record(s) were not delivered (first: {errors[0]}); "
+                "input offsets were not committed, so a restart reprocesses them"
+            )
+
+    def commit(self, only: Iterable[tuple[str, int]] | None = None) -> None:
+        """Flush outputs, then commit the pending offsets (all, or those in ``only``)."""
+        self.next_commit = time.monotonic() + self.interval
+        self.flush_outputs()
+        for hook in self.before_offsets:
+            hook()
+        if only is None:
+            items = dict(self.pending)
+        else:
+            keys = set(only)
+            items = {k: v for k, v in self.pending.items() if k in keys}
+        if not items:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in items.items()]
+        for attempt in range(30):
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                break
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                code = err.code() if isinstance(err, KafkaError) else None
+                if code in (KafkaError._NO_OFFSET,):
+                    break
+                if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                            KafkaError.UNKNOWN_MEMBER_ID, KafkaError._STATE):
+                    log.warning("commit skipped during rebalance: %s", exc)
+                    return
+                log.warning("commit failed (attempt %d): %s; retrying", attempt + 1, exc)
+                time.sleep(0.5)
+        else:
+            log.error("could not commit offsets; they stay pending for the next commit")
+            return
+        for key in items:
+            if self.pending.get(key) == items[key]:
+                del self.pending[key]
+        self.commits += 1
+
+    def forget(self, topic_partitions: Iterable[tuple[str, int]]) -> None:
+        for key in topic_partitions:
+            self.pending.pop(key, None)

@@ -1,0 +1,227 @@
+"""The worker: one consumer, one producer, tasks per partition, the batch loop.
+
+Like Kafka Streams' ``StreamThread.runOnce``: consume a batch, run each record
+through its task's compiled chain, commit on an interval. Rebalance callbacks
+only create / close tasks and commit; no heavy work happens in them.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from streamlet.broker.admin import connect
+from streamlet.errors import ConfigError, RecordError, StreamletError
+from streamlet.runtime.clients import (
+    consumer_config,
+    make_consumer,
+    make_producer,
+    produce_function,
+    producer_config,
+)
+from streamlet.runtime.committer import Committer
+from streamlet.runtime.error_policy import ErrorPolicy
+from streamlet.runtime.task_manager import TaskManager
+from streamlet.runtime.topics import prepare_topics
+from streamlet.topology.compile import DeserializationFailure
+
+if TYPE_CHECKING:
+    from streamlet.app import App
+
+log = logging.getLogger("streamlet.runtime")
+
+
+class Runner:
+    """Runs one :class:`~streamlet.App` in this process until it is asked to stop."""
+
+    def __init__(self, app: "App") -> None:
+        self.app = app
+        self.config = app.config
+        self.consumer: Any = None
+        self.producer: Any = None
+        self.tasks: TaskManager | None = None
+        self.committer: Committer | None = None
+        self.processed = 0
+        self.ready = threading.Event()
+
+    # -- set-up -------------------------------------------------------------
+    def _start(self) -> None:
+        cfg, topology = self.config, self.app.topology
+        topology.validate()
+        if cfg.guarantee == "exactly_once":
+            raise NotImplementedError(
+                "guarantee='exactly_once' is not built yet (transactional producer lands with the "
+                "production issue); use 'at_least_once'"
+            )
+        embedded = self.app.embedded_broker() if cfg.embedded else None
+        admin = connect(cfg.brokers if not embedded else embedded.bootstrap_servers,
+                        cfg.client_config, embedded)
+        partitions = prepare_topics(topology, admin, cfg)
+        bootstrap = admin.bootstrap_servers
+        admin.close()
+        self.producer = make_producer(producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery}))
+        produce = produce_function(self.producer)
+        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error}))
+        self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
+                                   lambda: self.app.stopping)
+        self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
+        self.tasks = TaskManager(topology, produce, partitions)
+        self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        assert self.committer is not None
+        self.committer.on_delivery(err, msg)
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("fatal client error: %s", err)
+            self.fatal = err
+        else:
+            log.debug("client error (librdkafka retries): %s", err)
+
+    # -- rebalance callbacks (bookkeeping only) -----------------------------
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        assert self.tasks is not None
+        self.tasks.assign((tp.topic, tp.partition) for tp in partitions)
+        log.info("assigned %s", _fmt(partitions))
+        self.ready.set()
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        assert self.tasks is not None and self.committer is not None
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        try:
+            self.committer.commit(only=keys)
+        except StreamletError as exc:
+            log.error("could not commit revoked partitions: %s", exc)
+        self.committer.forget(keys)
+        self.tasks.revoke(keys)
+        log.info("revoked %s", _fmt(partitions))
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        assert self.tasks is not None and self.committer is not None
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        self.committer.forget(keys)
+        self.tasks.revoke(keys)
+        log.warning("lost %s (another member owns them now)", _fmt(partitions))
+
+    # -- the loop -------------------------------------------------------------
+    def run(self) -> None:
+        self.fatal: KafkaError | None = None
+        handlers = _install_signal_handlers(self.app.stop)
+        gc.collect()
+        gc.freeze()
+        old_threshold = gc.get_threshold()
+        gc.set_threshold(100_000, 50, 100)
+        failed: BaseException | None = None
+        try:
+            self._start()
+            self._loop()
+        except BaseException as exc:
+            failed = exc
+            raise
+        finally:
+            gc.set_threshold(*old_threshold)
+            gc.unfreeze()
+            self._shutdown(clean=failed is None or isinstance(failed, RecordError))
+            _restore_signal_handlers(handlers)
+
+    def _loop(self) -> None:
+        consumer, committer, app = self.consumer, self.committer, self.app
+        assert committer is not None and self.tasks is not None
+        routes = self.tasks.routes
+        batch = self.config.batch_size
+        consume = consumer.consume
+        position = consumer.position
+        assignment = consumer.assignment
+        while not app.stopping:
+            msgs = consume(batch, 0.2)
+            if msgs:
+                for m in msgs:
+                    try:
+                        fn = routes[m.topic()][m.partition()]
+                    except (KeyError, TypeError):
+                        self._unroutable(m)
+                        continue
+                    try:
+                        fn(m)
+                    except DeserializationFailure as exc:
+                        self._record_failed(msgs, m, exc.cause, "deserialize")
+                    except Exception as exc:
+                        self._record_failed(msgs, m, exc, "process")
+                self.processed += len(msgs)
+                committer.track_positions(position(assignment()))
+            if self.fatal is not None:
+                raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
+            committer.maybe_commit()
+
+    def _unroutable(self, m: Any) -> None:
+        err = m.error()
+        if err is None:
+            return  # a record of a partition revoked this very batch
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
+                          KafkaError.TOPIC_AUTHORIZATION_FAILED) or err.fatal():
+            raise ConfigError(f"consumer error on {m.topic()}: {err}")
+        log.warning("consumer error: %s", err)
+
+    def _record_failed(self, msgs: list[Any], m: Any, exc: BaseException, stage: str) -> None:
+        try:
+            self.policy.handle(m, exc, stage)
+        except RecordError:
+            # fail: commit what came before this record, nothing past it
+            assert self.committer is not None
+            for prev in msgs:
+                if prev is m:
+                    break
+                if prev.error() is None:
+                    self.committer.track(prev.topic(), prev.partition(), prev.offset() + 1)
+            self.committer.track(m.topic(), m.partition(), m.offset())
+            self.app.stop()
+            raise
+
+    def _shutdown(self, clean: bool) -> None:
+        if self.consumer is None:
+            return
+        try:
+            if clean and self.committer is not None:
+                try:
+                    self.committer.commit()
+                except StreamletError as exc:
+                    log.error("final commit failed: %s", exc)
+            if self.tasks is not None:
+                self.tasks.close_all()
+                self.tasks.tasks.clear()
+            self.consumer.close()
+        except KafkaException as exc:
+            log.warning("error while leaving the group: %s", exc)
+        finally:
+            if self.producer is not None:
+                self.producer.flush(10)
+            self.consumer = None
+
+
+def _fmt(partitions: list[Any]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _install_signal_handlers(stop: Any) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        old[sig] = signal.getsignal(sig)
+        signal.signal(sig, lambda *_: stop())
+    return old
+
+
+def _restore_signal_handlers(old: dict[int, Any]) -> None:
+    for sig, handler in old.items():
+        signal.signal(sig, handler)

@@ -1,0 +1,41 @@
+"""The serde protocol: two functions, bytes in and out, ``None`` passes through."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Serde(Protocol):
+    """Turns values into bytes and back. ``None`` must map to ``None`` (tombstones)."""
+
+    name: str
+
+    def serialize(self, value: Any) -> bytes | None: ...
+
+    def deserialize(self, data: bytes | None) -> Any: ...
+
+
+class FunctionSerde:
+    """A serde from two functions that never see ``None``.
+
+    >>> upper = FunctionSerde("upper", lambda s: s.upper().encode(), bytes.decode)
+    """
+
+    __slots__ = ("name", "_ser", "_de", "serialize", "deserialize")
+
+    def __init__(self, name: str, ser: Callable[[Any], bytes], de: Callable[[bytes], Any]) -> None:
+        self.name = name
+        self._ser, self._de = ser, de
+
+        def serialize(value: Any, _ser: Callable[[Any], bytes] = ser) -> bytes | None:
+            return None if value is None else _ser(value)
+
+        def deserialize(data: bytes | None, _de: Callable[[bytes], Any] = de) -> Any:
+            return None if data is None else _de(data)
+
+        self.serialize = serialize
+        self.deserialize = deserialize
+
+    def __repr__(self) -> str:
+        return f"serde.{self.name}()"

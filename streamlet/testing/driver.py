@@ -1,0 +1,160 @@
+"""``TestDriver``: run a topology with no broker, with controlled time.
+
+It compiles the same per-task chains as the runtime and applies the same
+error policy; outputs written to a topic the topology reads (repartition
+topics, chained pipelines) are processed in turn, as on a broker.
+
+    >>> with TestDriver(app) as d:
+    ...     d.send("orders", key="o-1", value={"amount": 150}, timestamp=1000)
+    ...     d.read("big-orders")
+    [('o-1', {'amount': 150, 'big': True})]
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from streamlet.errors import TopologyError
+from streamlet.record import Record, RecordMessage
+from streamlet.runtime.error_policy import ErrorPolicy
+from streamlet.runtime.task_manager import TaskManager
+from streamlet.topology.compile import DeserializationFailure
+
+if TYPE_CHECKING:
+    from streamlet.app import App
+
+
+class TestDriver:
+    """Drives ``app``'s topology in this process: ``send``, ``read``, ``advance_time``.
+
+    Every topic has ``partitions`` partitions (default 1); ``send`` takes an
+    explicit ``partition=`` to model several. Offsets count per partition
+    from 0, as on Kafka.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: "App", partitions: int = 1, start_time_ms: int = 0) -> None:
+        self.app = app
+        self.topology = app.topology
+        self.topology.validate()
+        self.partitions = partitions
+        self.wall_clock_ms = start_time_ms
+        #: topic → partition → list of (key bytes, value bytes, timestamp, headers)
+        self.log: dict[str, dict[int, list[tuple[Any, Any, int, Any]]]] = {}
+        self._read_pos: dict[str, int] = {}
+        self._written: dict[str, list[tuple[int, int]]] = {}
+        self._queue: deque[RecordMessage] = deque()
+        self._processing = False
+        topic_counts = {t: partitions for t in self.topology.source_topics() + self.topology.sink_topics()}
+        self.policy = ErrorPolicy(app.config.on_error, app.config.dead_letter, self._produce)
+        self.tasks = TaskManager(self.topology, self._produce, topic_counts)
+        self.tasks.assign((t, p) for t in self.topology.source_topics() for p in range(partitions))
+
+    # -- the fake broker ------------------------------------------------------
+    def _append(self, topic: str, partition: int, key: Any, value: Any, ts: int, headers: Any) -> int:
+        parts = self.log.setdefault(topic, {})
+        records = parts.setdefault(partition, [])
+        records.append((key, value, ts, headers))
+        self._written.setdefault(topic, []).append((partition, len(records) - 1))
+        return len(records) - 1
+
+    def _produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int = -1,
+                 timestamp: int = 0, headers: Any = None) -> None:
+        if partition < 0:
+            partition = 0 if self.partitions == 1 else _partition_of(key, self.partitions)
+        offset = self._append(topic, partition, key, value, timestamp, headers)
+        if topic in self.tasks.routes:
+            self._queue.append(RecordMessage(topic, partition, offset, timestamp, headers, key, value))
+
+    # -- public API -----------------------------------------------------------
+    def send(self, topic: str, key: Any = None, value: Any = None, timestamp: int | None = None,
+             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        """Write one record to input ``topic`` (serialized with its source serdes) and process it."""
+        if topic not in self.tasks.routes:
+            raise TopologyError(
+                f"topic {topic!r} is not an input of this topology; inputs: {self.topology.source_topics()}"
+            )
+        node = self.topology.source_node(topic)
+        kb = node.params["key_serde"].serialize(key)
+        vb = node.params["value_serde"].serialize(value)
+        self.send_raw(topic, kb, vb, timestamp, headers, partition)
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None,
+                 headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        """Write already-serialized bytes (e.g. a malformed record) and process them."""
+        ts = self.wall_clock_ms if timestamp is None else timestamp
+        if partition is None:
+            partition = 0 if self.partitions == 1 else _partition_of(key, self.partitions)
+        if not 0 <= partition < self.partitions:
+            raise ValueError(f"partition {partition} out of range (the driver has {self.partitions})")
+        offset = self._append(topic, partition, key, value, ts, headers)
+        self._queue.append(RecordMessage(topic, partition, offset, ts, headers, key, value))
+        self._drain()
+
+    def _drain(self) -> None:
+        if self._processing:
+            return
+        self._processing = True
+        try:
+            routes = self.tasks.routes
+            while self._queue:
+                m = self._queue.popleft()
+                try:
+                    routes[m.topic()][m.partition()](m)
+                except DeserializationFailure as exc:
+                    self.policy.handle(m, exc.cause, "deserialize")
+                except Exception as exc:
+                    self.policy.handle(m, exc, "process")
+        finally:
+            self._processing = False
+            self._queue.clear()
+
+    def read_records(self, topic: str) -> list[Record]:
+        """Records written to ``topic`` since the last read, deserialized with its sink's serdes."""
+        written = self._written.get(topic, [])
+        start = self._read_pos.get(topic, 0)
+        self._read_pos[topic] = len(written)
+        sinks = [n for n in self.topology.sinks() if n.params["topic"] == topic]
+        ks = sinks[0].params["key_serde"] if sinks else None
+        vs = sinks[0].params["value_serde"] if sinks else None
+        out = []
+        for partition, offset in written[start:]:
+            kb, vb, ts, headers = self.log[topic][partition][offset]
+            key = ks.deserialize(kb) if ks else kb
+            value = vs.deserialize(vb) if vs else vb
+            out.append(Record(key, value, ts, topic, partition, offset, headers))
+        return out
+
+    def read(self, topic: str) -> list[tuple[Any, Any]]:
+        """``(key, value)`` pairs written to ``topic`` since the last read."""
+        return [(r.key, r.value) for r in self.read_records(topic)]
+
+    def advance_time(self, ms: int) -> None:
+        """Move wall-clock time forward and run wall-clock punctuators."""
+        if ms < 0:
+            raise ValueError("time only moves forward")
+        self.wall_clock_ms += ms
+        for task in list(self.tasks.tasks.values()):
+            for punctuate in task.ctx.punctuators:
+                punctuate(self.wall_clock_ms)
+        self._drain()
+
+    def close(self) -> None:
+        self.tasks.close_all()
+
+    def __enter__(self) -> "TestDriver":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _partition_of(key: bytes | None, count: int) -> int:
+    """Kafka's default partitioner: murmur2 of the key bytes (keyless records go to 0)."""
+    if key is None:
+        return 0
+    from streamlet.partitioner import murmur2_partition
+
+    return murmur2_partition(key, count)

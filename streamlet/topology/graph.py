@@ -1,0 +1,167 @@
+"""The topology as plain data: nodes, edges, sources, sinks, internal topics.
+
+The DSL builds a :class:`Topology`; ``describe`` prints it; the runtime and
+the TestDriver both compile it (``topology.compile``) into per-task chains.
+Nothing here talks to Kafka.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from streamlet.errors import TopologyError
+
+
+@dataclass
+class Node:
+    """One processor. ``kind`` names the operation (``filter``, ``sink``, ...).
+
+    ``fn`` is the user function; ``params`` holds the rest (topic, serdes,
+    predicates, ...). ``parents`` are node names: data flows parent → node.
+    """
+
+    name: str
+    kind: str
+    parents: list[str] = field(default_factory=list)
+    fn: Callable[..., Any] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        p = self.params
+        if self.kind == "source":
+            return f"source: {p['topic']}"
+        if self.kind == "sink":
+            return f"sink: {p['topic']}"
+        if self.kind == "branch":
+            return f"branch {p['branch_name']}"
+        fn = getattr(self.fn, "__name__", None)
+        return f"{self.kind}({fn})" if fn and fn != "<lambda>" else self.kind
+
+
+@dataclass
+class InternalTopic:
+    """A topic the application owns (repartition, changelog)."""
+
+    name: str
+    kind: str  # "repartition" | "changelog"
+    partitions: int | None = None  # None: same as the sub-topology's sources
+    config: dict[str, str] = field(default_factory=dict)
+    source_of: str | None = None  # the source topic whose partition count it copies
+
+
+class Topology:
+    """A directed graph of :class:`Node` objects, built by the DSL."""
+
+    def __init__(self, application_id: str) -> None:
+        self.application_id = application_id
+        self.nodes: dict[str, Node] = {}
+        self.children: dict[str, list[str]] = {}
+        self.internal_topics: dict[str, InternalTopic] = {}
+        self._counter = 0
+
+    # -- building -----------------------------------------------------------
+    def add(self, kind: str, parents: list[str] | tuple[str, ...] = (), fn: Any = None,
+            name: str | None = None, **params: Any) -> Node:
+        self._counter += 1
+        node_name = name or f"{kind.upper()}-{self._counter:04d}"
+        if node_name in self.nodes:
+            raise TopologyError(
+                f"two processors are named {node_name!r}; give each stateful step a unique name="
+            )
+        node = Node(node_name, kind, list(parents), fn, params)
+        self.nodes[node_name] = node
+        self.children[node_name] = []
+        for parent in parents:
+            self.children[parent].append(node_name)
+        return node
+
+    def add_internal_topic(self, topic: InternalTopic) -> None:
+        if topic.name in self.internal_topics:
+            raise TopologyError(f"internal topic {topic.name!r} is declared twice; use distinct names")
+        self.internal_topics[topic.name] = topic
+
+    # -- reading ------------------------------------------------------------
+    def sources(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind == "source"]
+
+    def sinks(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind == "sink"]
+
+    def source_topics(self) -> list[str]:
+        """Topics read by the application, external and internal, in declaration order."""
+        return list(dict.fromkeys(n.params["topic"] for n in self.sources()))
+
+    def external_source_topics(self) -> list[str]:
+        return [t for t in self.source_topics() if t not in self.internal_topics]
+
+    def sink_topics(self) -> list[str]:
+        return list(dict.fromkeys(n.params["topic"] for n in self.sinks()))
+
+    def external_sink_topics(self) -> list[str]:
+        return [t for t in self.sink_topics() if t not in self.internal_topics]
+
+    def source_node(self, topic: str) -> Node:
+        for n in self.sources():
+            if n.params["topic"] == topic:
+                return n
+        raise TopologyError(f"no source reads topic {topic!r}; sources: {self.source_topics()}")
+
+    def subtopologies(self) -> list[list[str]]:
+        """Connected groups of nodes; topics (sinks → sources) separate them.
+
+        As in Kafka Streams, a task runs one sub-topology for one partition;
+        sources in the same group are co-partitioned and share the task.
+        """
+        seen: set[str] = set()
+        groups: list[list[str]] = []
+        for start in self.nodes:
+            if start in seen:
+                continue
+            group: list[str] = []
+            stack = [start]
+            while stack:
+                name = stack.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                group.append(name)
+                node = self.nodes[name]
+                stack.extend(node.parents)
+                stack.extend(self.children[name])
+                stack.extend(node.params.get("peers", ()))
+            order = {n: i for i, n in enumerate(self.nodes)}
+            groups.append(sorted(group, key=order.__getitem__))
+        groups.sort(key=lambda g: list(self.nodes).index(g[0]))
+        return groups
+
+    def subtopology_of_topic(self) -> dict[str, int]:
+        """Source topic → index of the sub-topology that reads it."""
+        out: dict[str, int] = {}
+        for i, group in enumerate(self.subtopologies()):
+            for name in group:
+                node = self.nodes[name]
+                if node.kind == "source":
+                    topic = node.params["topic"]
+                    if topic in out and out[topic] != i:
+                        raise TopologyError(f"topic {topic!r} is read by two sub-topologies")
+                    out[topic] = i
+        return out
+
+    def walk(self, start: str) -> Iterator[Node]:
+        """Depth-first walk from ``start`` through its descendants (each node once)."""
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            yield self.nodes[name]
+            stack.extend(reversed(self.children[name]))
+
+    def validate(self) -> None:
+        if not self.sources():
+            raise TopologyError(
+                f"application {self.application_id!r} has no sources: call app.stream(topic) first"
+            )
