@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from streamlet import config as _config
 from streamlet.dsl.stream import KStream
+from streamlet.dsl.table import KTable
 from streamlet.serde.base import Serde
 from streamlet.serde.builtin import json as json_serde
 from streamlet.serde.builtin import string as string_serde
 from streamlet.topology.describe import describe_mermaid, describe_text
-from streamlet.topology.graph import Topology
+from streamlet.topology.graph import StoreSpec, Topology
 
 if TYPE_CHECKING:
     from streamlet.broker.mock import MockCluster
@@ -57,19 +58,51 @@ class App:
             raise TypeError("stream() needs a topic name")
         ks = key_serde or self.default_key_serde
         vs = value_serde or self.default_value_serde
-        for node in self.topology.sources():
-            if node.params["topic"] == topic:
-                raise _config.ConfigError(
-                    f"topic {topic!r} is already a source of this app: reuse the stream object"
-                )
+        self._check_new_source(topic)
         node = self.topology.add("source", [], name=name or f"source-{topic}", topic=topic,
                                  key_serde=ks, value_serde=vs)
         return KStream(self, node.name, ks, vs)
 
-    def table(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            "app.table() is not built yet: tables and state stores land with the tables issue"
-        )
+    def table(self, topic: str, key_serde: Serde | None = None, value_serde: Serde | None = None,
+              name: str | None = None) -> KTable:
+        """A :class:`KTable` of ``topic``: the latest value per key; a ``None`` value deletes the key.
+
+        Its rows live in a store called ``name`` (default: the topic), restored
+        from the topic itself (no extra changelog). A record without a key is a
+        bad record (``on_error`` decides).
+        """
+        if not isinstance(topic, str) or not topic:
+            raise TypeError("table() needs a topic name")
+        ks = key_serde or self.default_key_serde
+        vs = value_serde or self.default_value_serde
+        store = name or topic
+        self._check_new_source(topic)
+        src = self.topology.add("source", [], name=f"source-{topic}", topic=topic, key_serde=ks, value_serde=vs)
+        self.topology.add_store(StoreSpec(store, "table", ks, vs, changelog=topic, source_table=True))
+        node = self.topology.add("table_source", [src.name], name=f"table-{store}", store=store,
+                                 topic=topic, key_serde=ks)
+        return KTable(self, node.name, ks, vs, store=store)
+
+    def _check_new_source(self, topic: str) -> None:
+        for node in self.topology.sources():
+            if node.params["topic"] == topic:
+                raise _config.ConfigError(
+                    f"topic {topic!r} is already a source of this app: reuse the stream/table object"
+                )
+
+    def store(self, name: str) -> Any:
+        """Read-only view of store ``name`` over the partitions this process owns (interactive queries).
+
+        ``view[key]``, ``view.get(key)``, ``view.items()``, ``len(view)``; values as users see them
+        (an aggregation's row, a table's value).
+        """
+        from streamlet.runtime.store_view import StoreView
+
+        if name not in self.topology.stores:
+            raise KeyError(f"no store named {name!r}; stores: {sorted(self.topology.stores)}")
+        if self._runner is None or self._runner.tasks is None:
+            raise _config.ConfigError("app.store() reads the stores of a running app: call it while app.run() runs")
+        return StoreView(self.topology.stores[name], self._runner.tasks)
 
     # -- inspection ---------------------------------------------------------
     def describe(self, format: str = "text") -> str:

@@ -11,7 +11,9 @@ from streamlet.topology.graph import InternalTopic
 
 if TYPE_CHECKING:
     from streamlet.app import App
+    from streamlet.dsl.grouped import KGroupedStream
     from streamlet.dsl.split import BranchedStreams
+    from streamlet.dsl.table import KTable
 
 
 KEY_CHANGING = {"map", "select_key", "flat_map", "process"}
@@ -152,23 +154,62 @@ class KStream:
             partitioner=partitioner,
         )
 
-    # -- stateful (built by later layers) ------------------------------------
-    def group_by_key(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            "group_by_key() and aggregations are not built yet (state stores land with the "
-            "tables issue); stateless operations work today"
-        )
+    # -- stateful ---------------------------------------------------------------
+    def group_by_key(self, key_serde: Serde | None = None, value_serde: Serde | None = None) -> "KGroupedStream":
+        """Group by the current key for an aggregation (repartitions only if the key was changed)."""
+        from streamlet.dsl.grouped import KGroupedStream
 
-    def group_by(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            "group_by() and aggregations are not built yet (state stores land with the tables issue)"
-        )
+        return KGroupedStream(self._app, self._node, key_serde or self.key_serde,
+                              value_serde or self.value_serde, needs_repartition=self.key_changed)
 
-    def join(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("stream joins are not built yet (they land with the tables issue)")
+    def group_by(self, fn: Callable[[Any, Any], Any], key_serde: Serde | None = None,
+                 value_serde: Serde | None = None, name: str | None = None) -> "KGroupedStream":
+        """Group by a new key ``fn(key, value)``; records go through a repartition topic.
 
-    def left_join(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("stream joins are not built yet (they land with the tables issue)")
+        A ``None`` group key drops the record.
+        """
+        from streamlet.dsl.grouped import KGroupedStream
+
+        if not callable(fn):
+            raise TypeError("group_by() expects a function (key, value) -> new key")
+        node = self._app.topology.add("group_by", [self._node], fn=fn, name=name)
+        return KGroupedStream(self._app, node.name, key_serde or self.key_serde,
+                              value_serde or self.value_serde, needs_repartition=True)
+
+    def _join_table(self, table: "KTable", joiner: Callable[[Any, Any], Any], left: bool,
+                    name: str | None) -> "KStream":
+        from streamlet.dsl.table import KTable
+
+        if not isinstance(table, KTable):
+            raise NotImplementedError(
+                "stream–stream joins (with sl.JoinWindows) are not built yet; join a KTable: "
+                "stream.join(app.table('users'), joiner)"
+            )
+        if not callable(joiner):
+            raise TypeError("join() expects a joiner function (stream_value, table_value) -> value")
+        stream = self
+        if self.key_changed:
+            base = name or f"join-{len(self._app.topology.internal_topics) + 1}"
+            stream = self.repartition(name=f"{base}-left")
+        node = self._app.topology.add("stream_table_join", [stream._node], fn=joiner, name=name,
+                                      table=table._node, peers=[table._node], left=left)
+        return KStream(self._app, node.name, stream.key_serde, self._app.default_value_serde)
+
+    def join(self, other: Any, joiner: Callable[[Any, Any], Any], window: Any = None,
+             name: str | None = None) -> "KStream":
+        """Stream–table inner join: for each record, ``joiner(value, table_value)`` with the table's
+        value for the record's key *at that moment*; records with no table row are dropped.
+        Later table updates emit nothing."""
+        if window is not None:
+            raise NotImplementedError("windowed stream–stream joins are not built yet")
+        return self._join_table(other, joiner, left=False, name=name)
+
+    def left_join(self, other: Any, joiner: Callable[[Any, Any], Any], window: Any = None,
+                  name: str | None = None) -> "KStream":
+        """Like :meth:`join`, but a record with no table row still emits ``joiner(value, None)``."""
+        if window is not None:
+            raise NotImplementedError("windowed stream–stream joins are not built yet")
+        return self._join_table(other, joiner, left=True, name=name)
 
     def __repr__(self) -> str:
         return f"<KStream {self._node}>"

@@ -33,6 +33,8 @@ class Committer:
         self.delivery_errors: list[KafkaError] = []
         self.next_commit = time.monotonic() + self.interval
         self.commits = 0
+        #: callbacks run before the producer flush (produce changelog records)
+        self.before_flush: list[Callable[[], None]] = []
         #: callbacks run after outputs are acknowledged and before offsets are committed
         self.before_offsets: list[Callable[[], None]] = []
 
@@ -72,6 +74,8 @@ class Committer:
     def commit(self, only: Iterable[tuple[str, int]] | None = None) -> None:
         """Flush outputs, then commit the pending offsets (all, or those in ``only``)."""
         self.next_commit = time.monotonic() + self.interval
+        for hook in self.before_flush:
+            hook()
         self.flush_outputs()
         for hook in self.before_offsets:
             hook()

@@ -47,6 +47,7 @@ class Runner:
         self.producer: Any = None
         self.tasks: TaskManager | None = None
         self.committer: Committer | None = None
+        self.state: Any = None  # a StateManager when the topology has stores
         self.processed = 0
         self.ready = threading.Event()
 
@@ -71,9 +72,21 @@ class Runner:
         self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
                                    lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
-        self.tasks = TaskManager(topology, produce, partitions)
+        store_provider = None
+        if topology.stores:
+            from streamlet.runtime.state_manager import StateManager
+
+            self.state = StateManager(cfg, bootstrap, produce)
+            store_provider = self.state.open
+            state = self.state
+            self.committer.before_flush.append(lambda: state.flush_changelogs(self._all_tasks()))
+            self.committer.before_offsets.append(lambda: state.write_stores(dict(self.committer.pending)))
+        self.tasks = TaskManager(topology, produce, partitions, store_provider)
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    def _all_tasks(self) -> list[Any]:
+        return list(self.tasks.tasks.values()) if self.tasks is not None else []
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         assert self.committer is not None
@@ -89,7 +102,9 @@ class Runner:
     # -- rebalance callbacks (bookkeeping only) -----------------------------
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         assert self.tasks is not None
-        self.tasks.assign((tp.topic, tp.partition) for tp in partitions)
+        created = self.tasks.assign((tp.topic, tp.partition) for tp in partitions)
+        if self.state is not None:
+            self.state.restoring.extend(t for t in created if t.store_specs)
         log.info("assigned %s", _fmt(partitions))
         self.ready.set()
 
@@ -108,6 +123,8 @@ class Runner:
         assert self.tasks is not None and self.committer is not None
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self.committer.forget(keys)
+        if self.state is not None:
+            self.state.drop_unacked()
         self.tasks.revoke(keys)
         log.warning("lost %s (another member owns them now)", _fmt(partitions))
 
@@ -142,6 +159,8 @@ class Runner:
         assignment = consumer.assignment
         while not app.stopping:
             msgs = consume(batch, 0.2)
+            if self.state is not None and self.state.restoring:
+                self.state.restore_pending()
             if msgs:
                 for m in msgs:
                     try:
@@ -200,6 +219,8 @@ class Runner:
                 self.tasks.close_all()
                 self.tasks.tasks.clear()
             self.consumer.close()
+            if self.state is not None:
+                self.state.close()
         except KafkaException as exc:
             log.warning("error while leaving the group: %s", exc)
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from streamlet.runtime.task import StreamTask
+from streamlet.runtime.task import StoreProvider, StreamTask
 from streamlet.topology.context import Produce
 from streamlet.topology.graph import Topology
 
@@ -19,8 +19,10 @@ class TaskManager:
     calls; it changes only in rebalance callbacks, between batches.
     """
 
-    def __init__(self, topology: Topology, produce: Produce, partitions: dict[str, int]) -> None:
+    def __init__(self, topology: Topology, produce: Produce, partitions: dict[str, int],
+                 store_provider: StoreProvider | None = None) -> None:
         self.topology = topology
+        self.store_provider = store_provider
         self.produce = produce
         self.partitions = partitions
         self.sub_of_topic = topology.subtopology_of_topic()
@@ -37,7 +39,7 @@ class TaskManager:
             task = self.tasks.get((sub, partition))
             if task is None:
                 task = StreamTask(self.topology, sub, partition, self.topics_of_sub[sub],
-                                  self.produce, self.partitions)
+                                  self.produce, self.partitions, self.store_provider)
                 self.tasks[(sub, partition)] = task
                 created.append(task)
             task.assigned.add(topic)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from streamlet.errors import TopologyError
 from streamlet.record import Record, RecordMessage
 from streamlet.runtime.error_policy import ErrorPolicy
+from streamlet.runtime.store_view import StoreView
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.topology.compile import DeserializationFailure
 
@@ -49,7 +50,7 @@ class TestDriver:
         self._processing = False
         topic_counts = {t: partitions for t in self.topology.source_topics() + self.topology.sink_topics()}
         self.policy = ErrorPolicy(app.config.on_error, app.config.dead_letter, self._produce)
-        self.tasks = TaskManager(self.topology, self._produce, topic_counts)
+        self.tasks = TaskManager(self.topology, self._produce, topic_counts, self._open_store)
         self.tasks.assign((t, p) for t in self.topology.source_topics() for p in range(partitions))
 
     # -- the fake broker ------------------------------------------------------
@@ -130,6 +131,17 @@ class TestDriver:
     def read(self, topic: str) -> list[tuple[Any, Any]]:
         """``(key, value)`` pairs written to ``topic`` since the last read."""
         return [(r.key, r.value) for r in self.read_records(topic)]
+
+    def _open_store(self, spec: Any, partition: int) -> Any:
+        from streamlet.state import InMemoryStore, StoreCache
+
+        return StoreCache(InMemoryStore(spec.name), spec.value_serde)
+
+    def store(self, name: str) -> StoreView:
+        """Read-only mapping over store ``name``: ``[key]``, ``get``, ``items()``, ``len()``."""
+        if name not in self.topology.stores:
+            raise KeyError(f"no store named {name!r}; stores: {sorted(self.topology.stores)}")
+        return StoreView(self.topology.stores[name], self.tasks)
 
     def advance_time(self, ms: int) -> None:
         """Move wall-clock time forward and run wall-clock punctuators."""

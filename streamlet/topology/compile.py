@@ -21,7 +21,9 @@ NodeCompiler = Callable[[Node, TaskContext, list[Forward], "Compilation"], Forwa
 COMPILERS: dict[str, NodeCompiler] = {}
 
 #: Node kinds that leave the key as it came from the source.
-KEY_PRESERVING = {"filter", "map_values", "flat_map_values", "peek", "split", "branch", "merge", "sink"}
+KEY_PRESERVING = {"filter", "map_values", "flat_map_values", "peek", "split", "branch", "merge", "sink",
+                  "table_source", "table_filter", "table_map_values", "to_stream", "aggregate",
+                  "table_aggregate", "stream_table_join"}
 
 
 class DeserializationFailure(Exception):
@@ -119,7 +121,7 @@ def fan_out(downs: list[Forward]) -> Forward:
 
 def compile_task(topology: Topology, ctx: TaskContext, topics: list[str]) -> dict[str, SourceFn]:
     """Source topic → ``fn(message)`` that runs the whole chain for that message."""
-    from streamlet.topology import operators  # noqa: F401  (registers the compilers)
+    from streamlet.topology import operators, stateful  # noqa: F401  (register the compilers)
 
     comp = Compilation(topology, ctx)
     out: dict[str, SourceFn] = {}

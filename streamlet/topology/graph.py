@@ -50,6 +50,26 @@ class InternalTopic:
     source_of: str | None = None  # the source topic whose partition count it copies
 
 
+@dataclass
+class StoreSpec:
+    """A state store the topology needs: one instance per task (partition).
+
+    ``changelog`` is the topic it is restored from: ``<app>-<name>-changelog``
+    for stores the app writes, or the input topic itself for a source table
+    (``source_table=True``: nothing extra is written). Keys are the key
+    serde's bytes; ``value_serde`` encodes what the store holds.
+    """
+
+    name: str
+    kind: str  # "table" | "aggregate"
+    key_serde: Any
+    value_serde: Any
+    changelog: str
+    source_table: bool = False
+    #: turns a stored value into what users see (aggregates keep offsets and states)
+    present: Callable[[Any], Any] | None = None
+
+
 class Topology:
     """A directed graph of :class:`Node` objects, built by the DSL."""
 
@@ -58,6 +78,7 @@ class Topology:
         self.nodes: dict[str, Node] = {}
         self.children: dict[str, list[str]] = {}
         self.internal_topics: dict[str, InternalTopic] = {}
+        self.stores: dict[str, StoreSpec] = {}
         self._counter = 0
 
     # -- building -----------------------------------------------------------
@@ -80,6 +101,20 @@ class Topology:
         if topic.name in self.internal_topics:
             raise TopologyError(f"internal topic {topic.name!r} is declared twice; use distinct names")
         self.internal_topics[topic.name] = topic
+
+    def add_store(self, spec: StoreSpec) -> StoreSpec:
+        if spec.name in self.stores:
+            raise TopologyError(
+                f"two state stores are named {spec.name!r}; pass a distinct name= to each "
+                "table / aggregation (it names the store and its changelog topic)"
+            )
+        self.stores[spec.name] = spec
+        return spec
+
+    def stores_of(self, group: list[str]) -> list[StoreSpec]:
+        """Stores used by the nodes of one sub-topology."""
+        names = {self.nodes[n].params.get("store") for n in group} - {None}
+        return [self.stores[s] for s in self.stores if s in names]
 
     # -- reading ------------------------------------------------------------
     def sources(self) -> list[Node]:
@@ -113,6 +148,11 @@ class Topology:
         As in Kafka Streams, a task runs one sub-topology for one partition;
         sources in the same group are co-partitioned and share the task.
         """
+        links: dict[str, set[str]] = {n: set(self.children[n]) for n in self.nodes}
+        for name, node in self.nodes.items():
+            for other in list(node.parents) + list(node.params.get("peers", ())):
+                links[name].add(other)
+                links[other].add(name)
         seen: set[str] = set()
         groups: list[list[str]] = []
         for start in self.nodes:
@@ -126,10 +166,7 @@ class Topology:
                     continue
                 seen.add(name)
                 group.append(name)
-                node = self.nodes[name]
-                stack.extend(node.parents)
-                stack.extend(self.children[name])
-                stack.extend(node.params.get("peers", ()))
+                stack.extend(links[name])
             order = {n: i for i, n in enumerate(self.nodes)}
             groups.append(sorted(group, key=order.__getitem__))
         groups.sort(key=lambda g: list(self.nodes).index(g[0]))

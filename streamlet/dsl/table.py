@@ -1,0 +1,86 @@
+"""KTable: the latest value per key, as a changelog of updates (Kafka Streams' ``KTable``).
+
+Table processors pass *changes* downstream: ``(key, (new_value, old_value))``.
+A ``None`` new value is a deletion (tombstone).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from streamlet.serde.base import Serde
+
+if TYPE_CHECKING:
+    from streamlet.app import App
+    from streamlet.dsl.grouped import KGroupedTable
+    from streamlet.dsl.stream import KStream
+
+
+class KTable:
+    """A table: one current value per key, updated by each record of its changelog.
+
+        >>> users = app.table("users")                       # store "users"
+        >>> adults = users.filter(lambda k, v: v["age"] >= 18)
+        >>> adults.to_stream().to("adult-users")
+    """
+
+    def __init__(self, app: "App", node: str, key_serde: Serde, value_serde: Serde,
+                 store: str | None = None) -> None:
+        self._app = app
+        self._node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        #: the store holding this table's rows, when it is materialized
+        self.store_name = store
+
+    def _then(self, kind: str, fn: Any, name: str | None, value_serde: Serde | None = None,
+              **params: Any) -> "KTable":
+        if not callable(fn):
+            raise TypeError(f"{kind}() expects a function, got {type(fn).__name__}")
+        node = self._app.topology.add(kind, [self._node], fn=fn, name=name, **params)
+        return KTable(self._app, node.name, self.key_serde, value_serde or self.value_serde)
+
+    def filter(self, predicate: Callable[[Any, Any], bool], name: str | None = None) -> "KTable":
+        """Rows for which ``predicate(key, value)`` holds; a row that stops matching is deleted downstream."""
+        return self._then("table_filter", predicate, name)
+
+    def filter_not(self, predicate: Callable[[Any, Any], bool], name: str | None = None) -> "KTable":
+        return self._then("table_filter", predicate, name, negate=True)
+
+    def map_values(self, fn: Callable[[Any], Any], name: str | None = None,
+                   value_serde: Serde | None = None) -> "KTable":
+        """Each row's value through ``fn(value)``; the key stays."""
+        return self._then("table_map_values", fn, name, value_serde)
+
+    def to_stream(self, name: str | None = None) -> "KStream":
+        """Every change of this table as an event (ksqlDB ``EMIT CHANGES``); deletions are ``None`` values."""
+        from streamlet.dsl.stream import KStream
+
+        node = self._app.topology.add("to_stream", [self._node], name=name)
+        return KStream(self._app, node.name, self.key_serde, self.value_serde)
+
+    def to(self, topic: str, key_serde: Serde | None = None, value_serde: Serde | None = None,
+           name: str | None = None) -> None:
+        """Write every change to ``topic`` (``to_stream().to(topic)``)."""
+        self.to_stream().to(topic, key_serde=key_serde, value_serde=value_serde, name=name)
+
+    def group_by(self, fn: Callable[[Any, Any], Any], key_serde: Serde | None = None,
+                 name: str | None = None) -> "KGroupedTable":
+        """Re-key rows by ``fn(key, value)`` for an aggregation; a row that changes group is
+        subtracted from its old group and added to the new one."""
+        from streamlet.dsl.grouped import KGroupedTable
+
+        if not callable(fn):
+            raise TypeError("group_by() expects a function (key, value) -> new key")
+        node = self._app.topology.add("table_group_by", [self._node], fn=fn, name=name)
+        return KGroupedTable(self._app, node.name, key_serde or self.key_serde, self.value_serde)
+
+    def join(self, *args: Any, **kwargs: Any) -> "KTable":
+        raise NotImplementedError("table–table joins are not built yet (a later issue); "
+                                  "stream–table joins work: stream.join(table, joiner)")
+
+    left_join = join
+    outer_join = join
+
+    def __repr__(self) -> str:
+        return f"<KTable {self._node} store={self.store_name}>"

@@ -1,0 +1,131 @@
+"""State of the tasks of this process: open stores, restore them, flush them at commit.
+
+The commit order (DESIGN §3): changelog records for every changed key are
+produced → the producer flush acknowledges them with the outputs → the
+stores write those changes together with their changelog checkpoint in one
+atomic write → input offsets are committed. Local state is therefore never
+ahead of its changelog.
+
+The checkpoint of a changelog store is the offset it was restored to plus
+the records this task has had acknowledged since: never beyond the true end
+(other writers or transaction markers only make it lower, which costs a
+longer restore, never wrong data).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from confluent_kafka import Consumer
+
+from streamlet.config import Config
+from streamlet.state import StateDirectory, StoreCache, restore_store
+from streamlet.topology.graph import StoreSpec
+
+log = logging.getLogger("streamlet.state")
+
+
+class StateManager:
+    """Opens, restores, flushes and checkpoints the stores of this process's tasks."""
+
+    def __init__(self, config: Config, bootstrap: str, produce: Callable[..., None]) -> None:
+        self.config = config
+        self.directory = StateDirectory(config.state_dir, config.application_id)
+        self.bootstrap = bootstrap
+        self.produce = produce
+        self._restore_consumer: Consumer | None = None
+        #: tasks created but not restored yet
+        self.restoring: list[Any] = []
+        #: changes flushed from caches, waiting for the producer to acknowledge them
+        self._unacked: list[tuple[Any, StoreSpec, Any, list[tuple[bytes, bytes | None]]]] = []
+        self.restored_records = 0
+
+    # -- opening / restoring ----------------------------------------------------
+    def open(self, spec: StoreSpec, partition: int) -> StoreCache:
+        store = self.directory.open_store(partition, spec.name)
+        return StoreCache(store, spec.value_serde)
+
+    def _consumer(self) -> Consumer:
+        if self._restore_consumer is None:
+            settings = {k: v for k, v in self.config.client_config.items()
+                        if k.startswith(("security.", "sasl.", "ssl.", "client.", "socket.", "fetch.",
+                                         "queued.", "isolation."))}
+            self._restore_consumer = Consumer({
+                **settings,
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"{self.config.application_id}-restore",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+                "fetch.queue.backoff.ms": 10,
+                "queued.min.messages": 100_000,
+            })
+        return self._restore_consumer
+
+    def restore_pending(self) -> None:
+        """Restore every newly created task's stores before it processes anything."""
+        tasks, self.restoring = self.restoring, []
+        for task in tasks:
+            for spec in task.store_specs:
+                cache = task.ctx.stores.get(spec.name)
+                if cache is None:
+                    continue  # the task was closed meanwhile
+                self._restore_one(task, spec, cache)
+
+    def _restore_one(self, task: Any, spec: StoreSpec, cache: StoreCache) -> None:
+        started = time.monotonic()
+        before = cache.store.offsets().get(spec.changelog)
+
+        def progress(done: int, total: int) -> None:
+            log.info("restoring %s [%d]: %d / %d records", spec.name, task.partition, done, total)
+
+        count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition,
+                              progress=progress)
+        cache.clear()
+        end = cache.store.offsets().get(spec.changelog, 0)
+        task.changelog_end[spec.changelog] = end
+        self.restored_records += count
+        log.info("restored store %s partition %d: %d changelog records from offset %s to %d in %.2f s",
+                 spec.name, task.partition, count, before if before is not None else "start", end,
+                 time.monotonic() - started)
+
+    # -- commit ------------------------------------------------------------------------
+    def flush_changelogs(self, tasks: list[Any]) -> None:
+        """Produce one changelog record per changed key (before the producer flush)."""
+        produce = self.produce
+        for task in tasks:
+            for spec in task.store_specs:
+                cache = task.ctx.stores.get(spec.name)
+                if cache is None:
+                    continue
+                changes = cache.take_changes()
+                if not changes and spec.source_table:
+                    continue
+                if not spec.source_table:
+                    topic, partition = spec.changelog, task.partition
+                    for kb, vb in changes:
+                        produce(topic, vb, kb, partition)
+                self._unacked.append((task, spec, cache, changes))
+
+    def write_stores(self, committed: dict[tuple[str, int], int]) -> None:
+        """After the flush: write the acknowledged changes with their checkpoints."""
+        pending, self._unacked = self._unacked, []
+        for task, spec, cache, changes in pending:
+            if spec.source_table:
+                offset = committed.get((spec.changelog, task.partition))
+                offsets = {spec.changelog: offset} if offset is not None else None
+            else:
+                end = task.changelog_end.get(spec.changelog, 0) + len(changes)
+                task.changelog_end[spec.changelog] = end
+                offsets = {spec.changelog: end}
+            if changes or offsets:
+                cache.store.write(dict(changes), offsets)
+
+    def drop_unacked(self) -> None:
+        self._unacked = []
+
+    def close(self) -> None:
+        if self._restore_consumer is not None:
+            self._restore_consumer.close()
+            self._restore_consumer = None

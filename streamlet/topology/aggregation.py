@@ -1,0 +1,135 @@
+"""What an aggregation node computes, as data: count, reduce, user aggregate, named aggregators.
+
+The aggregate processor stores ``[offset, state]`` per key (msgpack): the
+offset of the last input record applied, so that a replayed record (at or
+below it) changes nothing, and the state the spec folds records into.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import msgpack
+
+from streamlet.errors import TopologyError
+from streamlet.serde.base import FunctionSerde
+from streamlet.serde.builtin import msgpack as msgpack_serde
+
+Add = Callable[[Any, Any, Any, int, int], Any]  # (state, key, value, offset, timestamp) -> state
+
+
+class AggregateSpec:
+    """``initial() / add / subtract / result`` of one aggregation.
+
+    ``add(state, key, value, offset, timestamp)``; ``subtract`` is ``None``
+    when the aggregation cannot undo a record (by-offset aggregators).
+    """
+
+    def __init__(self, kind: str, initial: Callable[[], Any], add: Add, subtract: Add | None,
+                 result: Callable[[Any], Any] | None = None, check_serializable: bool = False) -> None:
+        self.kind = kind
+        self.initial = initial
+        self.add = add
+        self.subtract = subtract
+        self.result = result
+        #: user functions may return anything: check states as they are made
+        self.check_serializable = check_serializable
+
+    def present(self, stored: Any) -> Any:
+        """What users see for a stored ``[offset, state]``."""
+        if stored is None:
+            return None
+        state = stored[1]
+        return state if self.result is None else self.result(state)
+
+    @classmethod
+    def count(cls) -> "AggregateSpec":
+        return cls("count", lambda: 0, lambda s, k, v, o, t: s + 1, lambda s, k, v, o, t: s - 1)
+
+    @classmethod
+    def reduce(cls, reducer: Callable[[Any, Any], Any],
+               subtractor: Callable[[Any, Any], Any] | None) -> "AggregateSpec":
+        def add(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
+            return v if s is None else reducer(s, v)
+
+        sub = None
+        if subtractor is not None:
+            def sub(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
+                return subtractor(s, v)
+
+        return cls("reduce", lambda: None, add, sub, check_serializable=True)
+
+    @classmethod
+    def user(cls, initializer: Callable[[], Any], adder: Callable[[Any, Any, Any], Any],
+             subtractor: Callable[[Any, Any, Any], Any] | None) -> "AggregateSpec":
+        def add(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
+            return adder(k, v, s)
+
+        sub = None
+        if subtractor is not None:
+            def sub(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
+                return subtractor(k, v, s)
+
+        return cls("aggregate", initializer, add, sub, check_serializable=True)
+
+    @classmethod
+    def named(cls, columns: dict[str, Any], table: bool = False) -> "AggregateSpec":
+        from streamlet.agg import Aggregation
+
+        if not columns:
+            raise TopologyError("aggregate() needs at least one named aggregator")
+        for col, agg in columns.items():
+            if not hasattr(agg, "add") or not hasattr(agg, "initial"):
+                raise TopologyError(
+                    f"column {col!r} is not an aggregator: use sl.agg.count(), sl.agg.sum('field'), ..."
+                )
+        aggregation = Aggregation(dict(columns))
+        if table and not aggregation.supports_subtract:
+            bad = [c for c, a in columns.items() if not getattr(a, "supports_subtract", False)]
+            raise TopologyError(
+                f"column(s) {bad} cannot be used in a table aggregation: a row that leaves a group "
+                "must be subtracted, and these aggregators cannot undo a record (ksqlDB has the "
+                "same rule); aggregate the stream instead (table.to_stream().group_by(...))"
+            )
+        a_add, a_sub = aggregation.add, aggregation.subtract
+
+        def add(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
+            return a_add(s, v, o, t)
+
+        def sub(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
+            return a_sub(s, v, o, t)
+
+        return cls("named", aggregation.initial, add, sub if aggregation.supports_subtract else None,
+                   aggregation.result)
+
+
+def stored_serde() -> FunctionSerde:
+    """Serde of stored ``[offset, state]`` rows (msgpack)."""
+    return msgpack_serde()
+
+
+def check_state(state: Any) -> None:
+    """Raise a clear error if a user aggregate cannot be stored."""
+    try:
+        msgpack.packb(state, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(
+            f"the aggregate {state!r} ({type(state).__name__}) cannot be stored: {exc}; return "
+            "plain data (dict, list, str, int, float, bool, None, bytes)"
+        ) from exc
+
+
+def envelope_serde(inner: Any) -> FunctionSerde:
+    """Serde of table re-grouping records: ``(sign, value)`` with sign ``+`` (add) or ``-`` (subtract)."""
+    ser, de = inner.serialize, inner.deserialize
+
+    def serialize(pair: Any) -> bytes:
+        sign, value = pair
+        body = ser(value)
+        return (b"+" if sign == "+" else b"-") + (body or b"")
+
+    def deserialize(data: bytes) -> Any:
+        sign = "+" if data[:1] == b"+" else "-"
+        return (sign, de(data[1:]))
+
+    return FunctionSerde(f"change({inner.name})", serialize, deserialize)

@@ -1,0 +1,272 @@
+"""Compilers of the table, aggregation and stream–table join node kinds.
+
+Table processors forward changes ``(key, (new, old))``. Each table node also
+has a *value getter* ``get(key) -> value | None`` (Kafka Streams'
+``KTableValueGetter``), so a join or a lookup reads a derived table without
+materializing it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from streamlet.errors import TopologyError
+from streamlet.topology.aggregation import check_state
+from streamlet.topology.compile import Compilation, Forward, compiler, fan_out
+from streamlet.topology.context import TaskContext
+from streamlet.topology.graph import Node
+
+Getter = Callable[[Any], Any]
+GETTERS: dict[str, Callable[[Node, TaskContext, Compilation], Getter]] = {}
+
+#: table kinds whose consumers need the old value of a change
+_NEEDS_OLD = {"table_group_by"}
+_PASSES_CHANGES = {"table_filter", "table_map_values"}
+
+
+class TableKeyError(ValueError):
+    """A table record without a key."""
+
+
+def getter(*kinds: str) -> Callable[[Any], Any]:
+    def register(fn: Any) -> Any:
+        for kind in kinds:
+            GETTERS[kind] = fn
+        return fn
+
+    return register
+
+
+def getter_of(comp: Compilation, name: str) -> Getter:
+    node = comp.topology.nodes[name]
+    make = GETTERS.get(node.kind)
+    if make is None:
+        raise TopologyError(f"{name} ({node.kind}) is not a table that can be looked up")
+    return make(node, comp.ctx, comp)
+
+
+def needs_old(comp: Compilation, name: str) -> bool:
+    """Whether a change's old value is used anywhere downstream of ``name``."""
+    topo = comp.topology
+    stack = list(topo.children[name])
+    while stack:
+        child = topo.nodes[stack.pop()]
+        if child.kind in _NEEDS_OLD:
+            return True
+        if child.kind in _PASSES_CHANGES:
+            stack.extend(topo.children[child.name])
+    return False
+
+
+# -- source tables ------------------------------------------------------------
+@compiler("table_source")
+def _table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    cache = ctx.stores[node.params["store"]]
+    get, put = cache.get, cache.put
+    down = fan_out(downs)
+    topic = node.params["topic"]
+
+    def table_source(k: Any, v: Any) -> None:
+        if k is None:
+            raise TableKeyError(f"a record of table topic {topic!r} has no key; a table needs one")
+        kb = ctx.msg.key()
+        old = get(kb)
+        if v is None and old is None:
+            return
+        put(kb, v)
+        down(k, (v, old))
+
+    return table_source
+
+
+@getter("table_source")
+def _table_source_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+    get = ctx.stores[node.params["store"]].get
+    kser = node.params["key_serde"].serialize
+    return lambda k: get(kser(k))
+
+
+# -- stateless table operations -----------------------------------------------
+@compiler("table_filter")
+def _table_filter(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    pred, down, negate = node.fn, fan_out(downs), bool(node.params.get("negate"))
+
+    def keep(k: Any, v: Any) -> Any:
+        return v if v is not None and bool(pred(k, v)) != negate else None
+
+    def table_filter(k: Any, change: Any) -> None:
+        new, old = change
+        new, old = keep(k, new), keep(k, old)
+        if new is None and old is None:
+            return
+        down(k, (new, old))
+
+    return table_filter
+
+
+@getter("table_filter")
+def _table_filter_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+    parent = getter_of(comp, node.parents[0])
+    pred, negate = node.fn, bool(node.params.get("negate"))
+
+    def get(k: Any) -> Any:
+        v = parent(k)
+        return v if v is not None and bool(pred(k, v)) != negate else None
+
+    return get
+
+
+@compiler("table_map_values")
+def _table_map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    fn, down = node.fn, fan_out(downs)
+
+    def table_map_values(k: Any, change: Any) -> None:
+        new, old = change
+        down(k, (None if new is None else fn(new), None if old is None else fn(old)))
+
+    return table_map_values
+
+
+@getter("table_map_values")
+def _table_map_values_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+    parent, fn = getter_of(comp, node.parents[0]), node.fn
+
+    def get(k: Any) -> Any:
+        v = parent(k)
+        return None if v is None else fn(v)
+
+    return get
+
+
+@compiler("to_stream")
+def _to_stream(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    down = fan_out(downs)
+
+    def to_stream(k: Any, change: Any) -> None:
+        down(k, change[0])
+
+    return to_stream
+
+
+@compiler("table_group_by")
+def _table_group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    fn, down = node.fn, fan_out(downs)
+
+    def table_group_by(k: Any, change: Any) -> None:
+        new, old = change
+        if old is not None:
+            gk = fn(k, old)
+            if gk is not None:
+                down(gk, ("-", old))
+        if new is not None:
+            gk = fn(k, new)
+            if gk is not None:
+                down(gk, ("+", new))
+
+    return table_group_by
+
+
+@compiler("group_by")
+def _group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    fn, down = node.fn, fan_out(downs)
+
+    def group_by(k: Any, v: Any) -> None:
+        gk = fn(k, v)
+        if gk is not None:  # a None group key drops the record (ksqlDB / Kafka Streams)
+            down(gk, v)
+
+    return group_by
+
+
+# -- aggregations ---------------------------------------------------------------
+def _key_bytes(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any], bytes]:
+    spec_key_serde = comp.topology.stores[node.params["store"]].key_serde
+    kser = spec_key_serde.serialize
+    same = comp.key_preserved_to(node.name) and all(
+        s.params["key_serde"].name == spec_key_serde.name for s in comp.sources_of(node.name))
+    if same:
+        return lambda k: ctx.msg.key()
+    return kser
+
+
+def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation,
+                       table: bool) -> Forward:
+    spec = node.params["spec"]
+    cache = ctx.stores[node.params["store"]]
+    get, put = cache.get, cache.put
+    initial, add, sub, result = spec.initial, spec.add, spec.subtract, spec.result
+    check = spec.check_serializable
+    present = result or (lambda s: s)
+    want_old = needs_old(comp, node.name)
+    key_bytes = _key_bytes(node, ctx, comp)
+    down = fan_out(downs)
+    if table and sub is None:
+        raise TopologyError(f"aggregation {node.name!r} on a table needs a subtractor")
+
+    def aggregate(k: Any, v: Any) -> None:
+        if v is None or k is None:
+            return  # tombstones and key-less records are dropped (ksqlDB / Kafka Streams)
+        m = ctx.msg
+        offset = m.offset()
+        kb = key_bytes(k)
+        cur = get(kb)
+        if cur is None:
+            state, old = initial(), None
+        else:
+            if offset <= cur[0]:
+                return  # already applied: a replay after a crash must not count twice
+            state = cur[1]
+            old = present(state) if want_old else None
+        if table:
+            sign, value = v
+            state = (add if sign == "+" else sub)(state, k, value, offset, m.timestamp()[1])
+        else:
+            state = add(state, k, v, offset, m.timestamp()[1])
+        if check:
+            check_state(state)
+        put(kb, [offset, state])
+        down(k, (present(state), old))
+
+    return aggregate
+
+
+@compiler("aggregate")
+def _aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    if len(comp.sources_of(node.name)) > 1:
+        raise TopologyError(
+            f"aggregation {node.name!r} reads several topics: its replay protection compares the "
+            "offsets of one partition; repartition the merged stream first (.repartition())"
+        )
+    return _compile_aggregate(node, ctx, downs, comp, table=False)
+
+
+@compiler("table_aggregate")
+def _table_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    return _compile_aggregate(node, ctx, downs, comp, table=True)
+
+
+@getter("aggregate", "table_aggregate")
+def _aggregate_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+    get = ctx.stores[node.params["store"]].get
+    kser = comp.topology.stores[node.params["store"]].key_serde.serialize
+    present = node.params["spec"].present
+    return lambda k: present(get(kser(k)))
+
+
+# -- stream–table join ------------------------------------------------------------
+@compiler("stream_table_join")
+def _stream_table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    lookup = getter_of(comp, node.params["table"])
+    joiner, down, left = node.fn, fan_out(downs), bool(node.params.get("left"))
+
+    def stream_table_join(k: Any, v: Any) -> None:
+        if k is None or v is None:
+            return  # Kafka Streams ignores stream records without key or value
+        tv = lookup(k)
+        if tv is None:
+            if left:
+                down(k, joiner(v, None))
+            return
+        down(k, joiner(v, tv))
+
+    return stream_table_join
