@@ -62,6 +62,11 @@ class _Grouped:
                 "repartition topics, e.g. .count(name='orders-per-user')"
             )
         app, topo = self._app, self._app.topology
+        if name in topo.stores:
+            raise TopologyError(
+                f"two state stores are named {name!r}; pass a distinct name= to each aggregation "
+                "(it names the store and its changelog topic)"
+            )
         parent = self._node
         source_value_serde = self.value_serde
         if self._table:

@@ -94,6 +94,16 @@ class TestDriver:
         self._queue.append(RecordMessage(topic, partition, offset, ts, headers, key, value))
         self._drain()
 
+    def redeliver(self, topic: str, from_offset: int = 0, partition: int = 0) -> int:
+        """Process records of ``topic`` again from ``from_offset``, at their original offsets —
+        what a restart under at-least-once does after a crash. Returns how many were redelivered."""
+        records = self.log.get(topic, {}).get(partition, [])
+        for offset in range(from_offset, len(records)):
+            kb, vb, ts, headers = records[offset]
+            self._queue.append(RecordMessage(topic, partition, offset, ts, headers, kb, vb))
+        self._drain()
+        return max(0, len(records) - from_offset)
+
     def _drain(self) -> None:
         if self._processing:
             return
