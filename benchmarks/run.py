@@ -1,0 +1,107 @@
+"""streamlet benchmarks (DESIGN §6).
+
+    python benchmarks/run.py CASE [--records N] [--partitions P] [--keys K] [--repeat R]
+    python benchmarks/run.py all          # every built case; writes benchmarks/results/latest.md
+
+Each case starts an embedded broker in its own process (``streamlet broker``),
+loads its data, measures streamlet and its baseline in the same run, and
+tears the broker down. Output: a readable table, then — as the last line —
+one JSON object:
+
+    {"case": "stateless", "records": 1000000, "streamlet_rps": ..., "baseline": "raw-loop",
+     "baseline_rps": ..., "ratio": ..., "peak_rss_mb": ..., "seconds": ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from benchmarks import cases  # noqa: E402
+from benchmarks.harness import BenchError, err_console  # noqa: E402
+
+console = Console(highlight=False)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("case", help=f"one of: {', '.join(cases.CASES)}, or 'all'")
+    ap.add_argument("--records", type=int, default=1_000_000, help="input records (default 1,000,000)")
+    ap.add_argument("--partitions", type=int, default=32, help="partitions of the input topic (default 32)")
+    ap.add_argument("--keys", type=int, default=10_000, help="distinct keys (default 10,000)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="measure each side R times (alternating order) and keep the best (default 1)")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="run each side under py-spy and write speedscope profiles to DIR")
+    ap.add_argument("--write", action="store_true",
+                    help="also write benchmarks/results/latest.md for a single case (always for 'all')")
+    args = ap.parse_args(argv)
+    if args.records <= 0 or args.partitions <= 0 or args.keys <= 0 or args.repeat <= 0:
+        ap.error("--records, --partitions, --keys and --repeat must be positive")
+    return args
+
+
+def table_of(result: cases.CaseResult) -> Table:
+    t = Table(title=f"benchmark: {result.case}", show_header=True, header_style="bold")
+    t.add_column("")
+    t.add_column("records/s", justify="right")
+    t.add_column("seconds", justify="right")
+    t.add_row("streamlet", f"{result.streamlet_rps:,.0f}", f"{result.seconds:.2f}")
+    t.add_row(result.baseline, f"{result.baseline_rps:,.0f}",
+              f"{result.records / result.baseline_rps:.2f}" if result.baseline_rps else "-")
+    t.add_row("[bold]ratio[/bold]", f"[bold]{result.ratio:.2f}×[/bold]", "")
+    t.add_row("peak RSS (streamlet)", f"{result.peak_rss_mb:.0f} MB", "")
+    for label, value in result.details:
+        t.add_row(label, value, "")
+    return t
+
+
+def run_case(name: str, args: argparse.Namespace) -> cases.CaseResult:
+    module = cases.load(name)
+    opts = cases.Options(records=args.records, partitions=args.partitions, keys=args.keys,
+                         repeat=args.repeat, profile_dir=args.profile)
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+    return module.run(opts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        names = cases.built() if args.case == "all" else [args.case]
+        if args.case != "all":
+            cases.load(args.case)  # unknown / not built: fail before starting anything
+        results = []
+        t0 = time.perf_counter()
+        for name in names:
+            result = run_case(name, args)
+            results.append(result)
+            console.print(table_of(result))
+            if args.case == "all":
+                console.print(json.dumps(result.contract()))
+        if args.case == "all" or args.write:
+            from benchmarks.report import write_latest
+
+            path = write_latest(results, args, time.perf_counter() - t0)
+            err_console.print(f"wrote {os.path.relpath(path)}")
+    except (cases.UnknownCase, cases.CaseNotBuilt, BenchError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        return 2
+    if args.case == "all":
+        print(json.dumps({"case": "all", "results": [r.contract() for r in results]}))
+    else:
+        print(json.dumps(results[0].contract()))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
