@@ -75,17 +75,21 @@ def produce_function(producer: Producer) -> Callable[..., None]:
     raw = producer.produce
     poll = producer.poll
 
+    # positional arguments: (topic, value, key, partition, callback, on_delivery, timestamp, headers);
+    # keywords would cost a dict and a slower parse per record
     def produce(topic: str, value: bytes | None, key: bytes | None, partition: int = -1,
                 timestamp: int = 0, headers: Any = None) -> None:
         try:
-            raw(topic, value, key, partition, timestamp=timestamp, headers=headers)
+            raw(topic, value, key, partition, None, None, timestamp, headers)
         except BufferError:
             while True:
                 poll(0.05)
                 try:
-                    raw(topic, value, key, partition, timestamp=timestamp, headers=headers)
+                    raw(topic, value, key, partition, None, None, timestamp, headers)
                     return
                 except BufferError:
                     continue
 
+    # generated sinks call the client directly and fall back to this wrapper on a full queue
+    produce.raw = raw  # type: ignore[attr-defined]
     return produce

@@ -163,11 +163,13 @@ class Runner:
                 self.state.restore_pending()
             if msgs:
                 for m in msgs:
+                    if m.error() is not None:
+                        self._consumer_error(m)
+                        continue
                     try:
                         fn = routes[m.topic()][m.partition()]
-                    except (KeyError, TypeError):
-                        self._unroutable(m)
-                        continue
+                    except KeyError:
+                        continue  # a record of a partition revoked this very batch
                     try:
                         fn(m)
                     except DeserializationFailure as exc:
@@ -180,10 +182,8 @@ class Runner:
                 raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
             committer.maybe_commit()
 
-    def _unroutable(self, m: Any) -> None:
+    def _consumer_error(self, m: Any) -> None:
         err = m.error()
-        if err is None:
-            return  # a record of a partition revoked this very batch
         if err.code() == KafkaError._PARTITION_EOF:
             return
         if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,

@@ -119,13 +119,29 @@ def fan_out(downs: list[Forward]) -> Forward:
     return many
 
 
+def reuses_key_bytes(comp: Compilation, sink: Node) -> bool:
+    """True when ``sink`` can write the input key bytes as they came: every path from a source
+    keeps the key, and every source reading it has the sink's key serde."""
+    serde = sink.params["key_serde"].name
+    return comp.key_preserved_to(sink.name) and all(
+        s.params["key_serde"].name == serde for s in comp.sources_of(sink.name)
+    )
+
+
 def compile_task(topology: Topology, ctx: TaskContext, topics: list[str]) -> dict[str, SourceFn]:
-    """Source topic → ``fn(message)`` that runs the whole chain for that message."""
-    from streamlet.topology import operators, stateful  # noqa: F401  (register the compilers)
+    """Source topic → ``fn(message)`` that runs the whole chain for that message.
+
+    The stateless part of each chain is generated as one function
+    (:mod:`streamlet.topology.codegen`); other nodes run as their closures.
+    """
+    from streamlet.topology import codegen, operators, stateful  # noqa: F401  (register the compilers)
 
     comp = Compilation(topology, ctx)
     out: dict[str, SourceFn] = {}
     for topic in topics:
         node = topology.source_node(topic)
-        out[topic] = comp.forward_of(node.name)  # type: ignore[assignment]
+        if codegen.enabled:
+            out[topic] = codegen.generate_source(comp, node)
+        else:
+            out[topic] = comp.forward_of(node.name)  # type: ignore[assignment]
     return out

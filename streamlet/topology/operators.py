@@ -11,6 +11,7 @@ from streamlet.topology.compile import (
     Forward,
     compiler,
     fan_out,
+    reuses_key_bytes,
 )
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
@@ -175,9 +176,7 @@ def _sink(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation)
     vser = p["value_serde"].serialize
     partitioner = p.get("partitioner")
     produce = ctx.produce
-    same_key_bytes = comp.key_preserved_to(node.name) and all(
-        s.params["key_serde"].name == p["key_serde"].name for s in comp.sources_of(node.name)
-    )
+    same_key_bytes = reuses_key_bytes(comp, node)
 
     if partitioner is not None:
         count = ctx.partitions.get(topic)

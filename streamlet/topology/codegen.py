@@ -1,0 +1,281 @@
+"""Generate one Python function per source topic for the stateless part of a chain.
+
+The closures of :mod:`streamlet.topology.operators` cost one Python call per
+node per record. For the common stateless kinds this module writes the
+chain out as the body of a single function instead — what a hand-written
+loop would do — so a ``source → filter → map_values → sink`` chain is one
+call per record, with the serdes' functions, the user functions and the
+producer bound as globals of the generated code:
+
+    def source_orders(m):
+        kb = m.key()
+        vb = m.value()
+        try:
+            k0 = None if kb is None else key_de(kb)
+            v0 = None if vb is None else value_de(vb)
+        except Exception as exc:
+            raise DeserializationFailure(exc) from exc
+        if filter_1(k0, v0):
+            v2 = map_values_2(v0)
+            ts = m.timestamp()[1]
+            produce_raw('big-orders', None if v2 is None else value_ser_3(v2), kb, -1, None, None,
+                        ts if ts > 0 else 0, m.headers())
+
+A node kind without a generator here (stateful nodes, ``process``, sinks
+with a partitioner, nodes with several parents such as ``merge``) is called
+through its compiled closure (``Compilation.forward_of``), so every kind
+registered with ``@compiler`` keeps working; the closures then read the
+input message from ``ctx.msg``, which the generated code sets whenever such a
+closure is reachable. Semantics are those of the closures, node for node.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+from typing import Any, Callable
+
+from streamlet.serde.base import FunctionSerde
+from streamlet.topology.compile import Compilation, DeserializationFailure, SourceFn
+from streamlet.topology.graph import Node
+
+#: Set to False to run every chain through the closures alone (debugging, tests).
+enabled = True
+
+#: Python allows 20 nested blocks; deeper chains continue through closures.
+MAX_DEPTH = 12
+
+NodeGenerator = Callable[["_Writer", Node, str, str, int], None]
+GENERATORS: dict[str, NodeGenerator] = {}
+_serial = itertools.count()
+
+
+def generator(*kinds: str) -> Callable[[NodeGenerator], NodeGenerator]:
+    """Register the code generator of one or more node kinds."""
+
+    def register(fn: NodeGenerator) -> NodeGenerator:
+        for kind in kinds:
+            GENERATORS[kind] = fn
+        return fn
+
+    return register
+
+
+def _raw_de(serde: Any) -> tuple[Callable[[bytes], Any], bool]:
+    """``(fn, handles_none)``: a FunctionSerde's inner function skips one Python call."""
+    if isinstance(serde, FunctionSerde):
+        return serde._de, False
+    return serde.deserialize, True
+
+
+def _raw_ser(serde: Any) -> tuple[Callable[[Any], bytes], bool]:
+    if isinstance(serde, FunctionSerde):
+        return serde._ser, False
+    return serde.serialize, True
+
+
+class _Writer:
+    """Accumulates the source of one generated function and the globals it uses."""
+
+    def __init__(self, comp: Compilation, source: Node) -> None:
+        self.comp = comp
+        self.source = source
+        self.lines: list[str] = []
+        self.globals: dict[str, Any] = {"DeserializationFailure": DeserializationFailure,
+                                        "BufferError": BufferError}
+        self._n = 0
+        #: a closure is reachable: it reads the message from ctx.msg
+        self.needs_msg = False
+
+    def bind(self, obj: Any, hint: str) -> str:
+        self._n += 1
+        name = f"{_ident(hint)}_{self._n}"
+        self.globals[name] = obj
+        return name
+
+    def var(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n}"
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    # -- walking the graph -------------------------------------------------------
+    def children(self, name: str, k: str, v: str, depth: int) -> None:
+        for child in self.comp.topology.children[name]:
+            self.node(child, k, v, depth)
+
+    def node(self, name: str, k: str, v: str, depth: int) -> None:
+        node = self.comp.topology.nodes[name]
+        gen = GENERATORS.get(node.kind)
+        if gen is None or len(node.parents) != 1 or depth > MAX_DEPTH:
+            self.closure(name, k, v, depth)
+            return
+        gen(self, node, k, v, depth)
+
+    def closure(self, name: str, k: str, v: str, depth: int) -> None:
+        fn = self.bind(self.comp.forward_of(name), name)
+        self.needs_msg = True
+        self.emit(depth, f"{fn}({k}, {v})")
+
+    def subtree_empty(self, name: str) -> bool:
+        return not self.comp.topology.children[name]
+
+
+def generate_source(comp: Compilation, node: Node) -> SourceFn:
+    """The generated ``fn(message)`` of source ``node`` for this task."""
+    w = _Writer(comp, node)
+    kde, k_none = _raw_de(node.params["key_serde"])
+    vde, v_none = _raw_de(node.params["value_serde"])
+    key_de, value_de = w.bind(kde, "key_de"), w.bind(vde, "value_de")
+    body_start = len(w.lines)
+    w.emit(1, "kb = m.key()")
+    w.emit(1, "vb = m.value()")
+    w.emit(1, "try:")
+    w.emit(2, f"k0 = {key_de}(kb)" if k_none else f"k0 = None if kb is None else {key_de}(kb)")
+    w.emit(2, f"v0 = {value_de}(vb)" if v_none else f"v0 = None if vb is None else {value_de}(vb)")
+    w.emit(1, "except Exception as exc:")
+    w.emit(2, "raise DeserializationFailure(exc) from exc")
+    w.children(node.name, "k0", "v0", 1)
+    if w.needs_msg:
+        w.globals["ctx"] = comp.ctx
+        w.lines.insert(body_start, "    ctx.msg = m")
+    fname = _ident(f"source_{node.params['topic']}")
+    src = f"def {fname}(m):\n" + "\n".join(w.lines) + "\n"
+    filename = f"<streamlet chain {node.name} #{next(_serial)}>"
+    # register the source so tracebacks through generated code show its lines
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    code = compile(src, filename, "exec")
+    namespace = dict(w.globals)
+    exec(code, namespace)
+    fn = namespace[fname]
+    fn.__streamlet_source__ = src  # type: ignore[attr-defined]
+    return fn  # type: ignore[no-any-return]
+
+
+def _ident(text: str) -> str:
+    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    return out if out and not out[0].isdigit() else "_" + out
+
+
+# -- the stateless kinds ------------------------------------------------------------
+@generator("filter")
+def _filter(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    pred = w.bind(node.fn, "filter")
+    neg = "not " if node.params.get("negate") else ""
+    w.emit(depth, f"if {neg}{pred}({k}, {v}):")
+    if w.subtree_empty(node.name):
+        w.emit(depth + 1, "pass")
+    w.children(node.name, k, v, depth + 1)
+
+
+@generator("map_values")
+def _map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    fn, out = w.bind(node.fn, "map_values"), w.var("v")
+    w.emit(depth, f"{out} = {fn}({v})")
+    w.children(node.name, k, out, depth)
+
+
+@generator("map")
+def _map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    fn, k2, v2 = w.bind(node.fn, "map"), w.var("k"), w.var("v")
+    w.emit(depth, f"{k2}, {v2} = {fn}({k}, {v})")
+    w.children(node.name, k2, v2, depth)
+
+
+@generator("select_key")
+def _select_key(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    fn, k2 = w.bind(node.fn, "select_key"), w.var("k")
+    w.emit(depth, f"{k2} = {fn}({k}, {v})")
+    w.children(node.name, k2, v, depth)
+
+
+@generator("flat_map")
+def _flat_map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    fn, k2, v2 = w.bind(node.fn, "flat_map"), w.var("k"), w.var("v")
+    w.emit(depth, f"for {k2}, {v2} in {fn}({k}, {v}):")
+    if w.subtree_empty(node.name):
+        w.emit(depth + 1, "pass")
+    w.children(node.name, k2, v2, depth + 1)
+
+
+@generator("flat_map_values")
+def _flat_map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    fn, v2 = w.bind(node.fn, "flat_map_values"), w.var("v")
+    w.emit(depth, f"for {v2} in {fn}({v}):")
+    if w.subtree_empty(node.name):
+        w.emit(depth + 1, "pass")
+    w.children(node.name, k, v2, depth + 1)
+
+
+@generator("peek", "foreach")
+def _peek(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    fn = w.bind(node.fn, node.kind)
+    w.emit(depth, f"{fn}({k}, {v})")
+    w.children(node.name, k, v, depth)
+
+
+@generator("branch")
+def _branch(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.children(node.name, k, v, depth)
+
+
+@generator("split")
+def _split(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    # Children are branch nodes in declaration order; the default branch (if any) is last.
+    topo = w.comp.topology
+    branches = [topo.nodes[c] for c in topo.children[node.name]]
+    tests = [b for b in branches if b.fn is not None]
+    default = next((b for b in branches if b.fn is None), None)
+    for i, b in enumerate(tests):
+        pred = w.bind(b.fn, "branch")
+        w.emit(depth, f"{'if' if i == 0 else 'elif'} {pred}({k}, {v}):")
+        w.emit(depth + 1, "pass")
+        w.node(b.name, k, v, depth + 1)
+    if default is not None:
+        if tests:
+            w.emit(depth, "else:")
+            w.emit(depth + 1, "pass")
+            w.node(default.name, k, v, depth + 1)
+        else:
+            w.node(default.name, k, v, depth)
+
+
+@generator("sink")
+def _sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    from streamlet.topology.compile import reuses_key_bytes
+
+    p = node.params
+    if p.get("partitioner") is not None:
+        w.closure(node.name, k, v, depth)
+        return
+    comp = w.comp
+    vser, v_none = _raw_ser(p["value_serde"])
+    vs = w.bind(vser, "value_ser")
+    value = f"{vs}({v})" if v_none else f"None if {v} is None else {vs}({v})"
+    if reuses_key_bytes(comp, node):
+        key = "kb"
+    else:
+        kser, k_none = _raw_ser(p["key_serde"])
+        ks = w.bind(kser, "key_ser")
+        key = f"{ks}({k})" if k_none else f"None if {k} is None else {ks}({k})"
+    topic = w.bind(p["topic"], "topic")
+    produce = comp.ctx.produce
+    raw = getattr(produce, "raw", None)
+    ts = w.var("ts")
+    w.emit(depth, f"{ts} = m.timestamp()[1]")
+    w.emit(depth, f"{ts} = {ts} if {ts} > 0 else 0")
+    if raw is None:
+        fn = w.bind(produce, "produce")
+        w.emit(depth, f"{fn}({topic}, {value}, {key}, -1, {ts}, m.headers())")
+        return
+    # the client's own produce(): positional arguments (keywords cost a dict per call);
+    # only when its queue is full does the waiting wrapper take over
+    fn, slow = w.bind(raw, "produce_raw"), w.bind(produce, "produce")
+    vb, kb2 = w.var("vb"), w.var("kb")
+    w.emit(depth, f"{vb} = {value}")
+    w.emit(depth, f"{kb2} = {key}")
+    w.emit(depth, "try:")
+    w.emit(depth + 1, f"{fn}({topic}, {vb}, {kb2}, -1, None, None, {ts}, m.headers())")
+    w.emit(depth, "except BufferError:")
+    w.emit(depth + 1, f"{slow}({topic}, {vb}, {kb2}, -1, {ts}, m.headers())")
