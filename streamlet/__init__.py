@@ -32,9 +32,9 @@ _NOT_BUILT_YET = {
 
 def __getattr__(name: str) -> Any:
     if name == "agg":
-        from streamlet import agg
+        import importlib
 
-        return agg
+        return importlib.import_module("streamlet.agg")
     if name in _NOT_BUILT_YET:
         raise NotImplementedError(
             f"sl.{name} is not built yet: {_NOT_BUILT_YET[name]} land in a later release; "
