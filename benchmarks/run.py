@@ -41,9 +41,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="measure each side R times (alternating order) and keep the best (default 1)")
     ap.add_argument("--profile", metavar="DIR",
                     help="run each side under py-spy and write speedscope profiles to DIR")
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka setting applied on both sides on top of streamlet's defaults "
+                         "(repeatable), for experiments")
     ap.add_argument("--write", action="store_true",
                     help="also write benchmarks/results/latest.md for a single case (always for 'all')")
     args = ap.parse_args(argv)
+    args.client_config = {}
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            ap.error(f"--config {item!r} is not KEY=VALUE")
+        args.client_config[key.strip()] = value.strip()
     if args.records <= 0 or args.partitions <= 0 or args.keys <= 0 or args.repeat <= 0:
         ap.error("--records, --partitions, --keys and --repeat must be positive")
     return args
@@ -67,7 +76,7 @@ def table_of(result: cases.CaseResult) -> Table:
 def run_case(name: str, args: argparse.Namespace) -> cases.CaseResult:
     module = cases.load(name)
     opts = cases.Options(records=args.records, partitions=args.partitions, keys=args.keys,
-                         repeat=args.repeat, profile_dir=args.profile)
+                         repeat=args.repeat, profile_dir=args.profile, client_config=args.client_config)
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     return module.run(opts)

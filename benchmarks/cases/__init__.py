@@ -38,6 +38,8 @@ class Options:
     keys: int = 10_000
     repeat: int = 1
     profile_dir: str | None = None
+    #: librdkafka settings applied on top of streamlet's defaults, on both sides
+    client_config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -11,12 +11,14 @@ them to an output topic with the input key.
   Same client settings as streamlet (``streamlet.runtime.clients``) and the
   same garbage-collector tuning as the streamlet runner.
 * ``streamlet`` — ``app.stream(...).filter(...).map_values(...).to(...)`` run
-  with ``app.run()``; a watcher thread calls ``app.stop()`` once every input
-  record has been processed, and ``run()`` returns after the final flush and
-  commit.
+  with ``app.run()``; a watcher thread sees every input record processed
+  (``runner.processed``), waits for the producer's acknowledgements, and
+  calls ``app.stop()``.
 
-Both are timed from partition assignment to the end (every output
-acknowledged, offsets committed, consumer closed), each in a fresh process.
+Both are timed from partition assignment until every input record has been
+processed and every output acknowledged (``producer.flush()`` returns); the
+final commit and leaving the group come after. Each side runs in a fresh
+process.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def run(opts: Options) -> CaseResult:
             for side in order:
                 out = f"bench-out-{side}-{r}"
                 params = {"bootstrap": broker.bootstrap, "input": INPUT, "output": out,
-                          "records": opts.records, "group": f"bench-{side}-{r}", "threshold": THRESHOLD}
+                          "records": opts.records, "group": f"bench-{side}-{r}", "threshold": THRESHOLD,
+                          "config": opts.client_config}
                 profile = None
                 if opts.profile_dir:
                     profile = f"{opts.profile_dir}/stateless-{side}-{r}.speedscope.json"
@@ -137,15 +140,18 @@ def side_raw(p: dict[str, Any]) -> dict[str, Any]:
     import orjson
     from confluent_kafka import Consumer, Producer
 
-    from streamlet.runtime.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
+    from streamlet.runtime.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS, _split
 
     errors: list[Any] = []
+    c_extra, p_extra = _split(p.get("config") or {})
 
     def on_delivery(err: Any, msg: Any) -> None:  # called for failed deliveries only
         errors.append(err)
 
-    consumer = Consumer({**CONSUMER_DEFAULTS, "bootstrap.servers": p["bootstrap"], "group.id": p["group"]})
-    producer = Producer({**PRODUCER_DEFAULTS, "bootstrap.servers": p["bootstrap"], "on_delivery": on_delivery})
+    consumer = Consumer({**CONSUMER_DEFAULTS, **c_extra, "bootstrap.servers": p["bootstrap"],
+                         "group.id": p["group"]})
+    producer = Producer({**PRODUCER_DEFAULTS, **p_extra, "bootstrap.servers": p["bootstrap"],
+                         "on_delivery": on_delivery})
     started: list[float] = []
 
     def on_assign(c: Any, partitions: Any) -> None:
@@ -182,13 +188,14 @@ def side_raw(p: dict[str, Any]) -> dict[str, Any]:
             producer.flush()
             consumer.commit(offsets=positions, asynchronous=False)
             next_commit = time.monotonic() + 1.0
-    producer.flush()
+    producer.flush()  # every output acknowledged: the end of the measurement
+    end = time.perf_counter()
     consumer.commit(offsets=positions, asynchronous=False)
     consumer.close()
-    seconds = time.perf_counter() - started[0]
     if errors:
         raise RuntimeError(f"{len(errors)} deliveries failed: {errors[0]}")
-    return {"records": p["records"], "seconds": seconds}
+    return {"records": p["records"], "seconds": end - started[0],
+            "stop_seconds": round(time.perf_counter() - end, 3)}
 
 
 @side_entry
@@ -203,7 +210,7 @@ def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
         v["flag"] = True
         return v
 
-    app = sl.App(p["group"], brokers=p["bootstrap"])
+    app = sl.App(p["group"], brokers=p["bootstrap"], config=p.get("config") or None)
     (app.stream(p["input"])
         .filter(lambda k, v: v["amount"] >= threshold)
         .map_values(add_flag)
@@ -211,6 +218,7 @@ def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
 
     n = p["records"]
     started: list[float] = []
+    ended: list[float] = []
 
     def watch() -> None:
         while app._runner is None:
@@ -219,10 +227,16 @@ def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
         runner.ready.wait()
         started.append(time.perf_counter())
         while runner.processed < n:
-            time.sleep(0.005)
+            time.sleep(0.002)
+        # every input processed; once the producer has no message left in flight, every
+        # output is acknowledged: the end of the measurement (run() then stops, commits, leaves)
+        runner.producer.flush()
+        ended.append(time.perf_counter())
         app.stop()
 
     threading.Thread(target=watch, name="bench-watch", daemon=True).start()
     app.run()
-    seconds = time.perf_counter() - started[0]
-    return {"records": n, "seconds": seconds}
+    if not ended:
+        raise RuntimeError("app.run() returned before every record was processed")
+    return {"records": n, "seconds": ended[0] - started[0],
+            "stop_seconds": round(time.perf_counter() - ended[0], 3)}

@@ -29,7 +29,7 @@ from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
-from streamlet.topology.compile import DeserializationFailure
+from streamlet.topology.compile import DeserializationFailure, RunFailure
 
 if TYPE_CHECKING:
     from streamlet.app import App
@@ -150,6 +150,15 @@ class Runner:
             _restore_signal_handlers(handlers)
 
     def _loop(self) -> None:
+        """Consume a batch, run each record through its task's chain, commit on the interval.
+
+        Per record: an error event goes to :meth:`_consumer_error`; a record is
+        routed by ``routes[topic][partition]``. A generated chain has a ``run``
+        function that goes on through the records after it while they belong to
+        the same partition (librdkafka hands them out in runs), so routing is
+        paid once per run, not once per record. Offsets: ``position()`` once per
+        batch.
+        """
         consumer, committer, app = self.consumer, self.committer, self.app
         assert committer is not None and self.tasks is not None
         routes = self.tasks.routes
@@ -157,25 +166,41 @@ class Runner:
         consume = consumer.consume
         position = consumer.position
         assignment = consumer.assignment
+        failed = self._record_failed
         while not app.stopping:
             msgs = consume(batch, 0.2)
             if self.state is not None and self.state.restoring:
                 self.state.restore_pending()
             if msgs:
-                for m in msgs:
+                # one subscribed topic: a run only has to watch for the partition to change
+                run_attr = "run_one_topic" if len(routes) == 1 else "run"
+                rest = iter(msgs)
+                m = next(rest, None)
+                while m is not None:
                     if m.error() is not None:
                         self._consumer_error(m)
+                        m = next(rest, None)
                         continue
                     try:
                         fn = routes[m.topic()][m.partition()]
                     except KeyError:
-                        continue  # a record of a partition revoked this very batch
+                        m = next(rest, None)  # a record of a partition revoked this very batch
+                        continue
+                    run = getattr(fn, run_attr, None)
+                    if run is not None:
+                        try:
+                            m = run(m, rest)
+                        except RunFailure as exc:
+                            failed(msgs, exc.msg, exc.cause, exc.stage)
+                            m = next(rest, None)
+                        continue
                     try:
                         fn(m)
                     except DeserializationFailure as exc:
-                        self._record_failed(msgs, m, exc.cause, "deserialize")
+                        failed(msgs, m, exc.cause, "deserialize")
                     except Exception as exc:
-                        self._record_failed(msgs, m, exc, "process")
+                        failed(msgs, m, exc, "process")
+                    m = next(rest, None)
                 self.processed += len(msgs)
                 committer.track_positions(position(assignment()))
             if self.fatal is not None:

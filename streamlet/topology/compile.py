@@ -34,6 +34,19 @@ class DeserializationFailure(Exception):
         self.cause = cause
 
 
+class RunFailure(Exception):
+    """Raised by a generated run function (``fn.run``) when processing record ``msg`` failed.
+
+    ``stage`` is ``"deserialize"`` or ``"process"``; ``cause`` the original exception.
+    """
+
+    def __init__(self, msg: Any, cause: BaseException, stage: str) -> None:
+        super().__init__(str(cause))
+        self.msg = msg
+        self.cause = cause
+        self.stage = stage
+
+
 def compiler(*kinds: str) -> Callable[[NodeCompiler], NodeCompiler]:
     """Register the compiler of one or more node kinds."""
 

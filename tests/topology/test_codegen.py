@@ -204,3 +204,20 @@ def test_records_in_process_keep_their_metadata() -> None:
 
     _run(build, [("orders", "a", {"n": 1}, 42, [("h", b"v")])], True)
     assert got == [Record("a", {"n": 1}, 42, "orders", 0, 0, [("h", b"v")])]
+
+
+def test_stateful_nodes_behind_generated_code() -> None:
+    try:
+        from streamlet.state import InMemoryStore, StoreCache  # noqa: F401
+    except ImportError:
+        pytest.skip("state stores (streamlet.state) are not built yet")
+
+    def build(app: sl.App) -> None:
+        users = app.table("users")
+        orders = app.stream("orders")
+        orders.filter(lambda k, v: v["n"] > 1).join(users, lambda o, u: {**o, "u": u}).to("enriched")
+        orders.group_by_key().count(name="cnt").to_stream().to("counts")
+        orders.map_values(lambda v: v).group_by(lambda k, v: str(v["n"] % 2)).count(name="parity")
+
+    inputs = [("users", f"k{i}", {"name": f"user {i}"}) for i in range(3)] + ORDERS
+    _same(build, inputs)
