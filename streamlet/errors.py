@@ -44,3 +44,7 @@ class RecordError(StreamletError):
 
 class DeliveryError(StreamletError):
     """The broker did not acknowledge an output record; offsets are not committed."""
+
+
+class StateError(StreamletError):
+    """A state store could not be opened, written or restored."""

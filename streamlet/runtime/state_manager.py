@@ -120,7 +120,7 @@ class StateManager:
                 task.changelog_end[spec.changelog] = end
                 offsets = {spec.changelog: end}
             if changes or offsets:
-                cache.store.write(dict(changes), offsets)
+                cache.write(changes, offsets)
 
     def drop_unacked(self) -> None:
         self._unacked = []

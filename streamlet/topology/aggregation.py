@@ -85,7 +85,7 @@ class AggregateSpec:
                 )
         aggregation = Aggregation(dict(columns))
         if table and not aggregation.supports_subtract:
-            bad = [c for c, a in columns.items() if not getattr(a, "supports_subtract", False)]
+            bad = [f"{c}={a!r}" for c, a in columns.items() if not getattr(a, "supports_subtract", False)]
             raise TopologyError(
                 f"column(s) {bad} cannot be used in a table aggregation: a row that leaves a group "
                 "must be subtracted, and these aggregators cannot undo a record (ksqlDB has the "
