@@ -66,6 +66,18 @@ class Worker:
         self.log.close()
         return self.proc.returncode
 
+    def wait_restored(self, partitions: int, deadline_s: float = 60) -> dict[tuple[str, int], int]:
+        """Wait until this worker logged the restore of ``partitions`` store partitions."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            done = self.restored()
+            if len(done) >= partitions:
+                return done
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited ({self.proc.returncode}):\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        raise AssertionError(f"worker did not restore {partitions} partitions:\n{self.log_path.read_text()[-3000:]}")
+
     def restored(self) -> dict[tuple[str, int], int]:
         """(store, partition) → changelog records restored, from this worker's log."""
         out: dict[tuple[str, int], int] = {}
