@@ -143,7 +143,12 @@ class App:
         return self._stop.is_set()
 
     def close(self) -> None:
-        """Release the embedded broker, if this app started one."""
+        """Release the clients of the last run and the embedded broker, if this app started one."""
+        if self._runner is not None:
+            import gc
+
+            self._runner = None
+            gc.collect()  # the clients go before the broker they talk to
         if self._embedded is not None:
             self._embedded.close()
             self._embedded = None

@@ -252,6 +252,7 @@ class Runner:
             if self.producer is not None:
                 self.producer.flush(10)
             self.consumer = None
+            self.producer = None
 
 
 def _fmt(partitions: list[Any]) -> str:
