@@ -40,7 +40,7 @@ LOADER_PRODUCER = {
     "delivery.report.only.error": True,
 }
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 110)
 
 
 class BenchError(RuntimeError):

@@ -28,7 +28,7 @@ from rich.table import Table  # noqa: E402
 from benchmarks import cases  # noqa: E402
 from benchmarks.harness import BenchError, err_console  # noqa: E402
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             console.print(table_of(result))
             if args.case == "all":
-                console.print(json.dumps(result.contract()))
+                print(json.dumps(result.contract()), flush=True)
         if args.case == "all" or args.write:
             from benchmarks.report import write_latest
 

@@ -1,24 +1,30 @@
 """Case ``stateless``: filter + add a field + produce, JSON in and out (DESIGN §6, issue 3 item 8).
 
 Data: ``records`` JSON objects of ~90 bytes over ``keys`` string keys in a
-``partitions``-partition topic. The logic, on both sides: keep records whose
-``amount`` is at least 250 (about 75% of them), set ``"flag": true``, write
-them to an output topic with the input key.
+``partitions``-partition topic. The logic: keep records whose ``amount`` is
+at least 250 (about 75% of them), set ``"flag": true``, write them to an
+output topic with the input key. Three sides, each in a fresh process:
 
-* ``raw-loop`` — a hand-written confluent-kafka loop: ``consume(10000)``,
-  orjson, the logic inline, ``produce`` with errors-only delivery reports,
-  ``position()`` per batch, flush + synchronous commit about every second.
-  Same client settings as streamlet (``streamlet.runtime.clients``) and the
-  same garbage-collector tuning as the streamlet runner.
+* ``raw-loop`` (the contract's baseline) — a hand-written confluent-kafka
+  loop: ``consume(10000)``, orjson, the logic inline, ``produce(topic,
+  value, key)`` with errors-only delivery reports, ``position()`` per
+  batch, flush + synchronous commit about every second. Same client
+  settings as streamlet (``streamlet.runtime.clients``), same
+  garbage-collector tuning as the streamlet runner.
+* ``raw-loop + streamlet semantics`` — the same loop doing what streamlet
+  does per record on top of it: decode the key (a string serde), call the
+  logic as two functions, carry the input timestamp and headers to the
+  output (Kafka Streams semantics). It splits the gap into what the
+  semantics cost and what the engine costs.
 * ``streamlet`` — ``app.stream(...).filter(...).map_values(...).to(...)`` run
-  with ``app.run()``; a watcher thread sees every input record processed
-  (``runner.processed``), waits for the producer's acknowledgements, and
-  calls ``app.stop()``.
+  with ``app.run()``; a watcher thread learns from the runner's per-batch
+  bookkeeping when every input record has been processed, waits for the
+  producer's acknowledgements, and calls ``app.stop()``.
 
-Both are timed from partition assignment until every input record has been
-processed and every output acknowledged (``producer.flush()`` returns); the
-final commit and leaving the group come after. Each side runs in a fresh
-process.
+Every side is timed from partition assignment until every input record has
+been processed and every output acknowledged (``producer.flush()``
+returns); the final commit and leaving the group come after. The outputs of
+every run are checked (count, nothing dropped by the broker).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from benchmarks.harness import (
     check_fits,
     err_console,
     load,
+    SideResult,
     run_side,
     side_entry,
     tune_gc,
@@ -81,6 +88,10 @@ def record_size(keys: int) -> float:
     return len(orjson.dumps(value)) + len(b"user-05000")
 
 
+#: side → label; ``raw`` is the contract's baseline
+SIDES = {"raw": "raw-loop", "raw_semantics": "raw-loop + streamlet semantics", "streamlet": "streamlet"}
+
+
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
     size = record_size(opts.keys)
@@ -88,18 +99,18 @@ def run(opts: Options) -> CaseResult:
     check_fits(opts.records, opts.partitions, size + ADDED_BYTES, "output")
     topics = {INPUT: opts.partitions}
     for r in range(opts.repeat):
-        topics[f"bench-out-raw-{r}"] = opts.partitions
-        topics[f"bench-out-streamlet-{r}"] = opts.partitions
-    raw_runs, sl_runs = [], []
+        for side in SIDES:
+            topics[f"bench-out-{side}-{r}"] = opts.partitions
+    runs: dict[str, list[SideResult]] = {side: [] for side in SIDES}
     with BrokerProcess(topics) as broker:
         data, expected = make_records(opts.records, opts.keys)
         load_s = load(broker.bootstrap, INPUT, data, opts.records)
         broker.check_complete(INPUT, opts.records)
         err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s; "
                           f"{expected[0]:,} pass the filter")
+        order = list(SIDES)
         for r in range(opts.repeat):
-            order = ("raw", "streamlet") if r % 2 == 0 else ("streamlet", "raw")
-            for side in order:
+            for side in order[r % 3:] + order[:r % 3]:  # rotate: no side always runs first
                 out = f"bench-out-{side}-{r}"
                 params = {"bootstrap": broker.bootstrap, "input": INPUT, "output": out,
                           "records": opts.records, "group": f"bench-{side}-{r}", "threshold": THRESHOLD,
@@ -109,56 +120,137 @@ def run(opts: Options) -> CaseResult:
                     profile = f"{opts.profile_dir}/stateless-{side}-{r}.speedscope.json"
                 res = run_side("stateless", side, params, profile=profile)
                 broker.check_complete(out, expected[0])
-                (raw_runs if side == "raw" else sl_runs).append(res)
-                err_console.print(f"  run {r + 1}/{opts.repeat} {side:<9} {res.rps:>12,.0f} records/s "
+                runs[side].append(res)
+                err_console.print(f"  run {r + 1}/{opts.repeat} {SIDES[side]:<30} {res.rps:>10,.0f} records/s "
                                   f"({res.seconds:.2f} s, peak RSS {res.peak_rss_mb:.0f} MB)")
-    raw = max(raw_runs, key=lambda s: s.rps)
-    sl = max(sl_runs, key=lambda s: s.rps)
+    best = {side: max(results, key=lambda s: s.rps) for side, results in runs.items()}
+    raw, sem, sl = best["raw"], best["raw_semantics"], best["streamlet"]
     details = [
         ("records in / out", f"{opts.records:,} / {expected[0]:,}"),
         ("partitions / keys", f"{opts.partitions} / {opts.keys:,}"),
         ("input load", f"{load_s:.1f} s"),
-        ("streamlet seconds (best)", f"{sl.seconds:.2f}"),
-        ("raw-loop seconds (best)", f"{raw.seconds:.2f}"),
-        ("raw-loop peak RSS", f"{raw.peak_rss_mb:.0f} MB"),
+        ("raw-loop + streamlet semantics", f"{sem.rps:,.0f} rec/s ({sem.rps / raw.rps:.2f}× raw-loop)"),
+        ("streamlet / same-semantics loop", f"{sl.rps / sem.rps:.2f}×"),
     ]
+    for side, label in SIDES.items():
+        cpu = best[side].extra.get("main_thread_cpu_seconds")
+        if cpu:
+            details.append((f"main-thread CPU, {label}", f"{cpu * 1e6 / opts.records:.2f} µs/record"))
+    details.append(("raw-loop peak RSS", f"{raw.peak_rss_mb:.0f} MB"))
     if opts.repeat > 1:
-        details.append(("all streamlet runs (rec/s)", ", ".join(f"{s.rps:,.0f}" for s in sl_runs)))
-        details.append(("all raw-loop runs (rec/s)", ", ".join(f"{s.rps:,.0f}" for s in raw_runs)))
+        for side, label in SIDES.items():
+            details.append((f"all runs, {label}", ", ".join(f"{s.rps:,.0f}" for s in runs[side])))
     return CaseResult(
         case="stateless", records=opts.records, streamlet_rps=sl.rps, baseline=BASELINE,
         baseline_rps=raw.rps, peak_rss_mb=sl.peak_rss_mb, seconds=sl.seconds, details=details,
         extra={"partitions": opts.partitions, "outputs": expected[0], "baseline_seconds": round(raw.seconds, 3),
+               "same_semantics_rps": round(sem.rps, 1), "repeat": opts.repeat,
                "total_seconds": round(time.perf_counter() - t_start, 1)},
     )
 
 
 # -- the sides (each runs in its own process through benchmarks/side.py) ----------------
-@side_entry
-def side_raw(p: dict[str, Any]) -> dict[str, Any]:
-    """The baseline: what a careful engineer writes by hand with confluent-kafka."""
+def _thread_cpu(tid: int) -> float | None:
+    """CPU seconds (user + system) of thread ``tid`` of this process (Linux), else None."""
+    import os
+
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class _Window:
+    """Wall clock and main-thread CPU between ``start()`` and ``stop()``."""
+
+    def __init__(self) -> None:
+        self.tid = threading.get_native_id()  # create it in the thread that runs the loop
+        self.t0 = self.t1 = 0.0
+        self.cpu0: float | None = None
+        self.cpu1: float | None = None
+
+    def start(self) -> None:
+        if not self.t0:
+            self.t0, self.cpu0 = time.perf_counter(), _thread_cpu(self.tid)
+
+    def stop(self) -> None:
+        self.t1, self.cpu1 = time.perf_counter(), _thread_cpu(self.tid)
+
+    def result(self, records: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"records": records, "seconds": self.t1 - self.t0}
+        if self.cpu0 is not None and self.cpu1 is not None:
+            out["main_thread_cpu_seconds"] = round(self.cpu1 - self.cpu0, 3)
+        return out
+
+
+def _plain(msgs: list[Any], out: str, threshold: int, loads: Any, dumps: Any, produce: Any,
+           poll: Any) -> int:
+    """The raw loop's body: parse, filter, add a field, encode, produce. Returns error events seen."""
+    errors = 0
+    for m in msgs:
+        if m.error() is not None:
+            errors += 1
+            continue
+        v = loads(m.value())
+        if v["amount"] >= threshold:
+            v["flag"] = True
+            try:
+                produce(out, dumps(v), m.key())
+            except BufferError:
+                poll(0.05)
+                produce(out, dumps(v), m.key())
+    return errors
+
+
+def _with_semantics(msgs: list[Any], out: str, threshold: int, loads: Any, dumps: Any, produce: Any,
+                    poll: Any) -> int:
+    """The raw loop doing what streamlet does per record on top: decode the key, call the logic
+    as two functions, carry the input timestamp and headers to the output."""
+    keep = lambda k, v: v["amount"] >= threshold  # noqa: E731
+
+    def add_flag(v: dict[str, Any]) -> dict[str, Any]:
+        v["flag"] = True
+        return v
+
+    errors = 0
+    for m in msgs:
+        if m.error() is not None:
+            errors += 1
+            continue
+        kb = m.key()
+        k = None if kb is None else kb.decode()
+        v = loads(m.value())
+        if keep(k, v):
+            v = add_flag(v)
+            ts = m.timestamp()[1]
+            try:
+                produce(out, dumps(v), kb, -1, None, None, ts if ts > 0 else 0, m.headers())
+            except BufferError:
+                poll(0.05)
+                produce(out, dumps(v), kb, -1, None, None, ts if ts > 0 else 0, m.headers())
+    return errors
+
+
+def _raw(p: dict[str, Any], body: Any) -> dict[str, Any]:
     import orjson
     from confluent_kafka import Consumer, Producer
 
     from streamlet.runtime.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS, _split
 
-    errors: list[Any] = []
-    c_extra, p_extra = _split(p.get("config") or {})
+    failed: list[Any] = []
 
     def on_delivery(err: Any, msg: Any) -> None:  # called for failed deliveries only
-        errors.append(err)
+        failed.append(err)
 
+    c_extra, p_extra = _split(p.get("config") or {})
     consumer = Consumer({**CONSUMER_DEFAULTS, **c_extra, "bootstrap.servers": p["bootstrap"],
                          "group.id": p["group"]})
     producer = Producer({**PRODUCER_DEFAULTS, **p_extra, "bootstrap.servers": p["bootstrap"],
                          "on_delivery": on_delivery})
-    started: list[float] = []
-
-    def on_assign(c: Any, partitions: Any) -> None:
-        if not started:
-            started.append(time.perf_counter())
-
-    consumer.subscribe([p["input"]], on_assign=on_assign)
+    window = _Window()
+    consumer.subscribe([p["input"]], on_assign=lambda c, parts: window.start())
     tune_gc()
     out, threshold, remaining = p["output"], p["threshold"], p["records"]
     loads, dumps = orjson.loads, orjson.dumps
@@ -170,32 +262,31 @@ def side_raw(p: dict[str, Any]) -> dict[str, Any]:
         msgs = consume(10_000, 0.2)
         if not msgs:
             continue
-        for m in msgs:
-            if m.error() is not None:
-                remaining += 1
-                continue
-            v = loads(m.value())
-            if v["amount"] >= threshold:
-                v["flag"] = True
-                try:
-                    produce(out, dumps(v), m.key())
-                except BufferError:
-                    poll(0.05)
-                    produce(out, dumps(v), m.key())
-        remaining -= len(msgs)
+        remaining -= len(msgs) - body(msgs, out, threshold, loads, dumps, produce, poll)
         positions = position(assignment())
         if time.monotonic() >= next_commit:
             producer.flush()
             consumer.commit(offsets=positions, asynchronous=False)
             next_commit = time.monotonic() + 1.0
     producer.flush()  # every output acknowledged: the end of the measurement
-    end = time.perf_counter()
+    window.stop()
     consumer.commit(offsets=positions, asynchronous=False)
     consumer.close()
-    if errors:
-        raise RuntimeError(f"{len(errors)} deliveries failed: {errors[0]}")
-    return {"records": p["records"], "seconds": end - started[0],
-            "stop_seconds": round(time.perf_counter() - end, 3)}
+    if failed:
+        raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0]}")
+    return window.result(p["records"])
+
+
+@side_entry
+def side_raw(p: dict[str, Any]) -> dict[str, Any]:
+    """The baseline: what a careful engineer writes by hand with confluent-kafka."""
+    return _raw(p, _plain)
+
+
+@side_entry
+def side_raw_semantics(p: dict[str, Any]) -> dict[str, Any]:
+    """The baseline loop plus streamlet's per-record semantics (see :func:`_with_semantics`)."""
+    return _raw(p, _with_semantics)
 
 
 @side_entry
@@ -217,26 +308,41 @@ def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
         .to(p["output"]))
 
     n = p["records"]
-    started: list[float] = []
-    ended: list[float] = []
+    window = _Window()
+    done = threading.Event()
+    stopped: list[float] = []
 
     def watch() -> None:
         while app._runner is None:
             time.sleep(0.001)
         runner = app._runner
         runner.ready.wait()
-        started.append(time.perf_counter())
-        while runner.processed < n:
-            time.sleep(0.002)
-        # every input processed; once the producer has no message left in flight, every
-        # output is acknowledged: the end of the measurement (run() then stops, commits, leaves)
+        window.start()
+        # the runner's once-per-batch offset bookkeeping tells when every input record has been
+        # processed (instrumentation instead of polling: no thread wakes up meanwhile)
+        committer = runner.committer
+        track = committer.track_positions
+
+        def track_and_check(positions: Any) -> None:
+            track(positions)
+            if runner.processed >= n:
+                done.set()
+
+        committer.track_positions = track_and_check
+        if runner.processed >= n:
+            done.set()
+        done.wait()
+        # once the producer has no message left in flight, every output is acknowledged:
+        # the end of the measurement (run() then stops, commits and leaves the group)
         runner.producer.flush()
-        ended.append(time.perf_counter())
+        window.stop()
         app.stop()
+        stopped.append(time.perf_counter())
 
     threading.Thread(target=watch, name="bench-watch", daemon=True).start()
     app.run()
-    if not ended:
+    if not stopped:
         raise RuntimeError("app.run() returned before every record was processed")
-    return {"records": n, "seconds": ended[0] - started[0],
-            "stop_seconds": round(time.perf_counter() - ended[0], 3)}
+    out = window.result(n)
+    out["stop_seconds"] = round(time.perf_counter() - stopped[0], 3)
+    return out

@@ -1,0 +1,115 @@
+"""``benchmarks/results/latest.md``: the figures of a run, a plot, and the profile notes.
+
+The plot is an SVG written by hand (a few bars do not justify matplotlib,
+numpy and pillow as dependencies: ``benchmarks/run.py all`` must run on a
+plain install). Hand-written notes on where the time goes live in
+``benchmarks/results/profile-<case>.md`` and are included as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+from html import escape
+from typing import Any
+
+from benchmarks.cases import CaseResult
+from benchmarks.harness import BENCH_DIR
+
+RESULTS = os.path.join(BENCH_DIR, "results")
+
+
+def environment() -> dict[str, str]:
+    import confluent_kafka
+    import orjson
+
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpus": str(os.cpu_count()),
+        "confluent-kafka": str(getattr(confluent_kafka, "__version__", "?")),
+        "librdkafka": confluent_kafka.libversion()[0],
+        "orjson": orjson.__version__,
+    }
+
+
+def svg_bars(results: list[CaseResult]) -> str:
+    """Records/s of streamlet and its baseline per case, as horizontal bars."""
+    row_h, bar_h, left, width = 64, 22, 120, 520
+    height = 40 + row_h * len(results) + 30
+    top = max([r.streamlet_rps for r in results] + [r.baseline_rps for r in results] + [1.0])
+    scale = width / top
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 170}" height="{height}" '
+           'font-family="sans-serif" font-size="13">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{left}" y="22" font-weight="bold">records/s (higher is better)</text>']
+    for i, r in enumerate(results):
+        y = 40 + i * row_h
+        out.append(f'<text x="{left - 8}" y="{y + bar_h + 4}" text-anchor="end" '
+                   f'font-weight="bold">{escape(r.case)}</text>')
+        for j, (label, value, color) in enumerate((("streamlet", r.streamlet_rps, "#2f6db5"),
+                                                   (r.baseline, r.baseline_rps, "#9aa5b1"))):
+            by = y + j * (bar_h + 2)
+            w = max(1.0, value * scale)
+            out.append(f'<rect x="{left}" y="{by}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+            out.append(f'<text x="{left + w + 6:.1f}" y="{by + bar_h - 6}">{escape(label)} '
+                       f'{value:,.0f}</text>')
+        out.append(f'<text x="{left + width + 160}" y="{y + bar_h + 4}" text-anchor="end" '
+                   f'font-weight="bold">{r.ratio:.2f}×</text>')
+    out.append(f'<line x1="{left}" y1="{height - 24}" x2="{left + width}" y2="{height - 24}" stroke="#444"/>')
+    for frac in (0, 0.25, 0.5, 0.75, 1.0):
+        x = left + width * frac
+        out.append(f'<line x1="{x:.1f}" y1="{height - 24}" x2="{x:.1f}" y2="{height - 20}" stroke="#444"/>')
+        out.append(f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle" font-size="11">'
+                   f'{top * frac / 1000:,.0f}k</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def markdown(results: list[CaseResult], command: str, env: dict[str, str], seconds: float) -> str:
+    lines = [
+        "# Benchmark results (latest run)",
+        "",
+        f"Written by `{command}` in {seconds:.0f} s. Regenerate with `python benchmarks/run.py all`; "
+        "see [../README.md](../README.md) for what each case measures.",
+        "",
+        "![records per second](latest.svg)",
+        "",
+        "| case | records | streamlet rec/s | baseline | baseline rec/s | ratio | peak RSS (MB) | seconds |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(f"| {r.case} | {r.records:,} | {r.streamlet_rps:,.0f} | {r.baseline} | "
+                     f"{r.baseline_rps:,.0f} | **{r.ratio:.2f}×** | {r.peak_rss_mb:.0f} | {r.seconds:.2f} |")
+    lines += ["", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".", ""]
+    for r in results:
+        if r.details:
+            lines += [f"## {r.case}: details", "", "| | |", "|---|---|"]
+            lines += [f"| {label} | {value} |" for label, value in r.details]
+            lines.append("")
+        notes = os.path.join(RESULTS, f"profile-{r.case}.md")
+        if os.path.exists(notes):
+            with open(notes) as f:
+                lines += [f.read().rstrip(), ""]
+    lines += ["Machine-readable: [latest.json](latest.json) (the JSON line of each case).", ""]
+    return "\n".join(lines)
+
+
+def write_latest(results: list[CaseResult], args: Any, seconds: float) -> str:
+    os.makedirs(RESULTS, exist_ok=True)
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    env = environment()
+    with open(os.path.join(RESULTS, "latest.svg"), "w") as f:
+        f.write(svg_bars(results))
+    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        json.dump({"command": command, "environment": env, "results": [r.contract() for r in results]},
+                  f, indent=2)
+        f.write("\n")
+    path = os.path.join(RESULTS, "latest.md")
+    with open(path, "w") as f:
+        f.write(markdown(results, command, env, seconds))
+    return path

@@ -1,0 +1,50 @@
+"""Each built benchmark case runs end to end on a small data set (DESIGN §6: no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN = os.path.join(ROOT, "benchmarks", "run.py")
+CONTRACT_KEYS = {"case", "records", "streamlet_rps", "baseline", "baseline_rps", "ratio", "peak_rss_mb",
+                 "seconds"}
+
+sys.path.insert(0, ROOT)
+from benchmarks import cases  # noqa: E402
+
+
+def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLET_")}
+    return subprocess.run([sys.executable, RUN, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env=env)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case", cases.built())
+def test_case_runs_and_prints_the_contract_line(case: str) -> None:
+    proc = _run(case, "--records", "20000", "--partitions", "4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert CONTRACT_KEYS <= set(result)
+    assert result["case"] == case and result["records"] == 20000
+    assert result["streamlet_rps"] > 0 and result["baseline_rps"] > 0 and result["peak_rss_mb"] > 0
+
+
+def test_unknown_and_unbuilt_cases_say_so() -> None:
+    proc = _run("no-such-case")
+    assert proc.returncode == 2 and "unknown benchmark case 'no-such-case'" in proc.stderr
+    unbuilt = [c for c in cases.CASES if c not in cases.built()]
+    if unbuilt:
+        proc = _run(unbuilt[0])
+        assert proc.returncode == 2 and "is not built yet" in proc.stderr
+
+
+def test_data_that_the_embedded_broker_would_truncate_is_refused() -> None:
+    proc = _run("stateless", "--records", "1000000", "--partitions", "2")
+    assert proc.returncode == 2 and "does not fit the embedded broker" in proc.stderr
