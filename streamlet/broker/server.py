@@ -61,6 +61,15 @@ class BrokerServer:
             for name, partitions in dict(request.get("create", {})).items():
                 self.cluster.create_topic(str(name), int(partitions))
                 log.info("created topic %s with %s partitions on request", name, partitions)
+            if "broker_down" in request:
+                # fault injection for tests: down now, up again after for_ms (nobody could ask then)
+                broker_id = int(request["broker_down"])
+                self.cluster.broker_down(broker_id)
+                log.warning("broker %d down for %s ms on request", broker_id, request.get("for_ms", 3000))
+                timer = threading.Timer(int(request.get("for_ms", 3000)) / 1000.0,
+                                        self.cluster.broker_up, args=(broker_id,))
+                timer.daemon = True
+                timer.start()
             self.requests += 1
         except Exception as exc:  # a bad request must not stop the broker
             log.error("ignored bad control request %r: %s", payload, exc)

