@@ -20,12 +20,11 @@ globals of the generated code. For ``stream.filter(f).map_values(g).to("out")``
             ts7 = m.timestamp()[1]
             ts7 = ts7 if ts7 > 0 else 0
             vb10 = None if v4 is None else value_ser_5(v4)       # orjson.dumps
-            kb11 = kb                                            # key unchanged: input bytes
-            try:
-                produce_raw_8(topic_6, vb10, kb11, -1, None, None, ts7, m.headers())
+            try:                                                 # key unchanged: input bytes
+                produce_raw_8(topic_6, vb10, kb, -1, None, None, ts7, m.headers())
             except BufferError:
-                produce_9(topic_6, vb10, kb11, -1, ts7, m.headers())
-            del vb10, kb11
+                produce_9(topic_6, vb10, kb, -1, ts7, m.headers())
+            del vb10
 
     def run_source_orders(m, rest):        # the runtime: a run of records of partition 3
         try:
@@ -367,13 +366,18 @@ def _sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     # the client's own produce(): positional arguments (keywords cost a dict per call);
     # only when its queue is full does the waiting wrapper take over
     fn, slow = w.bind(raw, "produce_raw"), w.bind(produce, "produce")
-    vb, kb2 = w.var("vb"), w.var("kb")
+    vb = w.var("vb")
     w.emit(depth, f"{vb} = {value}")
-    w.emit(depth, f"{kb2} = {key}")
+    encoded = [vb]
+    if key != "kb":
+        kb2 = w.var("kb")
+        w.emit(depth, f"{kb2} = {key}")
+        key = kb2
+        encoded.append(kb2)
     w.emit(depth, "try:")
-    w.emit(depth + 1, f"{fn}({topic}, {vb}, {kb2}, -1, None, None, {ts}, m.headers())")
+    w.emit(depth + 1, f"{fn}({topic}, {vb}, {key}, -1, None, None, {ts}, m.headers())")
     w.emit(depth, "except BufferError:")
-    w.emit(depth + 1, f"{slow}({topic}, {vb}, {kb2}, -1, {ts}, m.headers())")
+    w.emit(depth + 1, f"{slow}({topic}, {vb}, {key}, -1, {ts}, m.headers())")
     # drop the encoded bytes now: kept alive into the next record, they make the next
     # encode allocate elsewhere (measured: ~150 ns per record with orjson)
-    w.emit(depth, f"del {vb}, {kb2}")
+    w.emit(depth, f"del {', '.join(encoded)}")
