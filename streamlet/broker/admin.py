@@ -51,7 +51,13 @@ class TopicAdmin(Protocol):
 class _MetadataAdmin:
     def __init__(self, bootstrap: str, client_config: dict[str, Any]) -> None:
         self.bootstrap_servers = bootstrap
-        self._admin = AdminClient(admin_settings(bootstrap, client_config))
+        try:
+            self._admin = AdminClient(admin_settings(bootstrap, client_config))
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"bad client setting: {exc} (check App(config=...) / STREAMLET_CONFIG against "
+                "librdkafka's CONFIGURATION.md)"
+            ) from exc
 
     def partitions(self, timeout: float = 10.0) -> dict[str, int]:
         # No topic argument: a metadata request for all topics creates none

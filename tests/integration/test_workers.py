@@ -176,4 +176,5 @@ def test_unknown_input_topic_and_bad_setting_fail_at_start(tmp_path: Path, any_b
                env={"STREAMLET_CONFIG": "no.such.setting=1"})
     assert w.proc.wait(60) == 1
     w.stop()
-    assert "no.such.setting" in w.log_path.read_text()
+    log = w.log_path.read_text()
+    assert "bad client setting" in log and "no.such.setting" in log and "Traceback" not in log
