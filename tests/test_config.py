@@ -1,0 +1,53 @@
+"""App settings: validation at construction, STREAMLET_* environment over arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+import streamlet as sl
+from streamlet.errors import ConfigError
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"guarantee": "maybe_once"}, "guarantee"),
+    ({"on_error": "ignore"}, "on_error"),
+    ({"brokers": "localhost"}, "host:port"),
+    ({"commit_interval_ms": 0}, "commit_interval_ms"),
+    ({"config": {"group.id": "x"}}, "manages"),
+])
+def test_bad_settings_fail_with_a_fix(kwargs, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        sl.App("app", **kwargs)
+
+
+def test_bad_application_id() -> None:
+    with pytest.raises(ConfigError, match="application id"):
+        sl.App("has spaces")
+
+
+def test_environment_wins_over_arguments(monkeypatch) -> None:
+    monkeypatch.setenv("STREAMLET_BROKERS", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("STREAMLET_ON_ERROR", "skip")
+    monkeypatch.setenv("STREAMLET_COMMIT_INTERVAL_MS", "250")
+    monkeypatch.setenv("STREAMLET_CONFIG", "linger.ms=20,fetch.wait.max.ms=50")
+    app = sl.App("app", brokers="embedded", on_error="fail")
+    assert app.config.brokers == "kafka-1:9092,kafka-2:9092"
+    assert app.config.on_error == "skip" and app.config.commit_interval_ms == 250
+    assert app.config.client_config == {"linger.ms": "20", "fetch.wait.max.ms": "50"}
+    monkeypatch.setenv("STREAMLET_COMMIT_INTERVAL_MS", "soon")
+    with pytest.raises(ConfigError, match="STREAMLET_COMMIT_INTERVAL_MS"):
+        sl.App("app")
+
+
+def test_defaults_and_dead_letter_name() -> None:
+    app = sl.App("app")
+    assert app.config.brokers == "embedded" and app.config.guarantee == "at_least_once"
+    assert app.config.dead_letter == "app-dead-letter"
+    assert sl.App("app", dead_letter_topic="dlq").config.dead_letter == "dlq"
+
+
+def test_not_built_yet_names_say_so() -> None:
+    with pytest.raises(NotImplementedError, match="windows"):
+        sl.Tumbling  # noqa: B018
+    with pytest.raises(NotImplementedError):
+        sl.App("a").stream("x").group_by_key().windowed_by(None)
