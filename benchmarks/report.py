@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import sys
@@ -37,13 +38,19 @@ def environment() -> dict[str, str]:
     }
 
 
+def _nice(x: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 × 10^k at or above ``x``."""
+    scale = 10 ** math.floor(math.log10(x))
+    return next(m * scale for m in (1, 2, 2.5, 5, 10) if m * scale >= x)
+
+
 def svg_bars(results: list[CaseResult]) -> str:
     """Records/s of streamlet and its baseline per case, as horizontal bars."""
-    row_h, bar_h, left, width = 64, 22, 120, 520
+    row_h, bar_h, left, width, right = 64, 22, 120, 520, 240
     height = 40 + row_h * len(results) + 30
-    top = max([r.streamlet_rps for r in results] + [r.baseline_rps for r in results] + [1.0])
+    top = _nice(max([r.streamlet_rps for r in results] + [r.baseline_rps for r in results] + [1.0]))
     scale = width / top
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 170}" height="{height}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + right}" height="{height}" '
            'font-family="sans-serif" font-size="13">',
            '<rect width="100%" height="100%" fill="white"/>',
            f'<text x="{left}" y="22" font-weight="bold">records/s (higher is better)</text>']
@@ -58,7 +65,7 @@ def svg_bars(results: list[CaseResult]) -> str:
             out.append(f'<rect x="{left}" y="{by}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
             out.append(f'<text x="{left + w + 6:.1f}" y="{by + bar_h - 6}">{escape(label)} '
                        f'{value:,.0f}</text>')
-        out.append(f'<text x="{left + width + 160}" y="{y + bar_h + 4}" text-anchor="end" '
+        out.append(f'<text x="{left + width + right - 10}" y="{y + bar_h + 4}" text-anchor="end" '
                    f'font-weight="bold">{r.ratio:.2f}×</text>')
     out.append(f'<line x1="{left}" y1="{height - 24}" x2="{left + width}" y2="{height - 24}" stroke="#444"/>')
     for frac in (0, 0.25, 0.5, 0.75, 1.0):

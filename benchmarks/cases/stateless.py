@@ -30,6 +30,7 @@ every run are checked (count, nothing dropped by the broker).
 from __future__ import annotations
 
 import random
+import statistics
 import threading
 import time
 from typing import Any, Iterator
@@ -137,7 +138,11 @@ def run(opts: Options) -> CaseResult:
         if cpu:
             details.append((f"main-thread CPU, {label}", f"{cpu * 1e6 / opts.records:.2f} µs/record"))
     details.append(("raw-loop peak RSS", f"{raw.peak_rss_mb:.0f} MB"))
+    median = {side: statistics.median(s.rps for s in results) for side, results in runs.items()}
     if opts.repeat > 1:
+        details.append(("median of runs: streamlet / raw-loop",
+                        f"{median['streamlet']:,.0f} / {median['raw']:,.0f} rec/s "
+                        f"({median['streamlet'] / median['raw']:.2f}×)"))
         for side, label in SIDES.items():
             details.append((f"all runs, {label}", ", ".join(f"{s.rps:,.0f}" for s in runs[side])))
     return CaseResult(
@@ -145,6 +150,7 @@ def run(opts: Options) -> CaseResult:
         baseline_rps=raw.rps, peak_rss_mb=sl.peak_rss_mb, seconds=sl.seconds, details=details,
         extra={"partitions": opts.partitions, "outputs": expected[0], "baseline_seconds": round(raw.seconds, 3),
                "same_semantics_rps": round(sem.rps, 1), "repeat": opts.repeat,
+               "median_ratio": round(median["streamlet"] / median["raw"], 3),
                "total_seconds": round(time.perf_counter() - t_start, 1)},
     )
 
