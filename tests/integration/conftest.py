@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
-from tests.integration.procs import BROKERS
+from tests.integration.procs import BROKERS, STARTED
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -22,3 +23,11 @@ def any_broker(tmp_path: Path, broker_kind: str):
     broker = BROKERS[broker_kind](tmp_path, {})
     yield broker
     broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_workers():
+    """Workers a failed test did not stop are killed (SIGKILL) when it ends."""
+    yield
+    for worker in list(STARTED):
+        worker.stop(signal.SIGKILL, timeout=5)

@@ -121,9 +121,16 @@ class TansuProcess:
 
 BROKERS = {"mock": BrokerProcess, "tansu": TansuProcess}
 
+#: workers started by the current test
+STARTED: list["Worker"] = []
+
 
 class Worker:
-    """`streamlet run SCRIPT` with its own state dir and log file."""
+    """`streamlet run SCRIPT` with its own state dir and log file.
+
+    Every worker started is tracked in :data:`STARTED`; the integration
+    conftest kills the leftovers of a test, even a failed one.
+    """
 
     def __init__(self, tmp: Path, script: Path, bootstrap: str, state_dir: Path, name: str,
                  env: dict[str, str] | None = None) -> None:
@@ -134,8 +141,11 @@ class Worker:
                "STREAMLET_CONFIG": "session.timeout.ms=6000,heartbeat.interval.ms=500", **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "streamlet", "run", str(script)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        STARTED.append(self)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self in STARTED:
+            STARTED.remove(self)
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -143,7 +153,8 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
         return self.proc.returncode
 
     def wait_restored(self, partitions: int, deadline_s: float = 60) -> dict[tuple[str, int], int]:

@@ -72,6 +72,8 @@ def expected(events: list[tuple[str, dict]]) -> dict[str, dict]:
 
 @pytest.fixture
 def broker(tmp_path: Path):
+    """Stateful tests run on the embedded mock (its rebalances are fast); the Tansu path of the
+    same runtime is covered by test_workers.py."""
     b = BrokerProcess(tmp_path, {"events": PARTITIONS, "summaries": PARTITIONS})
     yield b
     b.stop()
