@@ -13,15 +13,17 @@ from typing import Any
 from streamlet.agg.base import TIMESTAMP, Aggregator, Field, field_getter
 
 
-class LatestByOffset(Aggregator):
-    """Value of the record with the highest offset; ``n=``: the N latest, oldest first."""
-
-    name = "latest_by_offset"
-
+class _ByOffset(Aggregator):
     def __init__(self, field: Field, n: int | None = None, ignore_nulls: bool = True) -> None:
         if n is not None and (not isinstance(n, int) or n < 1):
             raise ValueError("n must be a positive int")
         self.get, self.n, self.ignore_nulls = field_getter(field), n, ignore_nulls
+
+
+class LatestByOffset(_ByOffset):
+    """Value of the record with the highest offset; ``n=``: the N latest, oldest first."""
+
+    name = "latest_by_offset"
 
     def initial(self) -> Any:
         return None if self.n is None else []
@@ -38,18 +40,13 @@ class LatestByOffset(Aggregator):
         return state
 
 
-class EarliestByOffset(Aggregator):
+class EarliestByOffset(_ByOffset):
     """Value of the record with the lowest offset; ``n=``: the N earliest, oldest first.
 
     With ``ignore_nulls=False`` a leading None is the earliest value.
     """
 
     name = "earliest_by_offset"
-
-    def __init__(self, field: Field, n: int | None = None, ignore_nulls: bool = True) -> None:
-        if n is not None and (not isinstance(n, int) or n < 1):
-            raise ValueError("n must be a positive int")
-        self.get, self.n, self.ignore_nulls = field_getter(field), n, ignore_nulls
 
     def initial(self) -> Any:
         return [False, None] if self.n is None else []

@@ -17,6 +17,17 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 RESTORED = re.compile(r"restored store (\S+) partition (\d+): (\d+) changelog records")
 
 
+def terminate(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    """Send ``sig``, wait up to ``timeout``, then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class BrokerProcess:
     """`streamlet broker` in its own process (the embedded mock); stopped by :meth:`stop`."""
 
@@ -48,13 +59,7 @@ class BrokerProcess:
         assert p.flush(10) == 0
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.log.close()
 
 
@@ -109,13 +114,7 @@ class TansuProcess:
         raise NotImplementedError("fault injection needs the embedded mock broker")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.log.close()
 
 
@@ -146,13 +145,7 @@ class Worker:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self in STARTED:
             STARTED.remove(self)
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, sig, timeout)
         if not self.log.closed:
             self.log.close()
         return self.proc.returncode
