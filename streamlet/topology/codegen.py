@@ -49,9 +49,12 @@ closure is reachable. Semantics are those of the closures, node for node.
 from __future__ import annotations
 
 import codecs
+import dis
 import hashlib
+import inspect
 import itertools
 import linecache
+import types
 from types import CodeType
 from typing import Any, Callable
 
@@ -67,6 +70,10 @@ MAX_DEPTH = 12
 
 NodeGenerator = Callable[["_Writer", Node, str, str, int], None]
 GENERATORS: dict[str, NodeGenerator] = {}
+#: kinds whose generators report every use of the key (``_Writer.key_used``); for any other
+#: kind the source key counts as read
+KEY_AWARE = {"filter", "map", "map_values", "select_key", "flat_map", "flat_map_values", "peek",
+             "foreach", "branch", "split", "sink"}
 _CODE: dict[str, CodeType] = {}
 
 
@@ -90,6 +97,17 @@ def _string_de_code() -> Any:
 _STRING_DE_CODE = _string_de_code()
 
 
+def _is_utf8_string(serde: Any) -> bool:
+    """The built-in ``string()`` serde with UTF-8 (its decode is ``b.decode(encoding)``)."""
+    if not isinstance(serde, FunctionSerde) or _STRING_DE_CODE is None:
+        return False
+    de = serde._de
+    if getattr(de, "__code__", None) is not _STRING_DE_CODE:
+        return False
+    (cell,) = de.__closure__  # the encoding
+    return codecs.lookup(cell.cell_contents).name == "utf-8"
+
+
 def _deserialize_expr(w: "_Writer", serde: Any, var: str, hint: str) -> str:
     """The expression that deserializes the bytes in ``var`` (``None`` stays ``None``).
 
@@ -106,6 +124,34 @@ def _deserialize_expr(w: "_Writer", serde: Any, var: str, hint: str) -> str:
             return f"None if {var} is None else {var}.decode({w.bind(encoding, 'encoding')})"
         return f"None if {var} is None else {w.bind(de, hint)}({var})"
     return f"{w.bind(serde.deserialize, hint)}({var})"
+
+
+#: names through which a function could read its arguments without naming them
+_INTROSPECTION = frozenset({"locals", "vars", "eval", "exec", "_getframe", "currentframe", "getframeinfo",
+                            "stack", "f_locals", "getargvalues", "settrace", "setprofile"})
+
+
+def reads_first_argument(fn: Any) -> bool:
+    """False only when ``fn`` provably never reads its first parameter (e.g. ``lambda k, v: v["x"]``).
+
+    Conservative: anything but a plain Python function with two or more
+    positional parameters, no ``*args``/``**kwargs``, no closure over the
+    parameter and no frame introspection counts as reading it.
+    """
+    code = getattr(fn, "__code__", None)
+    if type(fn) is not types.FunctionType or not isinstance(code, types.CodeType):
+        return True
+    if code.co_argcount < 2 or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        return True
+    name = code.co_varnames[0]
+    if name in code.co_cellvars or _INTROSPECTION & set(code.co_names):
+        return True
+    for ins in dis.get_instructions(code):
+        if "FAST" in ins.opname or "DEREF" in ins.opname or "CLOSURE" in ins.opname or "CELL" in ins.opname:
+            val = ins.argval
+            if val == name or (isinstance(val, tuple) and name in val):
+                return True
+    return False
 
 
 def _raw_ser(serde: Any) -> tuple[Callable[[Any], bytes], bool]:
@@ -125,6 +171,8 @@ class _Writer:
         self._n = 0
         #: a closure is reachable: it reads the message from ctx.msg
         self.needs_msg = False
+        #: some step reads the deserialized source key (``k0``)
+        self.reads_k0 = False
 
     def bind(self, obj: Any, hint: str) -> str:
         self._n += 1
@@ -150,9 +198,17 @@ class _Writer:
         if gen is None or len(node.parents) != 1 or depth > MAX_DEPTH:
             self.closure(name, k, v, depth)
             return
+        if node.kind not in KEY_AWARE:
+            self.key_used(k, None)
         gen(self, node, k, v, depth)
 
+    def key_used(self, k: str, fn: Any) -> None:
+        """Step ``fn`` (None: unknown code) receives key ``k``."""
+        if k == "k0" and (fn is None or reads_first_argument(fn)):
+            self.reads_k0 = True
+
     def closure(self, name: str, k: str, v: str, depth: int) -> None:
+        self.key_used(k, None)
         fn = self.bind(self.comp.forward_of(name), name)
         self.needs_msg = True
         self.emit(depth, f"{fn}({k}, {v})")
@@ -173,17 +229,24 @@ def generate_source(comp: Compilation, node: Node) -> SourceFn:
     the same for a consumer subscribed to this one topic (no topic check).
     """
     w = _Writer(comp)
-    key_expr = _deserialize_expr(w, node.params["key_serde"], "kb", "key_de")
-    value_expr = _deserialize_expr(w, node.params["value_serde"], "vb", "value_de")
+    w.children(node.name, "k0", "v0", 0)
+    steps, w.lines = w.lines, []
+    key_serde = node.params["key_serde"]
     w.emit(0, "kb = m.key()")
     w.emit(0, "vb = m.value()")
     w.emit(0, "try:")
-    w.emit(1, f"k0 = {key_expr}")
-    w.emit(1, f"v0 = {value_expr}")
+    if w.reads_k0 or not _is_utf8_string(key_serde):
+        w.emit(1, f"k0 = {_deserialize_expr(w, key_serde, 'kb', 'key_de')}")
+    else:
+        # No step reads the decoded key (sinks reuse its bytes, functions ignore it): only
+        # check that it would decode, as eagerly decoding would (an ASCII key always does).
+        w.emit(1, "if kb is not None and not kb.isascii():")
+        w.emit(2, "kb.decode()")
+        w.emit(1, "k0 = kb  # not decoded: no step reads it")
+    w.emit(1, f"v0 = {_deserialize_expr(w, node.params['value_serde'], 'vb', 'value_de')}")
     w.emit(0, "except Exception as exc:")
     w.emit(1, "raise DeserializationFailure(exc) from exc")
-    w.children(node.name, "k0", "v0", 0)
-    body = w.lines
+    body = w.lines + steps
     if w.needs_msg:
         w.globals["ctx"] = comp.ctx
         body.insert(0, "ctx.msg = m")
@@ -255,6 +318,7 @@ def _ident(text: str) -> str:
 # -- the stateless kinds ------------------------------------------------------------
 @generator("filter")
 def _filter(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k, node.fn)
     pred = w.bind(node.fn, "filter")
     neg = "not " if node.params.get("negate") else ""
     w.emit(depth, f"if {neg}{pred}({k}, {v}):")
@@ -272,6 +336,7 @@ def _map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
 
 @generator("map")
 def _map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k, node.fn)
     fn, k2, v2 = w.bind(node.fn, "map"), w.var("k"), w.var("v")
     w.emit(depth, f"{k2}, {v2} = {fn}({k}, {v})")
     w.children(node.name, k2, v2, depth)
@@ -279,6 +344,7 @@ def _map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
 
 @generator("select_key")
 def _select_key(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k, node.fn)
     fn, k2 = w.bind(node.fn, "select_key"), w.var("k")
     w.emit(depth, f"{k2} = {fn}({k}, {v})")
     w.children(node.name, k2, v, depth)
@@ -286,6 +352,7 @@ def _select_key(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
 
 @generator("flat_map")
 def _flat_map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k, node.fn)
     fn, k2, v2 = w.bind(node.fn, "flat_map"), w.var("k"), w.var("v")
     w.emit(depth, f"for {k2}, {v2} in {fn}({k}, {v}):")
     if w.subtree_empty(node.name):
@@ -304,6 +371,7 @@ def _flat_map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None
 
 @generator("peek", "foreach")
 def _peek(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k, node.fn)
     fn = w.bind(node.fn, node.kind)
     w.emit(depth, f"{fn}({k}, {v})")
     w.children(node.name, k, v, depth)
@@ -322,6 +390,7 @@ def _split(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     tests = [b for b in branches if b.fn is not None]
     default = next((b for b in branches if b.fn is None), None)
     for i, b in enumerate(tests):
+        w.key_used(k, b.fn)
         pred = w.bind(b.fn, "branch")
         w.emit(depth, f"{'if' if i == 0 else 'elif'} {pred}({k}, {v}):")
         w.emit(depth + 1, "pass")
@@ -350,6 +419,7 @@ def _sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     if reuses_key_bytes(comp, node):
         key = "kb"
     else:
+        w.key_used(k, None)
         kser, k_none = _raw_ser(p["key_serde"])
         ks = w.bind(kser, "key_ser")
         key = f"{ks}({k})" if k_none else f"None if {k} is None else {ks}({k})"

@@ -221,3 +221,59 @@ def test_stateful_nodes_behind_generated_code() -> None:
 
     inputs = [("users", f"k{i}", {"name": f"user {i}"}) for i in range(3)] + ORDERS
     _same(build, inputs)
+
+
+def test_reads_first_argument_is_conservative() -> None:
+    import functools
+
+    from streamlet.topology.codegen import reads_first_argument
+
+    def uses_locals(k: Any, v: Any) -> bool:
+        return bool(locals())
+
+    def nested(k: Any, v: Any) -> bool:
+        return (lambda: k)() is not None
+
+    def ignores(k: Any, v: Any, limit: int = 3) -> bool:
+        return v > limit
+
+    class Pred:
+        def __call__(self, k: Any, v: Any) -> bool:
+            return True
+
+        def method(self, k: Any, v: Any) -> bool:
+            return True
+
+    assert not reads_first_argument(lambda k, v: v["x"] > 1)
+    assert not reads_first_argument(ignores)
+    for fn in (lambda k, v: k, lambda k, v: [k for _ in v], lambda *a: a[1], uses_locals, nested,
+               functools.partial(ignores, limit=1), Pred(), Pred().method, print, lambda v: v,
+               lambda k, v, **kw: v):
+        assert reads_first_argument(fn), fn
+
+
+def test_key_not_decoded_when_nothing_reads_it_but_still_validated() -> None:
+    seen: list[Any] = []
+
+    def build(app: sl.App) -> None:
+        s = app.stream("orders")
+        s.filter(lambda k, v: v is not None).map_values(lambda v: v).to("lazy")  # key unread
+
+    def build_reading(app: sl.App) -> None:
+        s = app.stream("orders")
+        s.filter(lambda k, v: seen.append(k) or True).to("eager")  # key read
+
+    inputs = [("orders", b"plain", b'{"n": 1}'), ("orders", "caf\u00e9".encode(), b'{"n": 2}'),
+              ("orders", b"\xff\xfebad", b'{"n": 3}'), ("orders", None, b'{"n": 4}')]
+    for policy in ("skip", "fail"):
+        log = _same(build, inputs, on_error=policy)
+        keys = [r[0] for r in log.get("lazy", {}).get(0, [])]
+        assert keys == [b"plain", "caf\u00e9".encode(), None]  # the bad key failed, as when decoded
+        _same(build_reading, inputs, on_error=policy)
+    assert "café" in seen and "plain" in seen
+
+    app = sl.App("codegen-lazy")
+    build(app)
+    with TestDriver(app) as d:
+        src = d.tasks.routes["orders"][0].__streamlet_source__
+    assert "kb.isascii()" in src and ".decode()" in src and "k0 = None if kb is None" not in src
