@@ -1,40 +1,63 @@
-"""count, sum, min, max, avg (ksqlDB meanings: nulls are skipped)."""
+"""count, sum, min, max, avg — ksqlDB meanings: a None value is skipped.
+
+ksqlDB facts followed here: ``COUNT(col)`` counts the rows where col is not
+null, ``COUNT(*)`` every row; ``SUM`` starts at 0 and skips nulls (so a row
+with only null values sums to 0); ``MIN`` / ``MAX`` start at null and skip
+nulls; ``AVG`` keeps (sum, count) of the non-null values and gives 0.0 when
+the count is 0. ``MIN`` and ``MAX`` work on streams only in ksqlDB (they
+cannot undo a value); so here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from streamlet.agg.base import Aggregator, Field, field_getter
+from streamlet.agg.base import BuiltinAggregator, Field, field_getter, field_repr
 
 
-class Count(Aggregator):
-    """Every record (no field), or records whose field is not None (ksqlDB ``COUNT(col)``)."""
+class CountAll(BuiltinAggregator):
+    """Every record (``count()``; ksqlDB ``COUNT(*)``)."""
 
-    supports_subtract = True
+    supports_subtract = supports_merge = True
     name = "count"
-
-    def __init__(self, field: Field = None) -> None:
-        self.counts_all = field is None
-        self.get = field_getter(field)
+    _args = ""
 
     def initial(self) -> int:
         return 0
 
     def add(self, state: int, value: Any, offset: int, timestamp: int) -> int:
-        return state + 1 if self.counts_all or self.get(value) is not None else state
+        return state + 1
 
     def subtract(self, state: int, value: Any, offset: int, timestamp: int) -> int:
-        return state - 1 if self.counts_all or self.get(value) is not None else state
+        return state - 1
+
+    def merge(self, a: int, b: int) -> int:
+        return a + b
 
 
-class Sum(Aggregator):
-    """Sum of non-None values; 0 when there are none (ksqlDB ``SUM``). Ints stay ints."""
+class CountField(CountAll):
+    """Records whose field is not None (``count(field)``; ksqlDB ``COUNT(col)``)."""
 
-    supports_subtract = True
+    def __init__(self, field: Field) -> None:
+        self.get = field_getter(field)
+        self._args = field_repr(field)
+
+    def add(self, state: int, value: Any, offset: int, timestamp: int) -> int:
+        return state if self.get(value) is None else state + 1
+
+    def subtract(self, state: int, value: Any, offset: int, timestamp: int) -> int:
+        return state if self.get(value) is None else state - 1
+
+
+class Sum(BuiltinAggregator):
+    """Sum of the non-None values; 0 for none (ksqlDB ``SUM``). A sum of ints stays an int."""
+
+    supports_subtract = supports_merge = True
     name = "sum"
 
     def __init__(self, field: Field) -> None:
         self.get = field_getter(field)
+        self._args = field_repr(field)
 
     def initial(self) -> Any:
         return 0
@@ -47,32 +70,68 @@ class Sum(Aggregator):
         x = self.get(value)
         return state if x is None else state - x
 
+    def merge(self, a: Any, b: Any) -> Any:
+        return a + b
 
-class _Extreme(Aggregator):
-    """min / max of non-None values; None until one arrives."""
 
-    def __init__(self, field: Field, smaller: bool) -> None:
+class Min(BuiltinAggregator):
+    """Smallest non-None value; None until one arrives (ksqlDB ``MIN``)."""
+
+    supports_merge = True
+    ksql_stream_only = "MIN"
+    name = "min"
+
+    def __init__(self, field: Field) -> None:
         self.get = field_getter(field)
-        self.smaller = smaller
-        self.name = "min" if smaller else "max"
+        self._args = field_repr(field)
 
     def add(self, state: Any, value: Any, offset: int, timestamp: int) -> Any:
         x = self.get(value)
         if x is None:
             return state
-        if state is None:
+        if state is None or x < state:
             return x
-        return (x if x < state else state) if self.smaller else (x if x > state else state)
+        return state
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        if b is None or not b < a:
+            return a
+        return b
 
 
-class Avg(Aggregator):
-    """Mean of non-None values (None when there are none)."""
+class Max(Min):
+    """Largest non-None value; None until one arrives (ksqlDB ``MAX``)."""
 
-    supports_subtract = True
+    name = "max"
+    ksql_stream_only = "MAX"
+
+    def add(self, state: Any, value: Any, offset: int, timestamp: int) -> Any:
+        x = self.get(value)
+        if x is None:
+            return state
+        if state is None or x > state:
+            return x
+        return state
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        if b is None or not b > a:
+            return a
+        return b
+
+
+class Avg(BuiltinAggregator):
+    """Mean of the non-None values; 0.0 when there are none (ksqlDB ``AVG``). State: ``[sum, count]``."""
+
+    supports_subtract = supports_merge = True
     name = "avg"
 
     def __init__(self, field: Field) -> None:
         self.get = field_getter(field)
+        self._args = field_repr(field)
 
     def initial(self) -> list[Any]:
         return [0, 0]
@@ -83,7 +142,13 @@ class Avg(Aggregator):
 
     def subtract(self, state: list[Any], value: Any, offset: int, timestamp: int) -> list[Any]:
         x = self.get(value)
-        return state if x is None else [state[0] - x, state[1] - 1]
+        if x is None:
+            return state
+        n = state[1] - 1
+        return [state[0] - x, n] if n else [0, 0]  # empty again: drop float rounding leftovers
 
-    def result(self, state: list[Any]) -> float | None:
-        return state[0] / state[1] if state[1] else None
+    def merge(self, a: list[Any], b: list[Any]) -> list[Any]:
+        return [a[0] + b[0], a[1] + b[1]]
+
+    def result(self, state: list[Any]) -> float:
+        return state[0] / state[1] if state[1] else 0.0
