@@ -107,4 +107,5 @@ class Aggregation:
         )
 
     def __repr__(self) -> str:
-        return "Aggregation({" + ", ".join(f"{c!r}: {a!r}" for c, a in zip(self.columns, self.aggregators)) + "})"
+        inner = ", ".join(f"{c!r}: {a!r}" for c, a in zip(self.columns, self.aggregators))
+        return f"Aggregation({{{inner}}})"

@@ -155,7 +155,8 @@ class Aggregator:
         return None
 
     def add(self, state: Any, value: Any, offset: int, timestamp: int) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must implement add(state, value, offset, timestamp)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement add(state, value, offset, timestamp)")
 
     def subtract(self, state: Any, value: Any, offset: int, timestamp: int) -> Any:
         raise TopologyError(self.no_subtract_reason())

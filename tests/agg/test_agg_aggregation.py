@@ -37,7 +37,8 @@ def test_supports_subtract_and_merge_only_when_every_column_does() -> None:
 
 def test_subtract_undoes_add_across_columns() -> None:
     agg = Aggregation({"n": sl.agg.count(), "s": sl.agg.sum("x"), "a": sl.agg.avg("x"),
-                       "l": sl.agg.collect_list("x"), "set": sl.agg.collect_set("x"), "nx": sl.agg.count("x")})
+                       "l": sl.agg.collect_list("x"), "set": sl.agg.collect_set("x"),
+                       "nx": sl.agg.count("x")})
     a, b = {"x": 3}, {"x": None}
     state = fold(agg, [a, b])
     assert agg.result(agg.subtract(state, a, 5, 0)) == agg.result(fold(agg, [b]))
@@ -45,7 +46,8 @@ def test_subtract_undoes_add_across_columns() -> None:
 
 
 def test_subtract_on_a_stream_only_column_names_it() -> None:
-    agg = Aggregation({"n": sl.agg.count(), "last": sl.agg.latest_by_offset("x"), "top": sl.agg.top_k("x", 2)})
+    agg = Aggregation({"n": sl.agg.count(), "last": sl.agg.latest_by_offset("x"),
+                       "top": sl.agg.top_k("x", 2)})
     with pytest.raises(TopologyError) as err:
         agg.subtract(agg.initial(), {"x": 1}, 0, 0)
     text = str(err.value)
@@ -55,7 +57,8 @@ def test_subtract_on_a_stream_only_column_names_it() -> None:
 
 
 def test_merge_per_column() -> None:
-    agg = Aggregation({"n": sl.agg.count(), "first": sl.agg.earliest_by_offset("x"), "top": sl.agg.top_k("x", 2)})
+    agg = Aggregation({"n": sl.agg.count(), "first": sl.agg.earliest_by_offset("x"),
+                       "top": sl.agg.top_k("x", 2)})
     a = fold(agg, rows(5, 1))
     b = fold(agg, rows(7, 2), offsets=[2, 3])
     assert agg.result(agg.merge(a, b)) == {"n": 4, "first": 5, "top": [7, 5]}

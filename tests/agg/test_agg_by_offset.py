@@ -21,7 +21,8 @@ def test_the_seed_scenario() -> None:
 
 def test_a_record_whose_field_is_none_still_creates_the_row() -> None:
     # the state exists (the processor stores it); the value shown is None / []
-    for agg in (latest("x"), earliest("x"), latest("x", ignore_nulls=False), earliest("x", ignore_nulls=False)):
+    for agg in (latest("x"), earliest("x"),
+                latest("x", ignore_nulls=False), earliest("x", ignore_nulls=False)):
         assert run(agg, rows(None)) is None
     for agg in (latest("x", n=2), earliest("x", n=2)):
         assert run(agg, rows(None)) == []

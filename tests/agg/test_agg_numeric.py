@@ -51,9 +51,11 @@ def test_avg_of_no_values_is_zero_like_ksqldb() -> None:
     assert run(sl.agg.avg("x"), []) == 0.0
 
 
-@pytest.mark.parametrize("agg", [sl.agg.count(), sl.agg.count("x"), sl.agg.sum("x"), sl.agg.avg("x")], ids=repr)
+@pytest.mark.parametrize("agg", [sl.agg.count(), sl.agg.count("x"), sl.agg.sum("x"), sl.agg.avg("x")],
+                         ids=repr)
 def test_subtract_undoes_add(agg) -> None:
-    for a, b in [({"x": 3}, {"x": 4}), ({"x": None}, {"x": 4}), ({"x": 3}, {"x": None}), ({"x": 3}, {"x": 3})]:
+    for a, b in [({"x": 3}, {"x": 4}), ({"x": None}, {"x": 4}), ({"x": 3}, {"x": None}),
+                 ({"x": 3}, {"x": 3})]:
         state = fold(agg, [a, b])
         assert agg.result(agg.subtract(state, a, 2, 0)) == agg.result(fold(agg, [b]))
         assert agg.result(agg.subtract(state, b, 2, 0)) == agg.result(fold(agg, [a]))

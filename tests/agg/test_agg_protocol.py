@@ -1,4 +1,4 @@
-"""Every built-in aggregator keeps the protocol: stored states, no mutation, fresh results, subtract, merge."""
+"""Every built-in aggregator keeps the protocol: stored states, no mutation, fresh results, subtract."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ ALL = [
     sl.agg.latest_by_offset("x"), sl.agg.earliest_by_offset("x"),
     sl.agg.latest_by_offset("x", ignore_nulls=False), sl.agg.earliest_by_offset("x", ignore_nulls=False),
     sl.agg.latest_by_offset("x", n=3), sl.agg.earliest_by_offset("x", n=3),
-    sl.agg.latest_by_offset("x", n=2, ignore_nulls=False), sl.agg.earliest_by_offset("x", n=2, ignore_nulls=False),
+    sl.agg.latest_by_offset("x", n=2, ignore_nulls=False),
+    sl.agg.earliest_by_offset("x", n=2, ignore_nulls=False),
     sl.agg.first_value("x"), sl.agg.min_by("x", "y"), sl.agg.max_by("x", "y"),
     sl.agg.min_by("x", sl.agg.TIMESTAMP), sl.agg.max_by("x", sl.agg.TIMESTAMP),
     sl.agg.collect_list("x"), sl.agg.collect_list("x", limit=5), sl.agg.collect_set("x"),
