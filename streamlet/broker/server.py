@@ -4,6 +4,17 @@ Workers in other processes connect to its bootstrap servers. Because the
 mock has no CreateTopics API, the server consumes :data:`CONTROL_TOPIC`:
 a worker that needs a topic writes ``{"create": {"name": partitions}}`` there
 and waits until the topic shows in the metadata.
+
+Tests inject faults through the same topic (each request is logged, so a
+test can wait for it in the broker's log):
+
+* ``{"broker_down": ID, "for_ms": MS}`` — broker ``ID`` drops its connections
+  and refuses new ones, and comes back by itself after ``MS`` (default 3000):
+  with a single broker nobody could deliver a request to bring it up;
+* ``{"broker_up": ID}`` — bring a broker of a multi-broker cluster back now;
+* ``{"rtt": {"broker": ID, "ms": MS}}`` — delay every response of a broker;
+* ``{"request_errors": {"api": "Produce", "errors": [6, 6]}}`` — fail the next
+  requests of one API (name or ApiKey number) with these Kafka error codes.
 """
 
 from __future__ import annotations
@@ -62,17 +73,33 @@ class BrokerServer:
                 self.cluster.create_topic(str(name), int(partitions))
                 log.info("created topic %s with %s partitions on request", name, partitions)
             if "broker_down" in request:
-                # fault injection for tests: down now, up again after for_ms (nobody could ask then)
-                broker_id = int(request["broker_down"])
+                # down now, up again after for_ms (with one broker nobody could ask then)
+                broker_id, for_ms = int(request["broker_down"]), int(request.get("for_ms", 3000))
                 self.cluster.broker_down(broker_id)
-                log.warning("broker %d down for %s ms on request", broker_id, request.get("for_ms", 3000))
-                timer = threading.Timer(int(request.get("for_ms", 3000)) / 1000.0,
-                                        self.cluster.broker_up, args=(broker_id,))
+                log.warning("fault: broker %d down for %d ms on request", broker_id, for_ms)
+                timer = threading.Timer(for_ms / 1000.0, self._broker_up, args=(broker_id,))
                 timer.daemon = True
                 timer.start()
+            if "broker_up" in request:
+                self._broker_up(int(request["broker_up"]))
+            if "rtt" in request:
+                spec = dict(request["rtt"])
+                self.cluster.set_rtt(int(spec.get("broker", 1)), int(spec["ms"]))
+                log.warning("fault: broker %s round-trip delay %s ms on request", spec.get("broker", 1), spec["ms"])
+            if "request_errors" in request:
+                spec = dict(request["request_errors"])
+                errors = [int(e) for e in spec["errors"]]
+                self.cluster.push_request_errors(spec["api"], errors)
+                log.warning("fault: next %d %s request(s) fail with %s on request", len(errors), spec["api"], errors)
             self.requests += 1
         except Exception as exc:  # a bad request must not stop the broker
             log.error("ignored bad control request %r: %s", payload, exc)
+
+    def _broker_up(self, broker_id: int) -> None:
+        if self._stop.is_set():
+            return  # the cluster is being closed
+        self.cluster.broker_up(broker_id)
+        log.warning("fault: broker %d up again", broker_id)
 
     def stop(self) -> None:
         self._stop.set()
