@@ -7,6 +7,13 @@ class StreamletError(Exception):
     """Base of every error streamlet raises on purpose."""
 
 
+def client_error_text(exc: BaseException) -> str:
+    """The readable part of a librdkafka error (``KafkaError{code=...,str="..."}`` → its ``str``)."""
+    err = exc.args[0] if exc.args else None
+    text = getattr(err, "str", None)
+    return text() if callable(text) else str(exc)
+
+
 class ConfigError(StreamletError):
     """Wrong configuration, found at start-up; the message says how to fix it."""
 

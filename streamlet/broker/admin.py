@@ -17,7 +17,7 @@ import orjson
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from streamlet.errors import ConfigError
+from streamlet.errors import ConfigError, client_error_text
 
 #: Present on every ``streamlet broker``: workers write topic requests to it.
 CONTROL_TOPIC = "__streamlet_control"
@@ -55,8 +55,8 @@ class _MetadataAdmin:
             self._admin = AdminClient(admin_settings(bootstrap, client_config))
         except (KafkaException, ValueError, TypeError) as exc:
             raise ConfigError(
-                f"bad client setting: {exc} (check App(config=...) / STREAMLET_CONFIG against "
-                "librdkafka's CONFIGURATION.md)"
+                f"bad client setting: {client_error_text(exc)} (check App(config=...) / STREAMLET_CONFIG "
+                "against librdkafka's CONFIGURATION.md)"
             ) from exc
 
     def partitions(self, timeout: float = 10.0) -> dict[str, int]:

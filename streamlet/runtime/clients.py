@@ -7,7 +7,7 @@ from typing import Any, Callable
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from streamlet.config import Config
-from streamlet.errors import ConfigError
+from streamlet.errors import ConfigError, client_error_text
 
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
@@ -60,14 +60,20 @@ def make_consumer(settings: dict[str, Any]) -> Consumer:
     try:
         return Consumer(settings)
     except (KafkaException, ValueError, TypeError) as exc:
-        raise ConfigError(f"bad consumer setting: {exc} (check config= / STREAMLET_CONFIG)") from exc
+        raise ConfigError(
+            f"bad consumer setting: {client_error_text(exc)} (check App(config=...) / STREAMLET_CONFIG "
+            "against librdkafka's CONFIGURATION.md)"
+        ) from exc
 
 
 def make_producer(settings: dict[str, Any]) -> Producer:
     try:
         return Producer(settings)
     except (KafkaException, ValueError, TypeError) as exc:
-        raise ConfigError(f"bad producer setting: {exc} (check config= / STREAMLET_CONFIG)") from exc
+        raise ConfigError(
+            f"bad producer setting: {client_error_text(exc)} (check App(config=...) / STREAMLET_CONFIG "
+            "against librdkafka's CONFIGURATION.md)"
+        ) from exc
 
 
 def produce_function(producer: Producer) -> Callable[..., None]:
