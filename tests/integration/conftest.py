@@ -1,4 +1,12 @@
-"""Integration fixtures: one broker per test, of each kind chosen by `--broker mock|tansu|both`."""
+"""Integration fixtures: one broker per test, of each kind chosen by `--broker mock|tansu|both`.
+
+* ``broker``: a fresh broker process of the parametrized kind with no topics
+  (see procs.py for its interface); a test marked ``faults`` gets one whose
+  ``outage()`` works on every kind (Tansu then runs behind a TCP proxy).
+* ``report``: ``report("...")`` adds a line to the "streamlet integration
+  report" printed at the end of the run (duplicates counted, splits seen).
+* Workers a test started and did not stop are killed when it ends, pass or fail.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,12 @@ import pytest
 
 from tests.integration.procs import BROKERS, STARTED
 
+_REPORT: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faults: the test injects broker faults (outage) on every broker kind")
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "broker_kind" in metafunc.fixturenames:
@@ -18,11 +32,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def any_broker(tmp_path: Path, broker_kind: str):
+def broker(request: pytest.FixtureRequest, tmp_path: Path, broker_kind: str):
     """A broker of the parametrized kind with no topics yet; stopped after the test."""
-    broker = BROKERS[broker_kind](tmp_path, {})
-    yield broker
-    broker.stop()
+    faults = request.node.get_closest_marker("faults") is not None
+    b = BROKERS[broker_kind](tmp_path, {}, proxied=faults)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest):
+    def add(line: str) -> None:
+        _REPORT.append(f"{request.node.name}: {line}")
+
+    return add
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +54,10 @@ def _kill_leftover_workers():
     yield
     for worker in list(STARTED):
         worker.stop(signal.SIGKILL, timeout=5)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    if _REPORT:
+        terminalreporter.section("streamlet integration report")
+        for line in _REPORT:
+            terminalreporter.write_line(line)

@@ -1,20 +1,44 @@
-"""Processes for the integration tests: brokers (`streamlet broker`, Tansu), workers, readers."""
+"""Processes for the integration tests: brokers (`streamlet broker`, Tansu), workers, readers.
+
+Both brokers offer the same small interface to tests:
+
+* ``kind`` (``"mock"`` / ``"tansu"``), ``bootstrap``, ``create_topic(name, partitions)``;
+* ``outage(for_ms)``: the broker drops every client connection and refuses new
+  ones for ``for_ms``; returns once the outage has begun, and
+  ``wait_recovered()`` returns once it is over. On the mock this is
+  librdkafka's own fault injection, asked for through the control topic of
+  the `streamlet broker` process; on Tansu (no fault injection) a TCP proxy
+  that Tansu advertises as its address does it (``BROKERS["tansu"](...,
+  proxied=True)``);
+* ``stop()``: ends the broker process (SIGTERM, then SIGKILL).
+
+The mock also takes raw control requests through ``fault(**request)`` (see
+streamlet/broker/server.py: ``rtt``, ``request_errors``, ...).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import selectors
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 RESTORED = re.compile(r"restored store (\S+) partition (\d+): (\d+) changelog records")
+OWNERSHIP = re.compile(r"(assigned|revoked|lost) (.*)$", re.M)
+
+#: librdkafka settings of every worker: a short session so that rebalances and the
+#: restart of a killed member take seconds, not the default 45 s
+WORKER_CLIENT_CONFIG = "session.timeout.ms=6000,heartbeat.interval.ms=500"
 
 
 def terminate(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
@@ -28,39 +52,164 @@ def terminate(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float 
             proc.wait(5)
 
 
+def wait_until(condition: Callable[[], Any], deadline_s: float, what: str,
+               on_timeout: Callable[[], str] = lambda: "", interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned); fail after ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {deadline_s:.0f} s waiting for {what}\n{on_timeout()}")
+        time.sleep(interval)
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+# -- brokers ------------------------------------------------------------------
+
 class BrokerProcess:
     """`streamlet broker` in its own process (the embedded mock); stopped by :meth:`stop`."""
 
     kind = "mock"
 
-    def __init__(self, tmp: Path, topics: dict[str, int]) -> None:
+    def __init__(self, tmp: Path, topics: dict[str, int], proxied: bool = False) -> None:
+        # ``proxied`` is ignored: the mock has its own fault injection
         args = [sys.executable, "-m", "streamlet", "broker"]
         for name, count in topics.items():
             args += ["--topic", f"{name}:{count}"]
-        self.log = open(tmp / "broker.log", "w")
+        self.log_path = tmp / "broker.log"
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith("bootstrap: "):
             self.stop()
-            raise RuntimeError(f"broker did not start: {line!r}")
+            raise RuntimeError(f"broker did not start: {line!r}\n{_tail(self.log_path)}")
         self.bootstrap = line.split(": ", 1)[1].strip()
+        self._outages = 0
 
     def create_topic(self, name: str, partitions: int) -> None:
         from streamlet.broker.admin import ControlTopicAdmin
 
         ControlTopicAdmin(self.bootstrap, {}).create({name: partitions})
 
-    def broker_down(self, for_ms: int) -> None:
-        """Take the broker down for ``for_ms`` (fault injection through the control topic)."""
+    def fault(self, **request: Any) -> None:
+        """Send one fault-injection request to the broker process (streamlet/broker/server.py)."""
         from streamlet.broker.admin import CONTROL_TOPIC
 
         p = Producer({"bootstrap.servers": self.bootstrap})
-        p.produce(CONTROL_TOPIC, orjson.dumps({"broker_down": 1, "for_ms": for_ms}))
-        assert p.flush(10) == 0
+        p.produce(CONTROL_TOPIC, orjson.dumps(request))
+        assert p.flush(10) == 0, "the control request was not delivered"
+
+    def _log_count(self, needle: str) -> int:
+        return _tail(self.log_path, 10**7).count(needle)
+
+    def outage(self, for_ms: int) -> None:
+        self.fault(broker_down=1, for_ms=for_ms)
+        self._outages += 1
+        wait_until(lambda: self._log_count("fault: broker 1 down") >= self._outages, 10,
+                   "the broker to go down", lambda: _tail(self.log_path))
+
+    def wait_recovered(self, deadline_s: float = 30) -> None:
+        wait_until(lambda: self._log_count("fault: broker 1 up again") >= self._outages, deadline_s,
+                   "the broker to come back", lambda: _tail(self.log_path))
 
     def stop(self) -> None:
         terminate(self.proc)
         self.log.close()
+
+
+class TcpProxy:
+    """Forwards a loopback port to ``target_port``, byte for byte, one thread per direction.
+
+    :meth:`outage` closes every open connection and, for a while, closes new
+    ones as soon as they are accepted: what a client sees of a broker that
+    went down.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.down_until = 0.0
+        self.connections: set[tuple[socket.socket, socket.socket]] = set()
+        self.lock = threading.Lock()
+        self.closed = False
+        self.thread = threading.Thread(target=self._accept, name="tansu-proxy", daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ)
+        while not self.closed:
+            if not sel.select(0.2):
+                continue
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            if self.is_down():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            pair = (client, upstream)
+            with self.lock:
+                self.connections.add(pair)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst, pair), daemon=True).start()
+        sel.close()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, pair: tuple[socket.socket, socket.socket]) -> None:
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._drop(pair)
+
+    def _drop(self, pair: tuple[socket.socket, socket.socket]) -> None:
+        with self.lock:
+            self.connections.discard(pair)
+        for s in pair:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def is_down(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    def outage(self, for_ms: int) -> None:
+        self.down_until = time.monotonic() + for_ms / 1000.0
+        with self.lock:
+            open_now = list(self.connections)
+        for pair in open_now:
+            self._drop(pair)
+
+    def close(self) -> None:
+        self.closed = True
+        self.thread.join(2)
+        self.listener.close()
+        with self.lock:
+            open_now = list(self.connections)
+        for pair in open_now:
+            self._drop(pair)
 
 
 def tansu_binary() -> str:
@@ -70,62 +219,82 @@ def tansu_binary() -> str:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 class TansuProcess:
-    """Tansu (a Kafka-compatible broker in Rust, memory storage); topics via the Admin API."""
+    """Tansu (a Kafka-compatible broker in Rust, memory storage); topics via the Admin API.
+
+    With ``proxied=True`` Tansu advertises a :class:`TcpProxy` in front of it
+    as its address, so that every client connection runs through the proxy
+    and :meth:`outage` can cut them.
+    """
 
     kind = "tansu"
 
-    def __init__(self, tmp: Path, topics: dict[str, int]) -> None:
-        import socket
-
+    def __init__(self, tmp: Path, topics: dict[str, int], proxied: bool = False) -> None:
         port = free_port()
-        url = f"tcp://127.0.0.1:{port}"
-        self.log = open(tmp / "tansu.log", "w")
-        self.proc = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url,
-                                      "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.bootstrap = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
+        self.proxy = TcpProxy(port) if proxied else None
+        public = self.proxy.port if self.proxy else port
+        self.log_path = tmp / "tansu.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+             "--advertised-listener-url", f"tcp://127.0.0.1:{public}", "--storage-engine", "memory://tansu/"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.bootstrap = f"127.0.0.1:{public}"
+
+        def listening() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tansu exited ({self.proc.returncode}):\n{_tail(self.log_path)}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
+                return True
             except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("tansu did not start")
-                time.sleep(0.1)
-        for name, count in topics.items():
-            self.create_topic(name, count)
+                return False
+
+        try:
+            wait_until(listening, 15, "tansu to listen", lambda: _tail(self.log_path))
+            for name, count in topics.items():
+                self.create_topic(name, count)
+        except BaseException:
+            self.stop()
+            raise
 
     def create_topic(self, name: str, partitions: int) -> None:
         from streamlet.broker.admin import KafkaTopicAdmin
 
         KafkaTopicAdmin(self.bootstrap, {}).create({name: partitions})
 
-    def broker_down(self, for_ms: int) -> None:
-        raise NotImplementedError("fault injection needs the embedded mock broker")
+    def outage(self, for_ms: int) -> None:
+        if self.proxy is None:
+            raise RuntimeError("start Tansu with proxied=True (mark the test `faults`) to cut connections")
+        self.proxy.outage(for_ms)
+
+    def wait_recovered(self, deadline_s: float = 30) -> None:
+        assert self.proxy is not None
+        wait_until(lambda: not self.proxy.is_down(), deadline_s, "the proxy to let connections through")
 
     def stop(self) -> None:
         terminate(self.proc)
+        if self.proxy is not None:
+            self.proxy.close()
         self.log.close()
 
 
 BROKERS = {"mock": BrokerProcess, "tansu": TansuProcess}
 
-#: workers started by the current test
+
+# -- workers ------------------------------------------------------------------
+
+#: workers started by the current test (killed at its end by the conftest)
 STARTED: list["Worker"] = []
 
 
 class Worker:
-    """`streamlet run SCRIPT` with its own state dir and log file.
+    """`streamlet run SCRIPT` with its own state dir and log file (stdout and stderr).
 
     Every worker started is tracked in :data:`STARTED`; the integration
     conftest kills the leftovers of a test, even a failed one.
@@ -133,13 +302,15 @@ class Worker:
 
     def __init__(self, tmp: Path, script: Path, bootstrap: str, state_dir: Path, name: str,
                  env: dict[str, str] | None = None) -> None:
+        self.name = name
         self.log_path = tmp / f"{name}.log"
         self.log = open(self.log_path, "a")
         env = {**os.environ, "STREAMLET_BROKERS": bootstrap, "STREAMLET_STATE_DIR": str(state_dir),
-               "STREAMLET_COMMIT_INTERVAL_MS": "200",
-               "STREAMLET_CONFIG": "session.timeout.ms=6000,heartbeat.interval.ms=500", **(env or {})}
+               "STREAMLET_COMMIT_INTERVAL_MS": "200", "STREAMLET_CONFIG": WORKER_CLIENT_CONFIG,
+               **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "streamlet", "run", str(script)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.pid = self.proc.pid
         STARTED.append(self)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
@@ -150,29 +321,60 @@ class Worker:
             self.log.close()
         return self.proc.returncode
 
+    def wait_exit(self, deadline_s: float) -> int:
+        """Wait for the worker to exit by itself; its exit code."""
+        try:
+            return self.proc.wait(deadline_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {deadline_s:.0f} s:\n{self.tail()}") from None
+
+    def tail(self, chars: int = 3000) -> str:
+        return f"--- {self.name} (pid {self.pid}) log ---\n" + _tail(self.log_path, chars)
+
+    def text(self) -> str:
+        return _tail(self.log_path, 10**8)
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited early ({self.proc.returncode}):\n{self.tail()}")
+
+    def owned(self) -> set[str]:
+        """The partitions this worker owns now, replayed from its assigned / revoked / lost log lines."""
+        owned: set[str] = set()
+        for event, parts in OWNERSHIP.findall(self.text()):
+            names = {p.strip() for p in parts.split(",") if "[" in p}
+            if event == "assigned":
+                owned |= names
+            else:
+                owned -= names
+        return owned
+
     def wait_restored(self, partitions: int, deadline_s: float = 60) -> dict[tuple[str, int], int]:
         """Wait until this worker logged the restore of ``partitions`` store partitions."""
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            done = self.restored()
-            if len(done) >= partitions:
-                return done
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited ({self.proc.returncode}):\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        raise AssertionError(f"worker did not restore {partitions} partitions:\n{self.log_path.read_text()[-3000:]}")
+        def done() -> dict[tuple[str, int], int] | None:
+            self.check_alive()
+            restored = self.restored()
+            return restored if len(restored) >= partitions else None
+
+        return wait_until(done, deadline_s, f"{self.name} to restore {partitions} partitions", self.tail, 0.2)
 
     def restored(self) -> dict[tuple[str, int], int]:
         """(store, partition) → changelog records restored, from this worker's log."""
         out: dict[tuple[str, int], int] = {}
-        for m in RESTORED.finditer(self.log_path.read_text()):
+        for m in RESTORED.finditer(self.text()):
             out[(m.group(1), int(m.group(2)))] = out.get((m.group(1), int(m.group(2))), 0) + int(m.group(3))
         return out
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[str, Any]]) -> None:
-    """Produce JSON values (bytes values are sent as they are)."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"})
+# -- clients ------------------------------------------------------------------
+
+def produce(bootstrap: str, topic: str, records: list[tuple[str, Any]], **config: Any) -> None:
+    """Produce JSON values (bytes values are sent as they are); waits for every acknowledgement.
+
+    ``config``: more producer settings, dots spelled as underscores (``batch_num_messages=10``).
+    """
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random",
+                  **{k.replace("_", "."): v for k, v in config.items()}})
     for key, value in records:
         body = value if isinstance(value, bytes) else orjson.dumps(value)
         while True:
@@ -181,7 +383,7 @@ def produce(bootstrap: str, topic: str, records: list[tuple[str, Any]]) -> None:
                 break
             except BufferError:
                 p.poll(0.1)
-    assert p.flush(30) == 0
+    assert p.flush(60) == 0, f"not every record reached {topic}"
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -212,6 +414,7 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset of each partition (negative: none)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
@@ -221,19 +424,20 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, partitions: int, deadline_s: float,
-                   workers: list[Worker] = ()) -> None:  # type: ignore[assignment]
-    """Wait until the group committed the end of every partition of ``topic``."""
+                   workers: list[Worker] = ()) -> dict[int, int]:  # type: ignore[assignment]
+    """Wait until the group committed the end of every partition of ``topic``; the end offsets."""
     ends = end_offsets(bootstrap, topic, partitions)
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        done = committed(bootstrap, group, topic, partitions)
-        if all(end == 0 or done[p] == end for p, end in ends.items()):
-            return
+    last: dict[int, int] = {}
+
+    def done() -> bool:
         for w in workers:
-            if w.proc.poll() is not None:
-                raise AssertionError(f"worker exited early ({w.proc.returncode}):\n{w.log_path.read_text()[-3000:]}")
-        time.sleep(0.3)
-    raise AssertionError(f"group {group} did not commit {ends}; has {committed(bootstrap, group, topic, partitions)}")
+            w.check_alive()
+        last.update(committed(bootstrap, group, topic, partitions))
+        return all(end == 0 or last[p] == end for p, end in ends.items())
+
+    wait_until(done, deadline_s, f"group {group} to commit the end of {topic} {ends}",
+               lambda: f"committed: {last}\n" + "\n".join(w.tail() for w in workers), 0.3)
+    return ends
 
 
 def read_all(bootstrap: str, topic: str, partitions: int) -> list[Any]:
@@ -252,6 +456,30 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[Any]:
         c.close()
     assert len(out) >= want, f"read {len(out)} of {want} records of {topic}"
     return out
+
+
+class Follower:
+    """Reads a topic from the start while a test runs: ``poll()`` returns what arrived so far."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "follower",
+                                  "enable.auto.commit": False, "fetch.queue.backoff.ms": 10,
+                                  "fetch.wait.max.ms": 50})
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        self.messages: list[Any] = []
+
+    def poll(self) -> list[Any]:
+        self.messages.extend(m for m in self.consumer.consume(10_000, 0.1) if m.error() is None)
+        return self.messages
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def __enter__(self) -> "Follower":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def latest_per_key(bootstrap: str, topic: str, partitions: int) -> dict[str, Any]:
