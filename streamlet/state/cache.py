@@ -1,32 +1,46 @@
 """The per-partition write cache in front of a store, which is also its read cache.
 
 Aggregations read and update the same keys again and again: the cache keeps
-decoded values so a record costs a dict lookup, and writes each changed key
-once per commit (one changelog record per changed key, DESIGN §3).
+decoded values, so a record costs a dict lookup or two, and each changed key
+is serialized and written once per commit (one changelog record per changed
+key, DESIGN §3). Keys are the raw key bytes.
+
+Single-threaded: the task's thread owns the cache. Readers on other threads
+(interactive queries) use :meth:`peek` and :meth:`items`, which never insert
+into it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
+from streamlet.errors import SerializationError
 from streamlet.state.store import KeyValueStore
 
 _MISSING = object()
 
 
 class StoreCache:
-    """Decoded values over a byte store; ``put`` marks keys dirty until :meth:`take_changes`."""
+    """Decoded values over a byte store; ``put`` marks keys dirty until the next flush."""
 
     def __init__(self, store: KeyValueStore, value_serde: Any, max_entries: int = 100_000) -> None:
         self.store = store
         self.value_serde = value_serde
         self.max_entries = max_entries
+        #: key bytes → decoded value (``None``: absent or deleted); authoritative when present
         self._values: dict[bytes, Any] = {}
+        #: keys changed since the last take, in first-change order
         self._dirty: dict[bytes, None] = {}
         self._de = value_serde.deserialize
         self._ser = value_serde.serialize
 
+    @property
+    def name(self) -> str:
+        return self.store.name
+
+    # -- the hot path -----------------------------------------------------------------
     def get(self, key: bytes) -> Any:
+        """The decoded value of ``key`` or ``None``; a miss reads the store once and caches the answer."""
         value = self._values.get(key, _MISSING)
         if value is _MISSING:
             raw = self.store.get(key)
@@ -35,56 +49,124 @@ class StoreCache:
         return value
 
     def put(self, key: bytes, value: Any) -> None:
-        """Set ``key`` (``None`` deletes it); written at the next commit."""
+        """Set ``key`` (``None`` deletes it); serialized and written at the next flush."""
         self._values[key] = value
         self._dirty[key] = None
 
-    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
-        """Serialize every key changed since the last call, once each; they stay cached."""
-        if not self._dirty:
-            return []
-        values, ser = self._values, self._ser
-        changes = [(key, ser(values[key])) for key in self._dirty]
-        self._dirty = {}
-        return changes
-
-    def write(self, changes: list[tuple[bytes, bytes | None]] | Mapping[bytes, bytes | None],
-              offsets: Mapping[str, int] | None = None) -> None:
-        """Write taken changes and the checkpoint in one atomic store write, then trim the cache."""
-        self.store.write(dict(changes), offsets)
-        self._evict()
-
+    # -- commit -----------------------------------------------------------------------
     def flush(self, offsets: Mapping[str, int] | None = None) -> list[tuple[bytes, bytes | None]]:
-        """:meth:`take_changes` and :meth:`write` in one go; returns the changes."""
+        """Write every key changed since the last flush, once each, with ``offsets``, in one store write.
+
+        Returns the changes in first-change order (``None`` value: deleted),
+        one changelog record each. Clean entries stay cached.
+        """
         changes = self.take_changes()
         if changes or offsets:
             self.write(changes, offsets)
         return changes
 
-    def _evict(self) -> None:
-        excess = len(self._values) - self.max_entries
-        if excess <= 0:
-            return
-        # oldest entries first (dict order); dirty ones must stay until written
-        victims = [k for k in self._values if k not in self._dirty][: excess + self.max_entries // 10]
-        for key in victims:
-            del self._values[key]
+    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
+        """The first half of :meth:`flush`: serialize the changed keys, without writing them yet.
 
-    def items(self) -> Iterator[tuple[bytes, Any]]:
-        """Every live entry in key order: the store overlaid with the cache."""
-        stored = {k for k, _ in self.store.items()}
-        for key in sorted(stored | self._values.keys()):
-            value = self.get(key)
-            if value is not None:
-                yield key, value
+        For a commit that must produce and acknowledge the changelog records
+        before the store write; :meth:`write` is the second half. Between the
+        two, nothing may be put.
+        """
+        dirty = self._dirty
+        if not dirty:
+            return []
+        values, ser = self._values, self._ser
+        try:
+            changes = [(key, None if values[key] is None else ser(values[key])) for key in dirty]
+        except Exception as exc:
+            bad = next(k for k in dirty if not _serializes(ser, values[k]))
+            raise SerializationError(
+                f"store {self.store.name!r}: the value of key {bad!r} cannot be serialized "
+                f"({type(exc).__name__}: {exc}); an aggregate must be serializable by the store's value serde"
+            ) from exc
+        self._dirty = {}
+        return changes
+
+    def write(self, changes: list[tuple[bytes, bytes | None]] | Mapping[bytes, bytes | None],
+              offsets: Mapping[str, int] | None = None) -> None:
+        """The second half of :meth:`flush`: one atomic store write of taken changes and the checkpoint."""
+        if not isinstance(changes, Mapping):
+            changes = dict(changes)
+        self.store.write(changes, offsets)
+        if len(self._values) > self.max_entries:
+            self._evict(changes)
+
+    def _evict(self, recent: Mapping[bytes, Any]) -> None:
+        """Drop clean entries, oldest first, to 90% of ``max_entries`` (only after a write)."""
+        values, dirty = self._values, self._dirty
+        for key in recent:  # just written: likely hot, move them to the young end
+            if key in values:
+                values[key] = values.pop(key)
+        excess = len(values) - self.max_entries + self.max_entries // 10
+        victims = []
+        for key in values:
+            if key not in dirty:
+                victims.append(key)
+                if len(victims) >= excess:
+                    break
+        for key in victims:
+            del values[key]
 
     def clear(self) -> None:
-        """Forget cached values (after a restore wrote the store underneath)."""
+        """Forget cached values and pending changes (after a restore wrote the store underneath)."""
         self._values = {}
         self._dirty = {}
+
+    # -- reads that leave the cache alone (any thread) --------------------------------
+    def peek(self, key: bytes) -> Any:
+        """Like :meth:`get`, without caching a miss: for readers outside the task's thread."""
+        value = self._values.get(key, _MISSING)
+        if value is _MISSING:
+            raw = self.store.get(key)
+            value = None if raw is None else self._de(raw)
+        return value
+
+    def items(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
+        """Live entries in key order, ``start`` inclusive, ``end`` exclusive: the store overlaid with the cache."""
+        values = dict(self._values)  # a snapshot: the task may go on meanwhile
+        cached = sorted(k for k in values if (start is None or k >= start) and (end is None or k < end))
+        de, i, n = self._de, 0, len(cached)
+        for key, raw in self.store.items(start, end):
+            while i < n and cached[i] < key:
+                value = values[cached[i]]
+                if value is not None:
+                    yield cached[i], value
+                i += 1
+            if i < n and cached[i] == key:
+                value = values[key]
+                i += 1
+            else:
+                value = de(raw)
+            if value is not None:
+                yield key, value
+        for key in cached[i:]:
+            value = values[key]
+            if value is not None:
+                yield key, value
 
     def __len__(self) -> int:
         return sum(1 for _ in self.items())
 
     def close(self) -> None:
+        """Close the store; unflushed changes are dropped (flush first)."""
+        self._values = {}
+        self._dirty = {}
         self.store.close()
+
+    def __repr__(self) -> str:
+        return f"<StoreCache {self.store.name}: {len(self._values)} cached, {len(self._dirty)} dirty>"
+
+
+def _serializes(ser: Any, value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        ser(value)
+        return True
+    except Exception:
+        return False
