@@ -59,4 +59,4 @@ def describe_mermaid(topology: Topology) -> str:
             out.append(f"  {topic_id(node.params['topic'])} --> {_mermaid_id(name)}")
         elif node.kind == "sink":
             out.append(f"  {_mermaid_id(name)} --> {topic_id(node.params['topic'])}")
-    return "\n".join(dict.fromkeys(out))
+    return "\n".join(line for i, line in enumerate(out) if line == "  end" or line not in out[:i])
