@@ -31,6 +31,10 @@ class StoreCache:
         self._values: dict[bytes, Any] = {}
         #: keys changed since the last take, in first-change order
         self._dirty: dict[bytes, None] = {}
+        #: keys taken by take_changes() and not yet written: not evictable either
+        self._pending: dict[bytes, None] = {}
+        #: a miss that finds the cache this full evicts (reads alone must not grow it forever)
+        self._high_water = max_entries + max_entries // 10
         self._de = value_serde.deserialize
         self._ser = value_serde.serialize
 
@@ -45,7 +49,10 @@ class StoreCache:
         if value is _MISSING:
             raw = self.store.get(key)
             value = None if raw is None else self._de(raw)
-            self._values[key] = value
+            values = self._values
+            values[key] = value
+            if len(values) > self._high_water:
+                self._evict(())
         return value
 
     def put(self, key: bytes, value: Any) -> None:
@@ -69,8 +76,9 @@ class StoreCache:
         """The first half of :meth:`flush`: serialize the changed keys, without writing them yet.
 
         For a commit that must produce and acknowledge the changelog records
-        before the store write; :meth:`write` is the second half. Between the
-        two, nothing may be put.
+        before the store write; :meth:`write` is the second half. Taken values
+        stay cached (never evicted) until written; a key put in between is
+        simply dirty again for the next flush.
         """
         dirty = self._dirty
         if not dirty:
@@ -85,6 +93,10 @@ class StoreCache:
                 f"({type(exc).__name__}: {exc}); an aggregate must be serializable by the store's value serde"
             ) from exc
         self._dirty = {}
+        if self._pending:
+            self._pending.update(dirty)
+        else:
+            self._pending = dirty
         return changes
 
     def write(self, changes: list[tuple[bytes, bytes | None]] | Mapping[bytes, bytes | None],
@@ -93,19 +105,21 @@ class StoreCache:
         if not isinstance(changes, Mapping):
             changes = dict(changes)
         self.store.write(changes, offsets)
+        self._pending = {}
         if len(self._values) > self.max_entries:
             self._evict(changes)
 
-    def _evict(self, recent: Mapping[bytes, Any]) -> None:
-        """Drop clean entries, oldest first, to 90% of ``max_entries`` (only after a write)."""
-        values, dirty = self._values, self._dirty
+    def _evict(self, recent: Any) -> None:
+        """Drop clean entries, oldest first, to 90% of ``max_entries``: after a write, or on a miss when
+        reads alone filled the cache. Changed values not yet written are never dropped."""
+        values, dirty, pending = self._values, self._dirty, self._pending
         for key in recent:  # just written: likely hot, move them to the young end
             if key in values:
                 values[key] = values.pop(key)
         excess = len(values) - self.max_entries + self.max_entries // 10
         victims = []
         for key in values:
-            if key not in dirty:
+            if key not in dirty and key not in pending:
                 victims.append(key)
                 if len(victims) >= excess:
                     break
@@ -116,6 +130,7 @@ class StoreCache:
         """Forget cached values and pending changes (after a restore wrote the store underneath)."""
         self._values = {}
         self._dirty = {}
+        self._pending = {}
 
     # -- reads that leave the cache alone (any thread) --------------------------------
     def peek(self, key: bytes) -> Any:
@@ -156,6 +171,7 @@ class StoreCache:
         """Close the store; unflushed changes are dropped (flush first)."""
         self._values = {}
         self._dirty = {}
+        self._pending = {}
         self.store.close()
 
     def __repr__(self) -> str:

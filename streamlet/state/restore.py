@@ -179,6 +179,11 @@ class _Restore:
                         raise _OutOfRange(f"the changelog ends at {high}")
                     if high != end:
                         end, last_seen = high, now
+                    if position < high and not msgs:
+                        # records that deliver nothing (transaction markers) still move the position
+                        at = consumer.position([tp])[0].offset
+                        if at > position:
+                            position, last_seen = at, now
                     if position >= high:
                         break
                 if now - last_seen > (self.probe_timeout_s if suspect and first else self.idle_timeout_s):

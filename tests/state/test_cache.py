@@ -96,6 +96,22 @@ def test_eviction_keeps_the_cache_bounded_and_never_drops_unwritten_values() -> 
     assert len(cache._values) <= 10
 
 
+def test_reads_alone_cannot_grow_the_cache_without_bound() -> None:
+    store = CountingStore()
+    cache = StoreCache(store, json(), max_entries=100)
+    cache.put(b"changed", 1)  # dirty: never evicted
+    for i in range(1000):
+        assert cache.get(b"absent-%d" % i) is None
+        assert len(cache._values) <= 110
+    assert b"changed" in cache._values
+    taken = cache.take_changes()
+    for i in range(1000):  # taken, not written yet: kept as well
+        cache.get(b"absent-again-%d" % i)
+    assert cache.get(b"changed") == 1 and store.gets.count(b"changed") == 0
+    cache.write(taken)
+    assert store.get(b"changed") == b"1"
+
+
 def test_items_overlay_the_store_with_cached_changes() -> None:
     store = CountingStore()
     store.write({b"a": b"1", b"b": b"2", b"c": b"3", b"e": b"5"})
