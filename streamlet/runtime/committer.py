@@ -33,6 +33,8 @@ class Committer:
         self.delivery_errors: list[KafkaError] = []
         self.next_commit = time.monotonic() + self.interval
         self.commits = 0
+        #: set by :meth:`abandon`: this process commits nothing more
+        self.abandoned = False
         #: callbacks run before the producer flush (produce changelog records)
         self.before_flush: list[Callable[[], None]] = []
         #: callbacks run after outputs are acknowledged and before offsets are committed
@@ -42,7 +44,8 @@ class Committer:
     def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
             self.delivery_errors.append(err)
-            log.error("output to %s [%s] not delivered: %s", msg.topic(), msg.partition(), err)
+            if len(self.delivery_errors) == 1:  # the first of a burst; the DeliveryError counts them all
+                log.error("output to %s [%s] not delivered: %s", msg.topic(), msg.partition(), err)
 
     def track_positions(self, positions: Iterable[TopicPartition]) -> None:
         pending = self.pending
@@ -65,15 +68,21 @@ class Committer:
             if waited % 10 == 0:
                 log.warning("waiting for the brokers to acknowledge outputs (%.0f s)", waited)
         if self.delivery_errors:
-            errors, self.delivery_errors = self.delivery_errors, []
+            # sticky: an output that was lost must never be covered by a later commit
+            # (for instance the one the revoke callback makes when the consumer closes)
+            errors = self.delivery_errors
+            first = errors[0]
+            detail = f"{first.name()}: {first.str()}" if isinstance(first, KafkaError) else str(first)
             raise DeliveryError(
-                f"{len(errors)} output record(s) were not delivered (first: {errors[0]}); "
+                f"{len(errors)} output record(s) were not delivered (first: {detail}); "
                 "input offsets were not committed, so a restart reprocesses them"
             )
 
     def commit(self, only: Iterable[tuple[str, int]] | None = None) -> None:
         """Flush outputs, then commit the pending offsets (all, or those in ``only``)."""
         self.next_commit = time.monotonic() + self.interval
+        if self.abandoned:
+            return
         for hook in self.before_flush:
             hook()
         self.flush_outputs()
@@ -109,6 +118,16 @@ class Committer:
             if self.pending.get(key) == items[key]:
                 del self.pending[key]
         self.commits += 1
+
+    def abandon(self) -> None:
+        """The worker stops after a failure: commit nothing more, whoever asks.
+
+        What was processed since the last commit is processed again after a
+        restart (at-least-once); committing it now could cover outputs that
+        were never acknowledged.
+        """
+        self.abandoned = True
+        self.pending.clear()
 
     def forget(self, topic_partitions: Iterable[tuple[str, int]]) -> None:
         for key in topic_partitions:

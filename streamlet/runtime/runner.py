@@ -221,11 +221,13 @@ class Runner:
             self.policy.handle(m, exc, stage)
         except RecordError:
             # fail: commit what came before this record, nothing past it
-            assert self.committer is not None
+            assert self.committer is not None and self.tasks is not None
+            routes = self.tasks.routes
             for prev in msgs:
                 if prev is m:
                     break
-                if prev.error() is None:
+                # records of a partition revoked in this batch were skipped: not ours to commit
+                if prev.error() is None and prev.partition() in routes.get(prev.topic(), ()):
                     self.committer.track(prev.topic(), prev.partition(), prev.offset() + 1)
             self.committer.track(m.topic(), m.partition(), m.offset())
             self.app.stop()
@@ -234,6 +236,8 @@ class Runner:
     def _shutdown(self, clean: bool) -> None:
         if self.consumer is None:
             return
+        if not clean and self.committer is not None:
+            self.committer.abandon()  # closing the consumer revokes, and the revoke callback commits
         try:
             if clean and self.committer is not None:
                 try:
