@@ -66,7 +66,7 @@ class _MetadataAdmin:
             md = self._admin.list_topics(timeout=timeout)
         except KafkaException as exc:
             raise ConfigError(
-                f"cannot reach the brokers at {self.bootstrap_servers!r} ({exc}); check "
+                f"cannot reach the brokers at {self.bootstrap_servers!r} ({client_error_text(exc)}); check "
                 "brokers= / STREAMLET_BROKERS and that the cluster is up"
             ) from exc
         return {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}

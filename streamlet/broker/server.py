@@ -14,7 +14,8 @@ test can wait for it in the broker's log):
 * ``{"broker_up": ID}`` — bring a broker of a multi-broker cluster back now;
 * ``{"rtt": {"broker": ID, "ms": MS}}`` — delay every response of a broker;
 * ``{"request_errors": {"api": "Produce", "errors": [6, 6]}}`` — fail the next
-  requests of one API (name or ApiKey number) with these Kafka error codes.
+  requests of one API (name or ApiKey number) with these Kafka error codes;
+  ``{"clear_request_errors": "Produce"}`` drops those not used yet.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class BrokerServer:
                 errors = [int(e) for e in spec["errors"]]
                 self.cluster.push_request_errors(spec["api"], errors)
                 log.warning("fault: next %d %s request(s) fail with %s on request", len(errors), spec["api"], errors)
+            if "clear_request_errors" in request:
+                self.cluster.clear_request_errors(request["clear_request_errors"])
+                log.warning("fault: %s request errors cleared on request", request["clear_request_errors"])
             self.requests += 1
         except Exception as exc:  # a bad request must not stop the broker
             log.error("ignored bad control request %r: %s", payload, exc)
