@@ -37,6 +37,7 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path, broker_kind: str):
     faults = request.node.get_closest_marker("faults") is not None
     b = BROKERS[broker_kind](tmp_path, {}, proxied=faults)
     yield b
+    _kill_workers()  # before their broker goes
     b.stop()
 
 
@@ -48,12 +49,16 @@ def report(request: pytest.FixtureRequest):
     return add
 
 
+def _kill_workers() -> None:
+    for worker in list(STARTED):
+        worker.stop(signal.SIGKILL, timeout=5)
+
+
 @pytest.fixture(autouse=True)
 def _kill_leftover_workers():
     """Workers a failed test did not stop are killed (SIGKILL) when it ends."""
     yield
-    for worker in list(STARTED):
-        worker.stop(signal.SIGKILL, timeout=5)
+    _kill_workers()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]

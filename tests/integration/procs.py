@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -52,16 +52,24 @@ def terminate(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float 
             proc.wait(5)
 
 
-def wait_until(condition: Callable[[], Any], deadline_s: float, what: str,
-               on_timeout: Callable[[], str] = lambda: "", interval: float = 0.1) -> Any:
-    """Poll ``condition`` until it returns something truthy (returned); fail after ``deadline_s``."""
+def wait_until(condition: Callable[[], Any], deadline_s: float, what: str, *,
+               workers: Iterable["Worker"] = (), detail: Callable[[], str] = lambda: "",
+               interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned); fail after ``deadline_s``.
+
+    Fails at once if one of ``workers`` exits meanwhile; the failure shows their log tails.
+    """
+    workers = list(workers)
     deadline = time.monotonic() + deadline_s
     while True:
+        for w in workers:
+            w.check_alive()
         result = condition()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {deadline_s:.0f} s waiting for {what}\n{on_timeout()}")
+            tails = "\n".join(w.tail() for w in workers)
+            raise AssertionError(f"timed out after {deadline_s:.0f} s waiting for {what}\n{detail()}\n{tails}")
         time.sleep(interval)
 
 
@@ -100,12 +108,22 @@ class BrokerProcess:
         ControlTopicAdmin(self.bootstrap, {}).create({name: partitions})
 
     def fault(self, **request: Any) -> None:
-        """Send one fault-injection request to the broker process (streamlet/broker/server.py)."""
+        """Send one fault-injection request to the broker process (streamlet/broker/server.py).
+
+        Sent again while the broker refuses it: produce errors injected before
+        apply to this request too.
+        """
         from streamlet.broker.admin import CONTROL_TOPIC
 
         p = Producer({"bootstrap.servers": self.bootstrap})
-        p.produce(CONTROL_TOPIC, orjson.dumps(request))
-        assert p.flush(10) == 0, "the control request was not delivered"
+        failures: list[Any] = []
+        for _ in range(100):
+            failures.clear()
+            p.produce(CONTROL_TOPIC, orjson.dumps(request), on_delivery=lambda err, _: failures.append(err))
+            assert p.flush(10) == 0, "the control request was not delivered in time"
+            if not any(failures):
+                return
+        raise AssertionError(f"the broker refused the control request {request}: {failures}")
 
     def _log_count(self, needle: str) -> int:
         return _tail(self.log_path, 10**7).count(needle)
@@ -114,11 +132,11 @@ class BrokerProcess:
         self.fault(broker_down=1, for_ms=for_ms)
         self._outages += 1
         wait_until(lambda: self._log_count("fault: broker 1 down") >= self._outages, 10,
-                   "the broker to go down", lambda: _tail(self.log_path))
+                   "the broker to go down", detail=lambda: _tail(self.log_path))
 
     def wait_recovered(self, deadline_s: float = 30) -> None:
         wait_until(lambda: self._log_count("fault: broker 1 up again") >= self._outages, deadline_s,
-                   "the broker to come back", lambda: _tail(self.log_path))
+                   "the broker to come back", detail=lambda: _tail(self.log_path))
 
     def stop(self) -> None:
         terminate(self.proc)
@@ -256,7 +274,7 @@ class TansuProcess:
                 return False
 
         try:
-            wait_until(listening, 15, "tansu to listen", lambda: _tail(self.log_path))
+            wait_until(listening, 15, "tansu to listen", detail=lambda: _tail(self.log_path))
             for name, count in topics.items():
                 self.create_topic(name, count)
         except BaseException:
@@ -352,11 +370,11 @@ class Worker:
     def wait_restored(self, partitions: int, deadline_s: float = 60) -> dict[tuple[str, int], int]:
         """Wait until this worker logged the restore of ``partitions`` store partitions."""
         def done() -> dict[tuple[str, int], int] | None:
-            self.check_alive()
             restored = self.restored()
             return restored if len(restored) >= partitions else None
 
-        return wait_until(done, deadline_s, f"{self.name} to restore {partitions} partitions", self.tail, 0.2)
+        return wait_until(done, deadline_s, f"{self.name} to restore {partitions} partitions",
+                          workers=[self], interval=0.2)
 
     def restored(self) -> dict[tuple[str, int], int]:
         """(store, partition) → changelog records restored, from this worker's log."""
@@ -424,19 +442,17 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, partitions: int, deadline_s: float,
-                   workers: list[Worker] = ()) -> dict[int, int]:  # type: ignore[assignment]
+                   workers: Iterable[Worker] = ()) -> dict[int, int]:
     """Wait until the group committed the end of every partition of ``topic``; the end offsets."""
     ends = end_offsets(bootstrap, topic, partitions)
     last: dict[int, int] = {}
 
     def done() -> bool:
-        for w in workers:
-            w.check_alive()
         last.update(committed(bootstrap, group, topic, partitions))
         return all(end == 0 or last[p] == end for p, end in ends.items())
 
-    wait_until(done, deadline_s, f"group {group} to commit the end of {topic} {ends}",
-               lambda: f"committed: {last}\n" + "\n".join(w.tail() for w in workers), 0.3)
+    wait_until(done, deadline_s, f"group {group} to commit the end of {topic} {ends}", workers=workers,
+               detail=lambda: f"committed: {last}", interval=0.3)
     return ends
 
 

@@ -143,20 +143,18 @@ def test_two_workers_in_one_group_split_the_partitions(tmp_path: Path, broker: A
                                          "fetch.max.bytes=1000,message.max.bytes=1000"})
     # the second worker starts once the first has worked on every partition
     with Follower(broker.bootstrap, "out", PARTITIONS) as out:
-        wait_until(lambda: (w1.check_alive(), len({orjson.loads(m.value())["src"][0] for m in out.poll()})
-                            == PARTITIONS)[1], 60, "outputs from every partition", w1.tail)
+        wait_until(lambda: len({orjson.loads(m.value())["src"][0] for m in out.poll()}) == PARTITIONS,
+                   60, "outputs from every partition", workers=[w1])
     w2 = Worker(tmp_path, script, broker.bootstrap, tmp_path / "s2", "w2")
     workers = [w1, w2]
 
     def split() -> list[set[str]] | None:
-        for w in workers:
-            w.check_alive()
         owned = [w.owned() for w in workers]
         whole = all(owned) and not owned[0] & owned[1] and len(owned[0] | owned[1]) == PARTITIONS
         return owned if whole else None
 
     owned = wait_until(split, 60, "both workers to own partitions, each of the 4 owned once",
-                       lambda: "\n".join(w.tail() for w in workers), 0.2)
+                       workers=workers, interval=0.2)
     release.touch()
     wait_committed(broker.bootstrap, "two-workers", "in", PARTITIONS, 90, workers)
     assert [w.stop() for w in workers] == [0, 0]
@@ -185,8 +183,7 @@ def test_sigterm_commits_and_exits_0(tmp_path: Path, broker: Any) -> None:
     w = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state", "w",
                env={"STREAMLET_COMMIT_INTERVAL_MS": "600000"})
     with Follower(broker.bootstrap, "out", PARTITIONS) as out:
-        wait_until(lambda: (w.check_alive(), len(out.poll()) >= 2_000)[1], 90,
-                   "2,000 outputs", w.tail, 0.2)
+        wait_until(lambda: len(out.poll()) >= 2_000, 90, "2,000 outputs", workers=[w])
     assert all(o < 0 for o in committed(broker.bootstrap, "sigterm-app", "in", PARTITIONS).values())
     assert w.stop(signal.SIGTERM) == 0
     assert committed(broker.bootstrap, "sigterm-app", "in", PARTITIONS) == end_offsets(
@@ -204,8 +201,8 @@ def test_sigterm_mid_run_commits_exactly_what_was_processed(tmp_path: Path, brok
     w = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state", "w1",
                env={"TEST_SLOW_FROM": "3000", "TEST_SLOW_S": "0.05", "STREAMLET_BATCH_SIZE": "20"})
     with Follower(broker.bootstrap, "out", PARTITIONS) as out:
-        wait_until(lambda: (w.check_alive(), any(orjson.loads(m.value())["n"] >= 3_000 for m in out.poll()))[1],
-                   60, "an output of a slow record", w.tail, 0.1)
+        wait_until(lambda: any(orjson.loads(m.value())["n"] >= 3_000 for m in out.poll()), 60,
+                   "an output of a slow record", workers=[w])
     assert w.stop(signal.SIGTERM) == 0
     ends = end_offsets(broker.bootstrap, "in", PARTITIONS)
     at_stop = committed(broker.bootstrap, "sigterm-mid", "in", PARTITIONS)
@@ -228,8 +225,8 @@ def test_sigkill_mid_run_and_restart_loses_nothing(tmp_path: Path, broker: Any, 
     wait_committed(broker.bootstrap, "killed", "in", PARTITIONS, 90, [w])
     with Follower(broker.bootstrap, "out", PARTITIONS) as out:
         produce(broker.bootstrap, "in", data[10_000:])
-        wait_until(lambda: (w.check_alive(), any(orjson.loads(m.value())["n"] >= 10_000 for m in out.poll()))[1],
-                   60, "an output of the second half", w.tail, 0.1)
+        wait_until(lambda: any(orjson.loads(m.value())["n"] >= 10_000 for m in out.poll()), 60,
+                   "an output of the second half", workers=[w])
     w.stop(signal.SIGKILL)
     ends = end_offsets(broker.bootstrap, "in", PARTITIONS)
     at_kill = committed(broker.bootstrap, "killed", "in", PARTITIONS)
@@ -278,18 +275,26 @@ def test_poison_records_go_to_the_dead_letter_topic(tmp_path: Path, broker: Any)
     assert len(got) == 497 and duplicates == 0  # 500 even numbers less the three dead ones
 
 
-def test_user_error_under_fail_stops_without_committing_past_it(tmp_path: Path, broker: Any) -> None:
-    script, data = setup(tmp_path, broker, "fail-app", 2_000)
-    data[1_500] = ("k-boom", {"n": 1_500, "boom": True})
+@pytest.mark.parametrize("stage", ["process", "deserialize"])
+def test_bad_record_under_fail_stops_without_committing_past_it(tmp_path: Path, broker: Any, stage: str) -> None:
+    """on_error=fail (the default): exit non-zero naming the record; its offset is the commit."""
+    script, data = setup(tmp_path, broker, f"fail-{stage}", 2_000)
+    data[1_500] = ("k-bad", {"n": 1_500, "boom": True} if stage == "process" else b"{broken")
     produce(broker.bootstrap, "in", data)
-    bad = next(m for m in read_all(broker.bootstrap, "in", PARTITIONS) if orjson.loads(m.value()).get("boom"))
+    bad = next(m for m in read_all(broker.bootstrap, "in", PARTITIONS) if m.key() == b"k-bad")
     w = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state", "w")
-    code = w.wait_exit(90)
-    assert code != 0
+    assert w.wait_exit(90) != 0
     log = w.text()
     assert f"topic 'in' partition {bad.partition()} offset {bad.offset()}" in log, w.tail()
-    assert "boom in the user function" in log
-    assert committed(broker.bootstrap, "fail-app", "in", PARTITIONS)[bad.partition()] == bad.offset()
+    assert ("boom in the user function" if stage == "process" else "could not deserialize") in log, w.tail()
+    assert "Traceback" not in log, w.tail()
+    offsets = committed(broker.bootstrap, f"fail-{stage}", "in", PARTITIONS)
+    assert offsets[bad.partition()] == bad.offset()
+    # the other partitions: committed no further than their end, and their outputs are all there
+    ends = end_offsets(broker.bootstrap, "in", PARTITIONS)
+    assert all(offsets[p] <= ends[p] for p in ends)
+    want = {src for src in expected_outputs(broker.bootstrap) if src[1] < max(offsets[src[0]], 0)}
+    assert want <= {src for src, _, _ in outputs(broker.bootstrap)}, "outputs of committed records are there"
 
 
 @pytest.mark.faults
@@ -299,8 +304,8 @@ def test_broker_down_for_a_few_seconds_loses_nothing(tmp_path: Path, broker: Any
     # slowed down (0.3 ms a record) so that the outage falls in the middle of the work
     w = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state", "w",
                env={"TEST_SLOW_FROM": "0", "TEST_SLOW_S": "0.0003"})
-    wait_until(lambda: (w.check_alive(), any(o > 0 for o in committed(
-        broker.bootstrap, "outage", "in", PARTITIONS).values()))[1], 60, "a first commit", w.tail)
+    wait_until(lambda: any(o > 0 for o in committed(broker.bootstrap, "outage", "in", PARTITIONS).values()),
+               60, "a first commit", workers=[w])
     broker.outage(for_ms=3_000)
     produce(broker.bootstrap, "in", data[8_000:])  # sent while the broker is down: retried until it is up
     broker.wait_recovered()
@@ -328,6 +333,35 @@ def test_transient_request_errors_lose_nothing(tmp_path: Path, broker: Any, repo
     got, duplicates = check_outputs(broker.bootstrap)
     assert len(got) - duplicates == 2_000
     report(f"{duplicates} duplicate outputs after injected produce / commit errors")
+
+
+@pytest.mark.faults
+def test_undeliverable_outputs_stop_the_worker_without_committing(tmp_path: Path, broker: Any) -> None:
+    """The broker refuses the outputs for good: the worker exits non-zero and commits none of
+    their inputs (not even while it closes), so a restarted worker makes them all."""
+    if broker.kind != "mock":
+        pytest.skip("request-error injection is the embedded mock's C API "
+                    "(rd_kafka_mock_push_request_errors); Tansu has no equivalent")
+    script, data = setup(tmp_path, broker, "undeliverable", 4_000)
+    produce(broker.bootstrap, "in", data)
+    broker.fault(request_errors={"api": "Produce", "errors": [10] * 20})  # MESSAGE_TOO_LARGE: not retried
+    wait_until(lambda: "Produce request(s) fail" in broker.log_path.read_text(), 10,
+               "the broker to take the fault request")
+    w = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state", "w1")
+    assert w.wait_exit(60) != 0
+    log = w.text()
+    assert "were not delivered" in log and "MSG_SIZE_TOO_LARGE" in log, w.tail()
+    assert "Traceback" not in log, w.tail()
+    offsets = committed(broker.bootstrap, "undeliverable", "in", PARTITIONS)
+    assert all(o < 0 for o in offsets.values()), f"inputs of undelivered outputs were committed: {offsets}"
+
+    broker.fault(clear_request_errors="Produce")
+    wait_until(lambda: "Produce request errors cleared" in broker.log_path.read_text(), 10,
+               "the broker to clear the injected errors")
+    w = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state", "w2")
+    wait_committed(broker.bootstrap, "undeliverable", "in", PARTITIONS, 90, [w])
+    assert w.stop() == 0
+    check_outputs(broker.bootstrap)
 
 
 def test_unknown_input_topic_fails_at_start(tmp_path: Path, broker: Any) -> None:
