@@ -142,7 +142,7 @@ class StoreCache:
         return value
 
     def items(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
-        """Live entries in key order, ``start`` inclusive, ``end`` exclusive: the store overlaid with the cache."""
+        """Live entries in key order, ``start`` in, ``end`` out: the store overlaid with the cache."""
         values = dict(self._values)  # a snapshot: the task may go on meanwhile
         cached = sorted(k for k in values if (start is None or k >= start) and (end is None or k < end))
         de, i, n = self._de, 0, len(cached)

@@ -21,7 +21,8 @@ def _check_name(kind: str, name: str) -> None:
 class StateDirectory:
     """The state directory of one application."""
 
-    def __init__(self, root: str | os.PathLike[str], application_id: str, *, lock_timeout_s: float = 10.0) -> None:
+    def __init__(self, root: str | os.PathLike[str], application_id: str, *,
+                 lock_timeout_s: float = 10.0) -> None:
         _check_name("application id", application_id)
         self.root = Path(root)
         self.application_id = application_id

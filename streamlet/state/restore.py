@@ -83,14 +83,16 @@ class _Restore:
         self.store, self.consumer, self.topic, self.partition = store, consumer, topic, partition
         self.tp = TopicPartition(topic, partition)
         self.progress, self.batch_size = progress, batch_size
-        self.idle_timeout_s, self.probe_timeout_s, self.log_interval_s = idle_timeout_s, probe_timeout_s, log_interval_s
+        self.idle_timeout_s, self.probe_timeout_s = idle_timeout_s, probe_timeout_s
+        self.log_interval_s = log_interval_s
 
     def watermarks(self) -> tuple[int, int]:
         try:
-            low, high = self.consumer.get_watermark_offsets(self.tp, timeout=self.idle_timeout_s, cached=False)
+            low, high = self.consumer.get_watermark_offsets(self.tp, timeout=self.idle_timeout_s,
+                                                            cached=False)
         except KafkaException as exc:
-            raise StateError(f"cannot read the offsets of changelog {self.topic!r} partition {self.partition} "
-                             f"to restore store {self.store.name!r}: {exc}") from exc
+            raise StateError(f"cannot read the offsets of changelog {self.topic!r} partition "
+                             f"{self.partition} to restore store {self.store.name!r}: {exc}") from exc
         return max(low, 0), max(high, 0)
 
     def run(self) -> int:
@@ -118,7 +120,7 @@ class _Restore:
                              f"{self.store.name!r} was restored from it ({exc}); restart to retry") from exc
 
     def read(self, start: int, low: int, listed_high: int) -> int:
-        """Apply records from ``start`` to the end; return how many were read (the re-read one not counted)."""
+        """Apply records from ``start`` to the end; the records read (not counting the re-read one)."""
         store, consumer, tp, topic = self.store, self.consumer, self.tp, self.topic
         if start <= low and listed_high <= low:
             # nothing at or after the first offset, on any broker (Tansu's low
@@ -141,7 +143,9 @@ class _Restore:
             while True:
                 # ask for exactly what is left when known: consume() then returns as soon
                 # as it has arrived instead of waiting out its timeout for a full batch
-                remaining = (end if end is not None else listed_high) - position + (1 if first and reread else 0)
+                remaining = (end if end is not None else listed_high) - position
+                if first and reread:
+                    remaining += 1
                 want = batch_size if remaining >= batch_size else max(remaining, 1)
                 msgs = consumer.consume(want, 0.1)
                 now = time.monotonic()
@@ -191,13 +195,13 @@ class _Restore:
                         raise _OutOfRange(f"no record at offset {start - 1}; ListOffsets says the end is "
                                           f"{listed_high}")
                     if position >= listed_high:
-                        log.warning("restoring store %s from %s [%d]: no fetch response for %.0f s; ending at "
-                                    "offset %d (ListOffsets)", store.name, topic, partition, self.idle_timeout_s,
-                                    position)
+                        log.warning("restoring store %s from %s [%d]: no fetch response for %.0f s; "
+                                    "ending at offset %d (ListOffsets)", store.name, topic, partition,
+                                    self.idle_timeout_s, position)
                         break
-                    raise StateError(f"restoring store {store.name!r} from {topic!r} partition {partition} made "
-                                     f"no progress for {self.idle_timeout_s:.0f} s at offset {position} of at least "
-                                     f"{listed_high}; is the broker reachable?")
+                    raise StateError(f"restoring store {store.name!r} from {topic!r} partition {partition} "
+                                     f"made no progress for {self.idle_timeout_s:.0f} s at offset {position} "
+                                     f"of at least {listed_high}; is the broker reachable?")
                 if now - last_report >= 0.5 and self.progress is not None:
                     last_report = now
                     self.progress(count, max((end or listed_high) - start, count))

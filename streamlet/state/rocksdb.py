@@ -207,9 +207,9 @@ class RocksDBStore:
             if "current process" in message:
                 # RocksDB remembers this process's locks by path: a directory moved
                 # aside would leave the path locked all the same
-                raise StateError(f"state store {self.name!r} at {self.path} is already open in this process "
-                                 f"and was not closed within {self.lock_timeout_s:.1f} s; close() the previous "
-                                 "store of this partition before opening it again")
+                raise StateError(f"state store {self.name!r} at {self.path} is already open in this "
+                                 f"process and was not closed within {self.lock_timeout_s:.1f} s; close() "
+                                 "the previous store of this partition before opening it again")
             aside = f"{self.path}.locked-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
             log.warning("state store %s at %s is still locked after %.1f s (%s): moving it aside to %s "
                         "and opening it empty; it is restored from its changelog", self.name, self.path,
@@ -242,8 +242,8 @@ class RocksDBStore:
             what = "a file"
         else:
             return
-        log.warning("state store %s at %s is %s, not a database: wiping it; it is restored from its changelog",
-                    self.name, path, what)
+        log.warning("state store %s at %s is %s, not a database: wiping it; it is restored from its "
+                    "changelog", self.name, path, what)
         _remove(path)
 
     def _attach(self, db: Rdict) -> None:

@@ -37,7 +37,8 @@ def test_one_change_per_key_per_flush() -> None:
     assert store.writes == [] and InMemoryStore.get(store, b"k") is None  # nothing written before the flush
     changes = cache.flush({"cl": 3})
     assert changes == [(b"k", b'{"v":99}'), (b"j", b"1")]  # first-change order, serialized once
-    assert store.writes == [({b"k": b'{"v":99}', b"j": b"1"}, {"cl": 3})]  # one atomic write with the checkpoint
+    # one atomic write, with the checkpoint
+    assert store.writes == [({b"k": b'{"v":99}', b"j": b"1"}, {"cl": 3})]
     assert store.offsets() == {"cl": 3}
     assert cache.get(b"k") == {"v": 99} and store.gets == []  # still cached: no read
     assert cache.flush() == [] and len(store.writes) == 1  # nothing changed, nothing written

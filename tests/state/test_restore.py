@@ -87,7 +87,8 @@ def test_small_batches_each_write_with_their_checkpoint(cluster, topic, consumer
 
 
 def test_into_rocksdb_and_tail_only_after_reopen(cluster, topic, consumer, tmp_path: Path) -> None:
-    produce(cluster.bootstrap_servers, topic, [(b"k%d" % (i % 300), b"v%d" % i) for i in range(3000)], partition=1)
+    records = [(b"k%d" % (i % 300), b"v%d" % i) for i in range(3000)]
+    produce(cluster.bootstrap_servers, topic, records, partition=1)
     store = RocksDBStore(tmp_path / "db", "s", "app/1/s")
     assert restore_store(store, consumer, topic, 1) == 3000
     store.close()
