@@ -181,10 +181,12 @@ def test_readme_example_builds_and_runs() -> None:
     assert "Sub-topology" in app.describe()
     with sl.testing.TestDriver(app) as d:
         d.send("users", key="u1", value={"name": "Ann"})
-        d.send("orders", key="u1", value={"user": "u1", "amount": 150, "item": "lamp"})
-        d.send("orders", key="u1", value={"user": "u1", "amount": 20, "item": "pen"})
-        assert [v["amount"] for _, v in d.read("big-orders")] == [150]
-        assert [v["user"] for _, v in d.read("enriched")] == [{"name": "Ann"}, {"name": "Ann"}]
+        d.send("orders", key="o1", value={"user": "u1", "amount": 150, "item": "lamp"})
+        d.send("orders", key="o2", value={"user": "u1", "amount": 20, "item": "pen"})
+        d.send("orders", key="o3", value={"user": "u2", "amount": 30, "item": "mug"})  # no such user
+        assert d.read("big-orders") == [("o1", {"user": "u1", "amount": 150, "item": "lamp", "big": True})]
+        assert [(k, v["user"], v["item"]) for k, v in d.read("enriched")] == [
+            ("u1", {"name": "Ann"}, "lamp"), ("u1", {"name": "Ann"}, "pen")]
         assert d.store("orders-per-user")["u1"] == {"orders": 2, "first_item": "lamp", "last_item": "pen"}
 
 
