@@ -25,17 +25,20 @@ class RecordMessage:
     """Duck-types ``confluent_kafka.Message`` so compiled chains read metadata one way.
 
     The runtime hands chains real ``Message`` objects; the TestDriver, process()
-    forwarding and punctuation hand them one of these.
+    forwarding and punctuation hand them one of these. ``parent`` is the input
+    message a process() output was made from (replay protection counts the
+    records made from one input).
     """
 
-    __slots__ = ("_topic", "_partition", "_offset", "_timestamp", "_headers", "_key", "_value")
+    __slots__ = ("_topic", "_partition", "_offset", "_timestamp", "_headers", "_key", "_value", "parent")
 
     def __init__(self, topic: str | None, partition: int, offset: int, timestamp: int,
                  headers: list[tuple[str, bytes]] | None = None,
-                 key: bytes | None = None, value: bytes | None = None) -> None:
+                 key: bytes | None = None, value: bytes | None = None, parent: Any = None) -> None:
         self._topic, self._partition, self._offset = topic, partition, offset
         self._timestamp, self._headers = timestamp, headers
         self._key, self._value = key, value
+        self.parent = parent
 
     def topic(self) -> str | None:
         return self._topic

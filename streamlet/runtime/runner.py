@@ -14,10 +14,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streamlet.broker.admin import connect
-from streamlet.errors import ConfigError, RecordError, StreamletError
+from streamlet.errors import ConfigError, RecordError, StateError, StreamletError
 from streamlet.runtime.clients import (
     consumer_config,
     make_consumer,
@@ -81,9 +81,20 @@ class Runner:
             state = self.state
             self.committer.before_flush.append(lambda: state.flush_changelogs(self._all_tasks()))
             self.committer.before_offsets.append(lambda: state.write_stores(dict(self.committer.pending)))
+            state.committed_offset = self._committed_offset
         self.tasks = TaskManager(topology, produce, partitions, store_provider)
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    def _committed_offset(self, topic: str, partition: int) -> int | None:
+        """The group's committed offset of one input partition (None: none yet)."""
+        assert self.consumer is not None
+        try:
+            (tp,) = self.consumer.committed([TopicPartition(topic, partition)], timeout=30)
+        except KafkaException as exc:
+            raise StateError(f"cannot read the committed offset of {topic!r} partition {partition} to "
+                             f"restore its table: {exc}") from exc
+        return tp.offset if tp.offset >= 0 else None
 
     def _all_tasks(self) -> list[Any]:
         return list(self.tasks.tasks.values()) if self.tasks is not None else []

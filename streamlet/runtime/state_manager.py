@@ -22,6 +22,7 @@ from confluent_kafka import Consumer
 
 from streamlet.config import Config
 from streamlet.state import StateDirectory, StoreCache, restore_store
+from streamlet.state.restore import restore_consumer_config
 from streamlet.topology.graph import StoreSpec
 
 log = logging.getLogger("streamlet.state")
@@ -41,6 +42,8 @@ class StateManager:
         #: changes flushed from caches, waiting for the producer to acknowledge them
         self._unacked: list[tuple[Any, StoreSpec, Any, list[tuple[bytes, bytes | None]]]] = []
         self.restored_records = 0
+        #: ``(topic, partition) -> committed offset or None``: where a source table's restore ends
+        self.committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None
 
     # -- opening / restoring ----------------------------------------------------
     def open(self, spec: StoreSpec, partition: int) -> StoreCache:
@@ -49,18 +52,11 @@ class StateManager:
 
     def _consumer(self) -> Consumer:
         if self._restore_consumer is None:
+            # the user's connection and security settings, restore tuning for the rest
             settings = {k: v for k, v in self.config.client_config.items()
-                        if k.startswith(("security.", "sasl.", "ssl.", "client.", "socket.", "fetch.",
-                                         "queued.", "isolation."))}
-            self._restore_consumer = Consumer({
-                **settings,
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"{self.config.application_id}-restore",
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-                "fetch.queue.backoff.ms": 10,
-                "queued.min.messages": 100_000,
-            })
+                        if k.startswith(("security.", "sasl.", "ssl.", "client.", "socket.", "isolation."))}
+            self._restore_consumer = Consumer(restore_consumer_config(
+                self.bootstrap, **settings, **{"group.id": f"{self.config.application_id}-restore"}))
         return self._restore_consumer
 
     def restore_pending(self) -> None:
@@ -74,20 +70,22 @@ class StateManager:
                 self._restore_one(task, spec, cache)
 
     def _restore_one(self, task: Any, spec: StoreSpec, cache: StoreCache) -> None:
+        """Restore one store; ``restore_store`` logs progress and the rate, this the summary."""
         started = time.monotonic()
         before = cache.store.offsets().get(spec.changelog)
-
-        def progress(done: int, total: int) -> None:
-            log.info("restoring %s [%d]: %d / %d records", spec.name, task.partition, done, total)
-
-        count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition,
-                              progress=progress)
+        # a source table's changelog is its input: restore up to where processing resumes, so the
+        # records after it are processed (and forwarded) as they were the first time
+        stop_at = self.committed_offset(spec.changelog, task.partition) if spec.source_table else None
+        if spec.source_table and stop_at is None and self.config.client_config.get(
+                "auto.offset.reset", "earliest") in ("earliest", "smallest", "beginning"):
+            stop_at = 0  # nothing committed: processing starts at the beginning
+        count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at)
         cache.clear()
         end = cache.store.offsets().get(spec.changelog, 0)
         task.changelog_end[spec.changelog] = end
         self.restored_records += count
-        log.info("restored store %s partition %d: %d changelog records from offset %s to %d in %.2f s",
-                 spec.name, task.partition, count, before if before is not None else "start", end,
+        log.info("store %s partition %d ready: %d changelog records restored (from offset %s to %d) in "
+                 "%.2f s", spec.name, task.partition, count, before if before is not None else "start", end,
                  time.monotonic() - started)
 
     # -- commit ------------------------------------------------------------------------

@@ -79,8 +79,9 @@ class _Restore:
 
     def __init__(self, store: KeyValueStore, consumer: Any, topic: str, partition: int,
                  progress: Progress | None, batch_size: int, idle_timeout_s: float, probe_timeout_s: float,
-                 log_interval_s: float) -> None:
+                 log_interval_s: float, stop_at: int | None = None) -> None:
         self.store, self.consumer, self.topic, self.partition = store, consumer, topic, partition
+        self.stop_at = stop_at
         self.tp = TopicPartition(topic, partition)
         self.progress, self.batch_size = progress, batch_size
         self.idle_timeout_s, self.probe_timeout_s = idle_timeout_s, probe_timeout_s
@@ -93,7 +94,8 @@ class _Restore:
         except KafkaException as exc:
             raise StateError(f"cannot read the offsets of changelog {self.topic!r} partition "
                              f"{self.partition} to restore store {self.store.name!r}: {exc}") from exc
-        return max(low, 0), max(high, 0)
+        low, high = max(low, 0), max(high, 0)
+        return low, high if self.stop_at is None else min(high, max(self.stop_at, low))
 
     def run(self) -> int:
         low, listed_high = self.watermarks()
@@ -105,6 +107,8 @@ class _Restore:
             self.store.clear()
             checkpoint = None
         start = low if checkpoint is None else checkpoint
+        if self.stop_at is not None and start >= self.stop_at:
+            return 0  # already there (a source table checkpointed at or past the committed offset)
         try:
             return self.read(start, low, listed_high)
         except _OutOfRange as exc:
@@ -139,6 +143,7 @@ class _Restore:
         first = True  # no data record of this assignment seen yet
         fresh = False  # a fetch response of this assignment seen
         batch_size, write = self.batch_size, store.write
+        stop_at = self.stop_at
         try:
             while True:
                 # ask for exactly what is left when known: consume() then returns as soon
@@ -150,6 +155,8 @@ class _Restore:
                 msgs = consumer.consume(want, 0.1)
                 now = time.monotonic()
                 eof = -1
+                if msgs and stop_at is not None:
+                    msgs = [m for m in msgs if m.error() is not None or m.offset() < stop_at]
                 if msgs:
                     changes = {m.key(): m.value() for m in msgs}
                     n = len(msgs)
@@ -167,6 +174,8 @@ class _Restore:
                         fresh = True
                         at = consumer.position([tp])[0].offset
                         position = max(position, at, msgs[-1].offset() + 1 if msgs[-1].error() is None else 0)
+                        if stop_at is not None:
+                            position = min(position, stop_at)
                         write(changes, {topic: position})
                         count += n
                         last_seen = now
@@ -174,10 +183,14 @@ class _Restore:
                     if eof < start:
                         raise _OutOfRange(f"the changelog ends at {eof}")
                     position = max(position, eof)
+                    if stop_at is not None:
+                        position = min(position, stop_at)
                     break
                 high = consumer.get_watermark_offsets(tp, cached=True)[1]
                 if high != before and high >= 0:
                     fresh = True
+                if stop_at is not None and high > stop_at:
+                    high = stop_at
                 if fresh and high >= 0:
                     if first and high < start:
                         raise _OutOfRange(f"the changelog ends at {high}")
@@ -187,7 +200,7 @@ class _Restore:
                         # records that deliver nothing (transaction markers) still move the position
                         at = consumer.position([tp])[0].offset
                         if at > position:
-                            position, last_seen = at, now
+                            position, last_seen = min(at, high), now
                     if position >= high:
                         break
                 if now - last_seen > (self.probe_timeout_s if suspect and first else self.idle_timeout_s):
@@ -251,8 +264,12 @@ class _Restore:
 
 def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: int, *,
                   progress: Progress | None = None, batch_size: int = 10_000, idle_timeout_s: float = 30.0,
-                  probe_timeout_s: float = 5.0, log_interval_s: float = 5.0) -> int:
+                  probe_timeout_s: float = 5.0, log_interval_s: float = 5.0, stop_at: int | None = None) -> int:
     """Apply ``topic[partition]`` from the store's checkpoint to the end; return the records read.
+
+    ``stop_at`` ends the restore before that offset instead: a source table
+    restores from its input topic up to the committed offset, and the task
+    processes (and forwards) what follows.
 
     ``consumer`` is a plain confluent-kafka Consumer used with ``assign``
     (:func:`restore_consumer_config` gives good settings); it is unassigned
@@ -268,4 +285,4 @@ def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: in
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     return _Restore(store, consumer, topic, partition, progress, batch_size, idle_timeout_s, probe_timeout_s,
-                    log_interval_s).run()
+                    log_interval_s, stop_at).run()

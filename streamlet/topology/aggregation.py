@@ -1,8 +1,9 @@
 """What an aggregation node computes, as data: count, reduce, user aggregate, named aggregators.
 
-The aggregate processor stores ``[offset, state]`` per key (msgpack): the
-offset of the last input record applied, so that a replayed record (at or
-below it) changes nothing, and the state the spec folds records into.
+The aggregate processor stores ``[mark, state, ...]`` per key (msgpack): the
+mark of the last input record applied, so that a replayed record (at or below
+it) changes nothing (:mod:`streamlet.topology.origin`), and the state the spec
+folds records into.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class AggregateSpec:
         self.check_serializable = check_serializable
 
     def present(self, stored: Any) -> Any:
-        """What users see for a stored ``[offset, state]``."""
+        """What users see for a stored ``[mark, state, ...]`` row."""
         if stored is None:
             return None
         state = stored[1]
@@ -104,7 +105,7 @@ class AggregateSpec:
 
 
 def stored_serde() -> FunctionSerde:
-    """Serde of stored ``[offset, state]`` rows (msgpack)."""
+    """Serde of stored ``[mark, state, ...]`` rows (msgpack)."""
     return msgpack_serde()
 
 

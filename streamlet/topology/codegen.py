@@ -406,10 +406,10 @@ def _split(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
 
 @generator("sink")
 def _sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
-    from streamlet.topology.compile import reuses_key_bytes
+    from streamlet.topology.compile import reuses_key_bytes, writes_repartition
 
     p = node.params
-    if p.get("partitioner") is not None:
+    if p.get("partitioner") is not None or writes_repartition(w.comp, node):
         w.closure(node.name, k, v, depth)
         return
     comp = w.comp

@@ -141,6 +141,12 @@ def reuses_key_bytes(comp: Compilation, sink: Node) -> bool:
     )
 
 
+def writes_repartition(comp: Compilation, sink: Node) -> bool:
+    """True when ``sink`` writes a repartition topic (its records carry their origin)."""
+    internal = comp.topology.internal_topics.get(sink.params["topic"])
+    return internal is not None and internal.kind == "repartition"
+
+
 def compile_task(topology: Topology, ctx: TaskContext, topics: list[str]) -> dict[str, SourceFn]:
     """Source topic → ``fn(message)`` that runs the whole chain for that message.
 

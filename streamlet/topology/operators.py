@@ -12,9 +12,11 @@ from streamlet.topology.compile import (
     compiler,
     fan_out,
     reuses_key_bytes,
+    writes_repartition,
 )
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
+from streamlet.topology.origin import input_message, origin_stamper
 
 
 @compiler("source")
@@ -144,7 +146,8 @@ def _process(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilati
     fn, down = node.fn, fan_out(downs)
 
     def forward(r: Record, m: Any) -> None:
-        ctx.msg = RecordMessage(r.topic, r.partition, r.offset, r.timestamp, r.headers)
+        ctx.msg = RecordMessage(r.topic, r.partition, r.offset, r.timestamp, r.headers,
+                                parent=input_message(m))
         try:
             down(r.key, r.value)
         finally:
@@ -189,6 +192,17 @@ def _sink(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation)
             produce(topic, vser(v), kser(k), part, ts if ts > 0 else 0, m.headers())
 
         return sink_partitioned
+
+    if writes_repartition(comp, node):
+        stamp = origin_stamper(ctx)
+
+        def sink_repartition(k: Any, v: Any) -> None:
+            m = ctx.msg
+            ts = m.timestamp()[1]
+            kb = m.key() if same_key_bytes else kser(k)
+            produce(topic, vser(v), kb, -1, ts if ts > 0 else 0, stamp())
+
+        return sink_repartition
 
     if same_key_bytes:
         def sink_same_key(k: Any, v: Any) -> None:

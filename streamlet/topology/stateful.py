@@ -15,6 +15,7 @@ from streamlet.topology.aggregation import check_state
 from streamlet.topology.compile import Compilation, Forward, compiler, fan_out
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
+from streamlet.topology.origin import InputSequence, input_message, read_origin
 
 Getter = Callable[[Any], Any]
 GETTERS: dict[str, Callable[[Node, TaskContext, Compilation], Getter]] = {}
@@ -65,11 +66,22 @@ def _table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Comp
     get, put = cache.get, cache.put
     down = fan_out(downs)
     topic = node.params["topic"]
+    next_offset = -1  # records below it are in the store already (read from its checkpoint)
 
     def table_source(k: Any, v: Any) -> None:
+        nonlocal next_offset
         if k is None:
             raise TableKeyError(f"a record of table topic {topic!r} has no key; a table needs one")
-        kb = ctx.msg.key()
+        m = ctx.msg
+        offset = m.offset()
+        if offset < next_offset:
+            return  # applied and forwarded before a crash: forwarding it again would differ
+        if next_offset < 0:
+            next_offset = cache.store.offsets().get(topic, 0)
+            if offset < next_offset:
+                return
+        next_offset = offset + 1
+        kb = m.key()
         old = get(kb)
         if v is None and old is None:
             return
@@ -189,8 +201,15 @@ def _key_bytes(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any
     return kser
 
 
+def _reads_repartition(comp: Compilation, name: str) -> bool:
+    internal = comp.topology.internal_topics
+    return any(getattr(internal.get(src.params["topic"]), "kind", None) == "repartition"
+               for src in comp.sources_of(name))
+
+
 def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation,
                        table: bool) -> Forward:
+    """The aggregation processor; stored rows are ``[mark, state, ...]`` (see :mod:`origin`)."""
     spec = node.params["spec"]
     cache = ctx.stores[node.params["store"]]
     get, put = cache.get, cache.put
@@ -202,32 +221,64 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
     down = fan_out(downs)
     if table and sub is None:
         raise TopologyError(f"aggregation {node.name!r} on a table needs a subtractor")
+    sequence = InputSequence()
+
+    def fold(state: Any, k: Any, v: Any, m: Any) -> Any:
+        if table:
+            sign, value = v
+            state = (add if sign == "+" else sub)(state, k, value, m.offset(), m.timestamp()[1])
+        else:
+            state = add(state, k, v, m.offset(), m.timestamp()[1])
+        if check:
+            check_state(state)
+        return state
 
     def aggregate(k: Any, v: Any) -> None:
+        # row: [offset, state, seq] -- the input offset and the n-th record made from it
         if v is None or k is None:
             return  # tombstones and key-less records are dropped (ksqlDB / Kafka Streams)
         m = ctx.msg
-        offset = m.offset()
+        seq = sequence.next(m)
+        offset = input_message(m).offset()
         kb = key_bytes(k)
         cur = get(kb)
         if cur is None:
             state, old = initial(), None
         else:
-            if offset <= cur[0]:
+            done = cur[0]
+            if offset < done or (offset == done and seq <= cur[2]):
                 return  # already applied: a replay after a crash must not count twice
             state = cur[1]
             old = present(state) if want_old else None
-        if table:
-            sign, value = v
-            state = (add if sign == "+" else sub)(state, k, value, offset, m.timestamp()[1])
-        else:
-            state = add(state, k, v, offset, m.timestamp()[1])
-        if check:
-            check_state(state)
-        put(kb, [offset, state])
+        state = fold(state, k, v, m)
+        put(kb, [offset, state, seq])
         down(k, (present(state), old))
 
-    return aggregate
+    def aggregate_repartitioned(k: Any, v: Any) -> None:
+        # row: [{upstream partition: [offset, upstream seq, seq]}, state]
+        if v is None or k is None:
+            return
+        m = ctx.msg
+        seq = sequence.next(m)
+        up_offset, up_seq, up_partition = read_origin(input_message(m))
+        mark = [up_offset, up_seq, seq]
+        kb = key_bytes(k)
+        cur = get(kb)
+        if cur is None:
+            marks, state, old = {}, initial(), None
+        else:
+            marks = cur[0]
+            done = marks.get(up_partition)
+            if done is not None and mark <= done:
+                return  # the upstream task wrote this record again after a crash
+            state = cur[1]
+            old = present(state) if want_old else None
+        state = fold(state, k, v, m)
+        marks[up_partition] = mark
+        put(kb, [marks, state])
+        down(k, (present(state), old))
+
+    return aggregate_repartitioned if _reads_repartition(comp, node.name) else aggregate
 
 
 @compiler("aggregate")
