@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-RESTORED = re.compile(r"restored store (\S+) partition (\d+): (\d+) changelog records")
+RESTORED = re.compile(r"store (\S+) partition (\d+) ready: (\d+) changelog records restored")
 OWNERSHIP = re.compile(r"(assigned|revoked|lost) (.*)$", re.M)
 
 #: librdkafka settings of every worker: a short session so that rebalances and the

@@ -67,6 +67,19 @@ def test_full_restore_then_tail_only_with_tombstones(cluster, topic, consumer) -
     assert store.offsets() == {topic: 1004} and store.approximate_count() == 998
 
 
+def test_stop_at_ends_a_source_table_restore_at_the_committed_offset(cluster, topic, consumer) -> None:
+    produce(cluster.bootstrap_servers, topic, [(b"k%d" % (i % 10), b"v%d" % i) for i in range(500)])
+    store = InMemoryStore("s")
+    assert restore_store(store, consumer, topic, 0, stop_at=300, batch_size=64) == 300
+    assert store.offsets() == {topic: 300}
+    assert store.get(b"k9") == b"v299"  # nothing at or after offset 300 was applied
+    assert restore_store(store, consumer, topic, 0, stop_at=300) == 0  # already there
+    assert restore_store(store, consumer, topic, 0, stop_at=200) == 0  # a checkpoint past it stays
+    assert store.offsets() == {topic: 300}
+    assert restore_store(store, consumer, topic, 0, stop_at=10_000) == 200  # beyond the end: to the end
+    assert store.offsets() == {topic: 500} and store.get(b"k9") == b"v499"
+
+
 def test_small_batches_each_write_with_their_checkpoint(cluster, topic, consumer) -> None:
     produce(cluster.bootstrap_servers, topic, [(b"k%d" % (i % 10), b"%d" % i) for i in range(95)])
 
