@@ -45,9 +45,17 @@ def _split(client_config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return consumer, producer
 
 
+#: settings the broker owns under the KIP-848 protocol (``group.protocol=consumer``);
+#: librdkafka refuses a consumer that sets them
+_CLASSIC_GROUP_ONLY = ("partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms")
+
+
 def consumer_config(config: Config, bootstrap: str, callbacks: dict[str, Callable[..., Any]]) -> dict[str, Any]:
     user, _ = _split(config.client_config)
-    return {**CONSUMER_DEFAULTS, **user, **callbacks,
+    defaults = CONSUMER_DEFAULTS
+    if str(user.get("group.protocol", "classic")).lower() == "consumer":
+        defaults = {k: v for k, v in defaults.items() if k not in _CLASSIC_GROUP_ONLY}
+    return {**defaults, **user, **callbacks,
             "bootstrap.servers": bootstrap, "group.id": config.application_id}
 
 

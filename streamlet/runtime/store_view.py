@@ -12,7 +12,9 @@ class StoreView(Mapping):
     """``view[key]``, ``get``, ``items()``, ``len()`` over the partitions this process owns.
 
     Values are what users see: a table's value, an aggregation's row.
-    Reads go through each task's write cache, so uncommitted updates show.
+    Reads go through each task's write cache, so uncommitted updates show;
+    they use the cache's reader methods (``peek``, snapshot ``items``), which
+    never change the cache the record loop is using on its own thread.
     """
 
     def __init__(self, spec: StoreSpec, tasks: Any) -> None:
@@ -29,7 +31,7 @@ class StoreView(Mapping):
     def __getitem__(self, key: Any) -> Any:
         kb = self._kser(key)
         for cache in self._caches():
-            value = cache.get(kb)
+            value = cache.peek(kb)
             if value is not None:
                 return self._present(value)
         raise KeyError(key)

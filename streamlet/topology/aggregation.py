@@ -86,12 +86,7 @@ class AggregateSpec:
                 )
         aggregation = Aggregation(dict(columns))
         if table and not aggregation.supports_subtract:
-            bad = [f"{c}={a!r}" for c, a in columns.items() if not getattr(a, "supports_subtract", False)]
-            raise TopologyError(
-                f"column(s) {bad} cannot be used in a table aggregation: a row that leaves a group "
-                "must be subtracted, and these aggregators cannot undo a record (ksqlDB has the "
-                "same rule); aggregate the stream instead (table.to_stream().group_by(...))"
-            )
+            raise TopologyError(aggregation.no_subtract_reason())
         a_add, a_sub = aggregation.add, aggregation.subtract
 
         def add(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
@@ -101,7 +96,7 @@ class AggregateSpec:
             return a_sub(s, v, o, t)
 
         return cls("named", aggregation.initial, add, sub if aggregation.supports_subtract else None,
-                   aggregation.result)
+                   aggregation.result, check_serializable=aggregation.needs_state_check)
 
 
 def stored_serde() -> FunctionSerde:
