@@ -58,3 +58,23 @@ def test_names_that_would_escape_the_directory_are_refused(tmp_path: Path, name:
         StateDirectory(tmp_path, "app").store_path(0, name)
     with pytest.raises(StateError):
         StateDirectory(tmp_path, name)
+
+
+def test_a_state_dir_that_cannot_hold_directories_is_a_state_error_naming_it(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "state"
+    not_a_dir.write_text("a file where the state directory should be")
+    with pytest.raises(StateError, match=r"cannot create the state directory .*state/app/0.*check state_dir"):
+        StateDirectory(not_a_dir, "app").open_store(0, "s")
+
+
+def test_a_store_path_taken_by_a_file_is_wiped_and_reopened(tmp_path: Path, caplog) -> None:
+    path = StateDirectory(tmp_path, "app").store_path(0, "s")
+    path.parent.mkdir(parents=True)
+    path.write_text("junk")
+    store = StateDirectory(tmp_path, "app").open_store(0, "s")
+    try:
+        store.write({b"k": b"v"}, {"app-s-changelog": 1})
+        assert store.get(b"k") == b"v"
+    finally:
+        store.close()
+    assert "is a file, not a database" in caplog.text
