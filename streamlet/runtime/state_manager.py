@@ -22,6 +22,7 @@ from confluent_kafka import Consumer
 
 from streamlet.config import Config
 from streamlet.state import StateDirectory, StoreCache, restore_store
+from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state.restore import restore_consumer_config
 from streamlet.topology.graph import StoreSpec
 
@@ -42,6 +43,7 @@ class StateManager:
         #: changes flushed from caches, waiting for the producer to acknowledge them
         self._unacked: list[tuple[Any, StoreSpec, Any, list[tuple[bytes, bytes | None]]]] = []
         self.restored_records = 0
+        self.progress = RestoreProgress()
         #: ``(topic, partition) -> committed offset or None``: where a source table's restore ends
         self.committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None
 
@@ -62,12 +64,15 @@ class StateManager:
     def restore_pending(self) -> None:
         """Restore every newly created task's stores before it processes anything."""
         tasks, self.restoring = self.restoring, []
-        for task in tasks:
-            for spec in task.store_specs:
-                cache = task.ctx.stores.get(spec.name)
-                if cache is None:
-                    continue  # the task was closed meanwhile
-                self._restore_one(task, spec, cache)
+        try:
+            for task in tasks:
+                for spec in task.store_specs:
+                    cache = task.ctx.stores.get(spec.name)
+                    if cache is None:
+                        continue  # the task was closed meanwhile
+                    self._restore_one(task, spec, cache)
+        finally:
+            self.progress.close()
 
     def _restore_one(self, task: Any, spec: StoreSpec, cache: StoreCache) -> None:
         """Restore one store; ``restore_store`` logs progress and the rate, this the summary."""
@@ -79,7 +84,8 @@ class StateManager:
         if spec.source_table and stop_at is None and self.config.client_config.get(
                 "auto.offset.reset", "earliest") in ("earliest", "smallest", "beginning"):
             stop_at = 0  # nothing committed: processing starts at the beginning
-        count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at)
+        count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at,
+                              progress=self.progress.callback(spec.name, task.partition))
         cache.clear()
         end = cache.store.offsets().get(spec.changelog, 0)
         task.changelog_end[spec.changelog] = end

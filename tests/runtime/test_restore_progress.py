@@ -1,0 +1,25 @@
+"""The restore progress bar: shown on a terminal, absent otherwise."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from streamlet.runtime.restore_progress import RestoreProgress
+
+
+def test_a_bar_per_store_partition_on_a_terminal() -> None:
+    out = io.StringIO()
+    progress = RestoreProgress(Console(file=out, force_terminal=True, width=100), enabled=True)
+    update = progress.callback("summary", 3)
+    assert update is not None
+    update(500, 2_000)
+    update(2_000, 2_000)
+    progress.close()
+    text = out.getvalue()
+    assert "restoring summary [3]" in text and "2000/2000" in text
+
+
+def test_no_bar_without_a_terminal() -> None:
+    assert RestoreProgress(enabled=False).callback("summary", 0) is None
