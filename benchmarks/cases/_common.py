@@ -1,0 +1,143 @@
+"""Helpers shared by the stateful cases (``stateful``, ``join``, ``restore``, ``restart``).
+
+Not a case itself (no entry in :data:`benchmarks.cases.CASES`): the clients
+of a raw loop with streamlet's settings, the run of a streamlet app that ends
+the measurement from inside the runner's own thread, a best-of-runs summary.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from typing import Any, Callable
+
+from benchmarks.cases.stateless import _Window
+from benchmarks.harness import SideResult, err_console, run_side
+
+Window = _Window
+
+
+def raw_clients(p: dict[str, Any], on_assign: Callable[..., None] | None = None,
+                subscribe: bool = True) -> tuple[Any, Any, list[Any]]:
+    """A consumer (subscribed to ``p["input"]``) and a producer with streamlet's client settings;
+    the list collects failed deliveries (errors-only delivery reports)."""
+    from confluent_kafka import Consumer, Producer
+
+    from streamlet.runtime.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS, _split
+
+    failed: list[Any] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:  # called for failed deliveries only
+        failed.append(err)
+
+    c_extra, p_extra = _split(p.get("config") or {})
+    consumer = Consumer({**CONSUMER_DEFAULTS, **c_extra, "bootstrap.servers": p["bootstrap"],
+                         "group.id": p["group"]})
+    producer = Producer({**PRODUCER_DEFAULTS, **p_extra, "bootstrap.servers": p["bootstrap"],
+                         "on_delivery": on_delivery})
+    if subscribe:
+        topics = p["inputs"] if "inputs" in p else [p["input"]]
+        if on_assign is not None:
+            consumer.subscribe(topics, on_assign=on_assign)
+        else:
+            consumer.subscribe(topics)
+    return consumer, producer, failed
+
+
+def run_app_until(app: Any, n: int, window: Window, finish_in_runner: bool) -> dict[str, Any]:
+    """``app.run()`` until ``n`` input records are processed; the measured window of ``window``.
+
+    The window starts at partition assignment. With ``finish_in_runner`` the end
+    is a full commit made in the runner's own thread right after the batch
+    that reached ``n`` (changelog records produced and acknowledged, stores
+    written with their checkpoints, offsets committed): the state is durable
+    when the clock stops. Otherwise the end is the producer's flush (outputs
+    acknowledged), as in ``stateless``.
+    """
+    done = threading.Event()
+    stopped: list[float] = []
+    app_processed: list[int] = []
+
+    def watch() -> None:
+        while app._runner is None:
+            time.sleep(0.001)
+        runner = app._runner
+        runner.ready.wait()
+        window.start()
+        committer = runner.committer
+        track = committer.track_positions
+
+        def track_and_check(positions: Any) -> None:
+            track(positions)
+            if runner.processed >= n and not done.is_set():
+                app_processed.append(runner.processed)
+                if finish_in_runner:
+                    committer.commit()  # the runner's thread: the caches are its own
+                    window.stop()
+                    app.stop()
+                    stopped.append(time.perf_counter())
+                done.set()
+
+        committer.track_positions = track_and_check
+        if finish_in_runner:
+            return
+        done.wait()
+        runner.producer.flush()
+        window.stop()
+        app.stop()
+        stopped.append(time.perf_counter())
+
+    threading.Thread(target=watch, name="bench-watch", daemon=True).start()
+    app.run()
+    if not stopped:
+        raise RuntimeError("app.run() returned before every record was processed")
+    out = window.result(n)
+    out["processed"] = app_processed[0] if app_processed else n
+    out["stop_seconds"] = round(time.perf_counter() - stopped[0], 3)
+    return out
+
+
+def measure(case: str, sides: dict[str, str], repeat: int, make_params: Callable[[str, int], dict[str, Any]],
+            profile_dir: str | None, check: Callable[[str, int, SideResult], None] | None = None,
+            unit: str = "records/s") -> dict[str, list[SideResult]]:
+    """Each side ``repeat`` times in rotating order; ``check(side, run, result)`` after each run."""
+    runs: dict[str, list[SideResult]] = {side: [] for side in sides}
+    order = list(sides)
+    for r in range(repeat):
+        k = r % len(order)
+        for side in order[k:] + order[:k]:  # rotate: no side always runs first
+            profile = f"{profile_dir}/{case}-{side}-{r}.speedscope.json" if profile_dir else None
+            res = run_side(case, side, make_params(side, r), profile=profile)
+            if check is not None:
+                check(side, r, res)
+            runs[side].append(res)
+            err_console.print(f"  run {r + 1}/{repeat} {sides[side]:<34} {res.rps:>10,.0f} {unit} "
+                              f"({res.seconds:.2f} s, peak RSS {res.peak_rss_mb:.0f} MB)")
+    return runs
+
+
+def best(runs: dict[str, list[SideResult]]) -> dict[str, SideResult]:
+    return {side: max(results, key=lambda s: s.rps) for side, results in runs.items()}
+
+
+def summary_rows(runs: dict[str, list[SideResult]], sides: dict[str, str], records: int,
+                 streamlet: str, baseline: str) -> tuple[list[tuple[str, str]], float]:
+    """Detail rows (CPU per record, all runs, medians) and the median ratio."""
+    b = best(runs)
+    rows: list[tuple[str, str]] = []
+    for side, label in sides.items():
+        cpu = b[side].extra.get("main_thread_cpu_seconds")
+        if cpu:
+            rows.append((f"main-thread CPU, {label}", f"{cpu * 1e6 / records:.2f} µs/record"))
+    for side, label in sides.items():
+        if side != streamlet:
+            rows.append((f"{label} peak RSS", f"{b[side].peak_rss_mb:.0f} MB"))
+    median = {side: statistics.median(s.rps for s in results) for side, results in runs.items()}
+    median_ratio = median[streamlet] / median[baseline] if median[baseline] else 0.0
+    if len(runs[streamlet]) > 1:
+        rows.append((f"median of runs: {sides[streamlet]} / {sides[baseline]}",
+                     f"{median[streamlet]:,.0f} / {median[baseline]:,.0f} rec/s ({median_ratio:.2f}×)"))
+        for side, label in sides.items():
+            rows.append((f"all runs, {label}", ", ".join(f"{s.rps:,.0f}" for s in runs[side])))
+    return rows, median_ratio

@@ -1,0 +1,271 @@
+"""Case ``stateful``: count + earliest/latest by offset per key, RocksDB state with a changelog (DESIGN §6).
+
+Data: the ``stateless`` data set (``records`` JSON objects of ~90 bytes over
+``keys`` string keys, ``partitions`` partitions). The work, per key::
+
+    app.stream(input).group_by_key().aggregate(
+        n=sl.agg.count(), first=sl.agg.earliest_by_offset("amount"),
+        last=sl.agg.latest_by_offset("amount"), name="stats")
+
+No output topic: the aggregate table is the product (read through
+interactive queries or its changelog), and every changed key reaches the
+changelog once per commit. With ``.to_stream().to(out)`` one output record
+per input record would be common work on both sides that dilutes the
+difference (the produce path is measured by ``stateless``).
+
+Sides, each in a fresh process, state in a fresh temporary directory:
+
+* ``raw-loop`` (the contract's baseline): ``consume(10000)``, orjson, a dict
+  cache of decoded rows that is also the read cache, a dirty set; every
+  ~1 s (streamlet's ``commit_interval_ms``): one changelog record per
+  changed key (msgpack, to the input's partition), ``flush()``, one
+  rocksdict ``WriteBatch`` of the changed rows plus per-partition changelog
+  checkpoints, synchronous commit. Rows are streamlet's ``[offset, state,
+  seq]`` with the same states (replay protection: a record at or below the
+  stored offset is skipped), updated in place; the same RocksDB options.
+* ``raw-loop, flush per batch``: the same loop writing the changelog records
+  and the WriteBatch after every consumed batch (DESIGN §6's literal
+  wording); more changelog records and writes, so slower: a reference only.
+* ``streamlet`` under ``app.run()``.
+
+Timing: from partition assignment until every record is processed and a
+final commit has made the state durable (changelog acknowledged, stores
+written, offsets committed). After timing, each side reads its stores back
+and reports the sum of the counts, which must equal ``records``.
+
+Memory: the streamlet side is also run on the first quarter of the input;
+both peak RSS figures are reported (bounded by keys, not records).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from typing import Any
+
+from benchmarks.cases import CaseResult, Options
+from benchmarks.cases._common import Window, best, measure, raw_clients, run_app_until, summary_rows
+from benchmarks.cases.stateless import make_records, record_size
+from benchmarks.harness import BenchError, BrokerProcess, check_fits, err_console, load, side_entry, tune_gc
+
+BASELINE = "raw-loop"
+INPUT = "bench-input"
+FIELD = "amount"
+STORE = "stats"
+SIDES = {"raw": "raw-loop", "raw_batch": "raw-loop, flush per batch", "streamlet": "streamlet"}
+QUARTER = "streamlet_quarter"
+
+
+def run(opts: Options) -> CaseResult:
+    t_start = time.perf_counter()
+    check_fits(opts.records, opts.partitions, record_size(opts.keys), "input")
+    topics = {INPUT: opts.partitions}
+    for r in range(opts.repeat):
+        for side in ("raw", "raw_batch"):
+            topics[f"bench-{side}-{r}-changelog"] = opts.partitions
+    with BrokerProcess(topics) as broker:
+        data, _ = make_records(opts.records, opts.keys)
+        load_s = load(broker.bootstrap, INPUT, data, opts.records)
+        broker.check_complete(INPUT, opts.records)
+        err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s")
+
+        def params(side: str, r: int, records: int = opts.records) -> dict[str, Any]:
+            return {"bootstrap": broker.bootstrap, "input": INPUT, "records": records,
+                    "group": f"bench-{side}-{r}", "changelog": f"bench-{side}-{r}-changelog",
+                    "partitions": opts.partitions, "config": opts.client_config}
+
+        def check(side: str, r: int, res: Any) -> None:
+            total, processed = res.extra.get("total_count"), res.extra.get("processed", res.records)
+            if total != processed:
+                raise BenchError(f"{side}: the stored counts add up to {total}, expected {processed}")
+
+        runs = measure("stateful", SIDES, opts.repeat, params, opts.profile_dir, check)
+        quarter = max(opts.records // 4, 1)
+        small = measure("stateful", {QUARTER: f"streamlet on {quarter:,} records"}, 1,
+                        lambda side, r: params(side, r, quarter), None, check)[QUARTER][0]
+    b = best(runs)
+    raw, per_batch, sl = b["raw"], b["raw_batch"], b["streamlet"]
+    rows, median_ratio = summary_rows(runs, SIDES, opts.records, "streamlet", "raw")
+    details = [
+        ("records / partitions / keys", f"{opts.records:,} / {opts.partitions} / {opts.keys:,}"),
+        ("input load", f"{load_s:.1f} s"),
+        ("changelog records: streamlet / raw-loop / flush per batch",
+         f"{sl.extra.get('changelog_records', 0):,} / {raw.extra.get('changelog_records', 0):,} / "
+         f"{per_batch.extra.get('changelog_records', 0):,}"),
+        ("raw-loop, flush per batch", f"{per_batch.rps:,.0f} rec/s (streamlet: {sl.rps / per_batch.rps:.2f}× it)"),
+        ("peak RSS, streamlet: records/4 → records",
+         f"{small.peak_rss_mb:.0f} MB ({quarter:,}) → {sl.peak_rss_mb:.0f} MB ({opts.records:,})"),
+        *rows,
+    ]
+    return CaseResult(
+        case="stateful", records=opts.records, streamlet_rps=sl.rps, baseline=BASELINE,
+        baseline_rps=raw.rps, peak_rss_mb=sl.peak_rss_mb, seconds=sl.seconds, details=details,
+        extra={"partitions": opts.partitions, "baseline_seconds": round(raw.seconds, 3),
+               "flush_per_batch_rps": round(per_batch.rps, 1), "repeat": opts.repeat,
+               "median_ratio": round(median_ratio, 3), "target_ratio": 0.8,
+               "peak_rss_mb_quarter": round(small.peak_rss_mb, 1), "quarter_records": quarter,
+               "total_seconds": round(time.perf_counter() - t_start, 1)},
+    )
+
+
+# -- the sides --------------------------------------------------------------------------
+def _raw(p: dict[str, Any], per_batch: bool) -> dict[str, Any]:
+    import msgpack
+    import orjson
+    from rocksdict import Rdict, WriteBatch
+
+    from streamlet.state.rocksdb import _options
+
+    state_dir = tempfile.mkdtemp(prefix="bench-stateful-")
+    window = Window()
+    consumer, producer, failed = raw_clients(p, on_assign=lambda c, parts: window.start())
+    db = Rdict(state_dir + "/db", _options())
+    tune_gc()
+    loads, pack, unpack = orjson.loads, msgpack.Packer(use_bin_type=True).pack, msgpack.unpackb
+    consume, produce, poll, get = consumer.consume, producer.produce, producer.poll, db.get
+    position, assignment = consumer.position, consumer.assignment
+    changelog, remaining = p["changelog"], p["records"]
+    rows: dict[bytes, Any] = {}  # key bytes -> [offset, [count, [off, first], [off, last]], seq]
+    dirty: dict[bytes, int] = {}  # changed since the last flush -> partition
+    ends = [0] * p["partitions"]  # changelog records acknowledged per partition: the checkpoint
+    written = 0
+    positions: Any = None
+    next_commit = time.monotonic() + 1.0
+
+    def flush_state(commit: bool) -> None:
+        nonlocal dirty, written
+        batch = WriteBatch(raw_mode=True)
+        put = batch.put
+        for kb, part in dirty.items():
+            vb = pack(rows[kb])
+            try:
+                produce(changelog, vb, kb, part)
+            except BufferError:
+                poll(0.05)
+                produce(changelog, vb, kb, part)
+            put(kb, vb)
+            ends[part] += 1
+        written += len(dirty)
+        dirty = {}
+        for part, end in enumerate(ends):
+            put(b"\x00checkpoint:%d" % part, b"%d" % end)
+        if commit:
+            producer.flush()  # the changelog before the store: local state never ahead of it
+        db.write(batch)
+        if commit and positions:
+            consumer.commit(offsets=positions, asynchronous=False)
+
+    while remaining > 0:
+        msgs = consume(10_000, 0.2)
+        if not msgs:
+            continue
+        for m in msgs:
+            if m.error() is not None:
+                remaining += 1
+                continue
+            kb = m.key()
+            offset = m.offset()
+            row = rows.get(kb)
+            if row is None:
+                raw = get(kb)
+                if raw is not None:
+                    row = rows[kb] = unpack(raw, raw=False)
+            if row is not None and offset <= row[0]:
+                continue  # applied before (seq 0 of this offset): a replay
+            x = loads(m.value()).get(FIELD)
+            if row is None:
+                rows[kb] = [offset, [1, [offset, x], [offset, x]], 0]
+            else:
+                row[0] = offset
+                state = row[1]
+                state[0] += 1
+                if x is not None:
+                    last = state[2]
+                    last[0] = offset
+                    last[1] = x
+            dirty[kb] = m.partition()
+        remaining -= len(msgs)
+        positions = position(assignment())
+        if per_batch:
+            flush_state(False)
+        if time.monotonic() >= next_commit:
+            flush_state(True)
+            next_commit = time.monotonic() + 1.0
+    flush_state(True)
+    window.stop()
+    consumer.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0]}")
+    total = sum(unpack(v, raw=False)[1][0] for k, v in db.items() if not k.startswith(b"\x00"))
+    db.close()
+    shutil.rmtree(state_dir, ignore_errors=True)
+    out = window.result(p["records"])
+    out.update(total_count=total, changelog_records=written)
+    return out
+
+
+@side_entry
+def side_raw(p: dict[str, Any]) -> dict[str, Any]:
+    """The baseline: the state flushed once per commit interval, as streamlet does."""
+    return _raw(p, per_batch=False)
+
+
+@side_entry
+def side_raw_batch(p: dict[str, Any]) -> dict[str, Any]:
+    """The baseline writing changelog records and a WriteBatch after every consumed batch."""
+    return _raw(p, per_batch=True)
+
+
+def stored_counts(state_dir: str, app_id: str, partitions: int, store: str) -> int:
+    """The sum of the ``n`` column over every row of every partition's store (after the app stopped)."""
+    from streamlet.state import StateDirectory
+    from streamlet.topology.aggregation import stored_serde
+
+    de = stored_serde().deserialize
+    directory = StateDirectory(state_dir, app_id)
+    total = 0
+    for part in range(partitions):
+        s = directory.open_store(part, store)
+        try:
+            total += sum(de(v)[1][0] for _, v in s.items())
+        finally:
+            s.close()
+    return total
+
+
+def topic_records(bootstrap: str, topic: str, partitions: int) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
+    try:
+        return sum(c.get_watermark_offsets(TopicPartition(topic, i), timeout=10, cached=False)[1]
+                   for i in range(partitions))
+    finally:
+        c.close()
+
+
+def stateful_app(p: dict[str, Any], state_dir: str) -> Any:
+    import streamlet as sl
+
+    app = sl.App(p["group"], brokers=p["bootstrap"], state_dir=state_dir, config=p.get("config") or None)
+    (app.stream(p["input"]).group_by_key()
+        .aggregate(n=sl.agg.count(), first=sl.agg.earliest_by_offset(FIELD),
+                   last=sl.agg.latest_by_offset(FIELD), name=STORE))
+    return app
+
+
+@side_entry
+def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
+    """The same aggregation as a streamlet topology, run by ``app.run()``."""
+    state_dir = tempfile.mkdtemp(prefix="bench-stateful-")
+    app = stateful_app(p, state_dir)
+    out = run_app_until(app, p["records"], Window(), finish_in_runner=True)
+    out["total_count"] = stored_counts(state_dir, p["group"], p["partitions"], STORE)
+    out["changelog_records"] = topic_records(p["bootstrap"], f"{p['group']}-{STORE}-changelog",
+                                             p["partitions"])
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return out
+
+
+side_streamlet_quarter = side_streamlet
