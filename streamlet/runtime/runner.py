@@ -11,7 +11,6 @@ import gc
 import logging
 import signal
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
