@@ -15,14 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.procs import (
-    BrokerProcess,
-    Worker,
-    end_offsets,
-    latest_per_key,
-    produce,
-    wait_committed,
-)
+from tests.integration.kafka_io import end_offsets, latest_per_key, produce, wait_committed
+from tests.integration.procs import BrokerProcess, Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.procs import BrokerProcess, Worker, latest_per_key, produce, wait_committed
+from tests.integration.kafka_io import latest_per_key, produce, wait_committed
+from tests.integration.procs import BrokerProcess, Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -21,17 +21,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.integration.procs import (
-    WORKER_CLIENT_CONFIG,
-    Follower,
-    Worker,
-    committed,
-    end_offsets,
-    produce,
-    read_all,
-    wait_committed,
-    wait_until,
-)
+from tests.integration.kafka_io import Follower, committed, end_offsets, produce, read_all, wait_committed
+from tests.integration.procs import WORKER_CLIENT_CONFIG, Worker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
