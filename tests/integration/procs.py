@@ -1,4 +1,4 @@
-"""Processes for the integration tests: brokers (`streamlet broker`, Tansu) and workers (clients: kafka_io.py).
+"""Processes for the integration tests: brokers (`streamlet broker`, Tansu) and workers; clients: kafka_io.
 
 Both brokers offer the same small interface to tests:
 
