@@ -64,8 +64,10 @@ def table_of(result: cases.CaseResult) -> Table:
     t.add_column("records/s", justify="right")
     t.add_column("seconds", justify="right")
     t.add_row("streamlet", f"{result.streamlet_rps:,.0f}", f"{result.seconds:.2f}")
-    t.add_row(result.baseline, f"{result.baseline_rps:,.0f}",
-              f"{result.records / result.baseline_rps:.2f}" if result.baseline_rps else "-")
+    base_s = result.extra.get("baseline_seconds")
+    if base_s is None and result.baseline_rps:
+        base_s = result.records / result.baseline_rps
+    t.add_row(result.baseline, f"{result.baseline_rps:,.0f}", f"{base_s:.2f}" if base_s is not None else "-")
     t.add_row("[bold]ratio[/bold]", f"[bold]{result.ratio:.2f}×[/bold]", "")
     t.add_row("peak RSS (streamlet)", f"{result.peak_rss_mb:.0f} MB", "")
     for label, value in result.details:
