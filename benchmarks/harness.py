@@ -178,7 +178,8 @@ def run_side(case: str, side: str, params: dict[str, Any], timeout: float = 600.
     if profile:
         args = ["py-spy", "record", "--format", "speedscope", "--rate", "500", "-o", profile, "--"] + args
     proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=_child_env())
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    # the side's JSON line is its last; py-spy may print its own lines after it
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise BenchError(f"side {case}/{side} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     out = json.loads(lines[-1])

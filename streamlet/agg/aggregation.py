@@ -35,6 +35,7 @@ class Aggregation:
         self.supports_merge = all(getattr(a, "supports_merge", False) for a in self.aggregators)
         self.needs_state_check = any(getattr(a, "needs_state_check", True) for a in self.aggregators)
         self._n = len(self.aggregators)
+        self.uses_timestamp = any(getattr(a, "uses_timestamp", True) for a in self.aggregators)
         # add / subtract / result run per record: unrolled over the columns they are about twice as
         # fast as a loop (generated from indexes only; columns and functions are bound by name)
         self.add = self._unrolled("add", "state, value, offset, timestamp", "[{}]",
@@ -77,10 +78,13 @@ class Aggregation:
 
     def _unrolled(self, method: str, params: str, shape: str, item: str) -> Callable[..., Any]:
         namespace: dict[str, Any] = {"wrong_shape": self._wrong_shape, "n": self._n}
+        items = []
         for i, (col, agg) in enumerate(zip(self.columns, self.aggregators)):
             namespace[f"f{i}"] = getattr(agg, method)
             namespace[f"k{i}"] = col
-        body = shape.format(", ".join(item.format(i=i) for i in range(self._n)))
+            fast = _inline_add(agg, i, namespace) if method == "add" else None
+            items.append(fast or item.format(i=i))
+        body = shape.format(", ".join(items))
         source = (f"def {method}({params}):\n"
                   "    if type(state) is not list or len(state) != n:\n"
                   "        wrong_shape(state)\n"
@@ -109,3 +113,33 @@ class Aggregation:
     def __repr__(self) -> str:
         inner = ", ".join(f"{c!r}: {a!r}" for c, a in zip(self.columns, self.aggregators))
         return f"Aggregation({{{inner}}})"
+
+
+def _inline_add(agg: Aggregator, i: int, namespace: dict[str, Any]) -> str | None:
+    """An expression doing ``agg.add`` for column ``i`` without a call in the usual case, or None.
+
+    Only for built-in aggregators whose ``add`` is known; the unusual cases (a
+    missing field, a record out of offset order, a value that is not a dict)
+    still call ``f{i}``, the aggregator's own ``add``, so the result is always
+    what ``add`` returns.
+    """
+    from streamlet.agg.by_offset import EarliestByOffset, LatestByOffset
+    from streamlet.agg.numeric import CountAll
+
+    kind = type(agg)
+    call = f"f{i}(state[{i}], value, offset, timestamp)"
+    if kind is CountAll:
+        return f"state[{i}] + 1"
+    if kind is EarliestByOffset and agg.n is None:
+        # a later record changes nothing once a value is held
+        return f"(s{i} if (s{i} := state[{i}]) is not None and offset >= s{i}[0] else {call})"
+    if kind is not LatestByOffset:
+        return None
+    field = getattr(agg.get, "__defaults__", None)
+    if agg.n is None and agg.ignore_nulls and field and isinstance(field[0], str) \
+            and getattr(agg.get, "__name__", "") == "get":
+        # field_getter(str): v.get(field) if v is a dict; anything else goes through add itself
+        namespace[f"field{i}"] = field[0]
+        return (f"([offset, x{i}] if value.__class__ is dict and (x{i} := value.get(field{i})) is not None "
+                f"and ((s{i} := state[{i}]) is None or offset >= s{i}[0]) else {call})")
+    return None

@@ -148,6 +148,9 @@ class Aggregator:
     supports_merge: bool = False
     #: user aggregators may build states msgpack cannot store faithfully; built-ins never do
     needs_state_check: bool = True
+    #: reads ``timestamp`` in add/subtract: when no column does, the processor passes 0 instead of
+    #: reading the record timestamp (an aggregator of your own is assumed to read it)
+    uses_timestamp: bool = True
     #: used in messages and in ``repr``
     name: str = ""
 
@@ -185,6 +188,7 @@ class BuiltinAggregator(Aggregator):
     """Base of the aggregators in this package: plain-data states, a readable repr."""
 
     needs_state_check = False
+    uses_timestamp = False
     #: the ksqlDB function of the same meaning when ksqlDB allows it on streams only
     ksql_stream_only: str | None = None
 

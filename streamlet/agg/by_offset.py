@@ -165,6 +165,7 @@ class MinBy(BuiltinAggregator):
             )
         self.get = field_getter(field)
         self.by_timestamp = by == TIMESTAMP
+        self.uses_timestamp = self.by_timestamp
         self.by = None if self.by_timestamp else field_getter(by, "by")
         self._args = f"{field_repr(field)}, by={field_repr(by)}"
 

@@ -12,6 +12,8 @@ from streamlet.errors import TopologyError
 class Custom(Aggregator):
     """An aggregator made of functions; see :func:`streamlet.agg.custom`."""
 
+    uses_timestamp = False  # add(state, value): the functions never see it
+
     name = "custom"
 
     def __init__(self, initial: Any, add: Callable[[Any, Any], Any],

@@ -18,6 +18,7 @@ from streamlet.errors import SerializationError
 from streamlet.state.store import KeyValueStore
 
 _MISSING = object()
+MISSING = _MISSING  #: what ``hot_path()[0].get(key, MISSING)`` gives for a key not cached
 
 
 class StoreCache:
@@ -60,6 +61,12 @@ class StoreCache:
         self._values[key] = value
         self._dirty[key] = None
 
+    def hot_path(self) -> tuple[dict[bytes, Any], dict[bytes, None]]:
+        """``(values, dirty)``: the dicts behind :meth:`get` and :meth:`put`, for a processor that inlines
+        them (``values.get(key, MISSING)`` before ``get`` on a miss; ``values[key] = v; dirty[key] = None``
+        is ``put``). They keep their identity for the cache's life."""
+        return self._values, self._dirty
+
     # -- commit -----------------------------------------------------------------------
     def flush(self, offsets: Mapping[str, int] | None = None) -> list[tuple[bytes, bytes | None]]:
         """Write every key changed since the last flush, once each, with ``offsets``, in one store write.
@@ -92,11 +99,12 @@ class StoreCache:
                 f"store {self.store.name!r}: the value of key {bad!r} cannot be serialized "
                 f"({type(exc).__name__}: {exc}); an aggregate must be serializable by the store's value serde"
             ) from exc
-        self._dirty = {}
+        # the dicts keep their identity (a processor may hold them, see :meth:`hot_path`)
         if self._pending:
             self._pending.update(dirty)
         else:
-            self._pending = dirty
+            self._pending = dict(dirty)
+        dirty.clear()
         return changes
 
     def write(self, changes: list[tuple[bytes, bytes | None]] | Mapping[bytes, bytes | None],
@@ -128,8 +136,8 @@ class StoreCache:
 
     def clear(self) -> None:
         """Forget cached values and pending changes (after a restore wrote the store underneath)."""
-        self._values = {}
-        self._dirty = {}
+        self._values.clear()
+        self._dirty.clear()
         self._pending = {}
 
     # -- reads that leave the cache alone (any thread) --------------------------------
@@ -169,8 +177,8 @@ class StoreCache:
 
     def close(self) -> None:
         """Close the store; unflushed changes are dropped (flush first)."""
-        self._values = {}
-        self._dirty = {}
+        self._values.clear()
+        self._dirty.clear()
         self._pending = {}
         self.store.close()
 

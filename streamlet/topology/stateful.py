@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from streamlet.agg.aggregation import Aggregation
 from streamlet.errors import TopologyError
+from streamlet.record import RecordMessage
+from streamlet.state.cache import MISSING
 from streamlet.topology.aggregation import check_state
 from streamlet.topology.compile import Compilation, Forward, compiler, fan_out
 from streamlet.topology.context import TaskContext
@@ -191,14 +194,17 @@ def _group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilat
 
 
 # -- aggregations ---------------------------------------------------------------
-def _key_bytes(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any], bytes]:
+def _same_key_bytes(node: Node, comp: Compilation) -> bool:
+    """Whether the input message's key bytes are the store key (key and key serde unchanged)."""
     spec_key_serde = comp.topology.stores[node.params["store"]].key_serde
-    kser = spec_key_serde.serialize
-    same = comp.key_preserved_to(node.name) and all(
+    return comp.key_preserved_to(node.name) and all(
         s.params["key_serde"].name == spec_key_serde.name for s in comp.sources_of(node.name))
-    if same:
+
+
+def _key_bytes(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any], bytes]:
+    if _same_key_bytes(node, comp):
         return lambda k: ctx.msg.key()
-    return kser
+    return comp.topology.stores[node.params["store"]].key_serde.serialize
 
 
 def _reads_repartition(comp: Compilation, name: str) -> bool:
@@ -278,7 +284,50 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
         put(kb, [marks, state])
         down(k, (present(state), old))
 
-    return aggregate_repartitioned if _reads_repartition(comp, node.name) else aggregate
+    if _reads_repartition(comp, node.name):
+        return aggregate_repartitioned
+    # named aggregators on a stream (the common case): the same steps as aggregate() with the calls
+    # of the hot path inlined -- the cache's dicts, the Aggregation's own add, no fold(), no timestamp
+    # unless a column reads it, no result built when nothing downstream uses it
+    aggregation = getattr(spec.initial, "__self__", None)
+    if table or check or not isinstance(aggregation, Aggregation):
+        return aggregate
+    agg_add, uses_ts = aggregation.add, aggregation.uses_timestamp
+    values, dirty = cache.hot_path()
+    same_key = _same_key_bytes(node, comp)
+    kser = comp.topology.stores[node.params["store"]].key_serde.serialize
+    forwards = bool(downs)
+
+    def aggregate_named(k: Any, v: Any) -> None:
+        if v is None or k is None:
+            return
+        m = ctx.msg
+        if m.__class__ is RecordMessage:
+            return aggregate(k, v)  # made by process(): its input message decides
+        if m is sequence._last:  # InputSequence.next, inlined
+            sequence._n = seq = sequence._n + 1
+        else:
+            sequence._last, sequence._n, seq = m, 0, 0
+        offset = m.offset()
+        kb = m.key() if same_key else kser(k)
+        cur = values.get(kb, MISSING)
+        if cur is MISSING:
+            cur = get(kb)
+        if cur is None:
+            state, old = initial(), None
+        else:
+            done = cur[0]
+            if offset < done or (offset == done and seq <= cur[2]):
+                return  # already applied: a replay after a crash must not count twice
+            state = cur[1]
+            old = present(state) if want_old else None
+        state = agg_add(state, v, offset, m.timestamp()[1] if uses_ts else 0)
+        values[kb] = [offset, state, seq]
+        dirty[kb] = None
+        if forwards:
+            down(k, (present(state), old))
+
+    return aggregate_named
 
 
 @compiler("aggregate")
