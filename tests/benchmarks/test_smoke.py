@@ -36,6 +36,23 @@ def test_case_runs_and_prints_the_contract_line(case: str) -> None:
     assert result["streamlet_rps"] > 0 and result["baseline_rps"] > 0 and result["peak_rss_mb"] > 0
 
 
+#: keys each case adds to the contract line (checked by the smoke test below)
+CASE_KEYS = {"stateful": {"peak_rss_mb_quarter", "median_ratio", "flush_per_batch_rps"},
+             "join": {"table_rows", "outputs"},
+             "restore": {"raw_restore_rps", "target_rps"},
+             "restart": {"phases", "wall_seconds", "target_seconds"}}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case", sorted(CASE_KEYS))
+def test_stateful_cases_report_their_own_keys(case: str) -> None:
+    proc = _run(case, "--records", "20000", "--partitions", "4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert CONTRACT_KEYS <= set(result) and CASE_KEYS[case] <= set(result), result
+    assert result["case"] == case and result["peak_rss_mb"] > 0
+
+
 def test_unknown_and_unbuilt_cases_say_so() -> None:
     proc = _run("no-such-case")
     assert proc.returncode == 2 and "unknown benchmark case 'no-such-case'" in proc.stderr
