@@ -302,13 +302,12 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
         if v is None or k is None:
             return
         m = ctx.msg
-        if m.__class__ is RecordMessage:
-            return aggregate(k, v)  # made by process(): its input message decides
-        if m is sequence._last:  # InputSequence.next, inlined
+        src = m.parent if m.__class__ is RecordMessage and m.parent is not None else m  # input_message()
+        if src is sequence._last:  # InputSequence.next, inlined
             sequence._n = seq = sequence._n + 1
         else:
-            sequence._last, sequence._n, seq = m, 0, 0
-        offset = m.offset()
+            sequence._last, sequence._n, seq = src, 0, 0
+        offset = src.offset()
         kb = m.key() if same_key else kser(k)
         cur = values.get(kb, MISSING)
         if cur is MISSING:
