@@ -326,6 +326,8 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
         if forwards:
             down(k, (present(state), old))
 
+    # with the key bytes from the message and nothing downstream, the key is only tested for None
+    aggregate_named.reads_key = forwards or not same_key  # type: ignore[attr-defined]
     return aggregate_named
 
 

@@ -277,3 +277,22 @@ def test_key_not_decoded_when_nothing_reads_it_but_still_validated() -> None:
     with TestDriver(app) as d:
         src = d.tasks.routes["orders"][0].__streamlet_source__
     assert "kb.isascii()" in src and ".decode()" in src and "k0 = None if kb is None" not in src
+
+
+def test_an_aggregation_that_only_tests_the_key_leaves_it_undecoded() -> None:
+    def counts_only(app: sl.App) -> None:
+        app.stream("orders").group_by_key().aggregate(n=sl.agg.count(), name="n")
+
+    def forwarded(app: sl.App) -> None:
+        app.stream("orders").group_by_key().aggregate(n=sl.agg.count(), name="n").to_stream().to("out")
+
+    for build, decoded in ((counts_only, False), (forwarded, True)):
+        app = sl.App("codegen-agg-key", on_error="skip")
+        build(app)
+        with TestDriver(app) as d:
+            src = d.tasks.routes["orders"][0].__streamlet_source__
+            d.send("orders", key="k1", value={"x": 1})
+            d.send_raw("orders", b"\xff\xfebad", b'{"x": 2}')  # not UTF-8: fails as when decoded
+            d.send("orders", key="k1", value={"x": 3})
+            assert dict(d.store("n").items()) == {"k1": {"n": 2}}
+        assert ("k0 = None if kb is None" in src) is decoded
