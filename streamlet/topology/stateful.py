@@ -298,30 +298,38 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
     kser = comp.topology.stores[node.params["store"]].key_serde.serialize
     forwards = bool(downs)
 
+    last_input, n = None, 0  # InputSequence, inlined
+
     def aggregate_named(k: Any, v: Any) -> None:
+        nonlocal last_input, n
         if v is None or k is None:
             return
         m = ctx.msg
         src = m.parent if m.__class__ is RecordMessage and m.parent is not None else m  # input_message()
-        if src is sequence._last:  # InputSequence.next, inlined
-            sequence._n = seq = sequence._n + 1
+        if src is last_input:
+            n += 1
         else:
-            sequence._last, sequence._n, seq = src, 0, 0
+            last_input, n = src, 0
         offset = src.offset()
         kb = m.key() if same_key else kser(k)
         cur = values.get(kb, MISSING)
         if cur is MISSING:
             cur = get(kb)
         if cur is None:
-            state, old = initial(), None
+            state = agg_add(initial(), v, offset, m.timestamp()[1] if uses_ts else 0)
+            values[kb] = [offset, state, n]
+            old = None
         else:
             done = cur[0]
-            if offset < done or (offset == done and seq <= cur[2]):
+            if offset < done or (offset == done and n <= cur[2]):
                 return  # already applied: a replay after a crash must not count twice
             state = cur[1]
             old = present(state) if want_old else None
-        state = agg_add(state, v, offset, m.timestamp()[1] if uses_ts else 0)
-        values[kb] = [offset, state, seq]
+            state = agg_add(state, v, offset, m.timestamp()[1] if uses_ts else 0)
+            # the row list is this cache's own (flushes serialize it; readers copy): update it in place
+            cur[0] = offset
+            cur[1] = state
+            cur[2] = n
         dirty[kb] = None
         if forwards:
             down(k, (present(state), old))
