@@ -73,7 +73,7 @@ GENERATORS: dict[str, NodeGenerator] = {}
 #: kinds whose generators report every use of the key (``_Writer.key_used``); for any other
 #: kind the source key counts as read
 KEY_AWARE = {"filter", "map", "map_values", "select_key", "flat_map", "flat_map_values", "peek",
-             "foreach", "branch", "split", "sink"}
+             "foreach", "branch", "split", "sink", "aggregate"}
 _CODE: dict[str, CodeType] = {}
 
 
@@ -320,4 +320,4 @@ def _ident(text: str) -> str:
 
 
 # the generators of the stateless kinds register themselves
-from streamlet.topology import codegen_nodes  # noqa: E402,F401
+from streamlet.topology import codegen_nodes, codegen_stateful  # noqa: E402,F401

@@ -8,6 +8,7 @@ materializing it again.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from streamlet.agg.aggregation import Aggregation
@@ -336,6 +337,10 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
 
     # with the key bytes from the message and nothing downstream, the key is only tested for None
     aggregate_named.reads_key = forwards or not same_key  # type: ignore[attr-defined]
+    # what codegen_stateful needs to write this processor inline into a generated chain
+    aggregate_named.plan = SimpleNamespace(  # type: ignore[attr-defined]
+        values=values, dirty=dirty, get=get, initial=initial, add=agg_add, uses_ts=uses_ts,
+        same_key=same_key, kser=kser, present=present, want_old=want_old, down=down if forwards else None)
     return aggregate_named
 
 

@@ -296,3 +296,49 @@ def test_an_aggregation_that_only_tests_the_key_leaves_it_undecoded() -> None:
             d.send("orders", key="k1", value={"x": 3})
             assert dict(d.store("n").items()) == {"k1": {"n": 2}}
         assert ("k0 = None if kb is None" in src) is decoded
+
+
+def _aggregate_run(build: Build, generated: bool) -> tuple[dict[str, Any], list[Any], str]:
+    old = codegen.enabled
+    codegen.enabled = generated
+    try:
+        app = sl.App("codegen-agg", on_error="skip")
+        build(app)
+        with TestDriver(app) as d:
+            for i in range(30):
+                d.send("orders", key=f"k{i % 4}", value={"amount": i if i % 5 else None, "n": i},
+                       timestamp=1000 + i)
+            d.send_raw("orders", b"k1", b"not json")
+            d.send("orders", key=None, value={"amount": 1, "n": 99})
+            d.send("orders", key="k2", value=None)
+            d.redeliver("orders", from_offset=10)  # replays change nothing
+            src = d.tasks.routes["orders"][0].__streamlet_source__ if generated else ""
+            out = d.read("out") if "out" in d.log else []
+            return dict(d.store("agg").items()), out, src
+    finally:
+        codegen.enabled = old
+
+
+@pytest.mark.parametrize("shape", ["table-only", "forwarded", "after-filter", "flat-map-values", "by-timestamp"])
+def test_a_named_aggregation_written_inline_behaves_like_its_closure(shape: str) -> None:
+    def build(app: sl.App) -> None:
+        s = app.stream("orders")
+        if shape == "after-filter":
+            s = s.filter(lambda k, v: v["n"] % 3 != 0).map_values(lambda v: {**v, "amount": v["n"]})
+        if shape == "flat-map-values":
+            s = s.flat_map_values(lambda v: [v, {**v, "n": v["n"] + 1000}])
+        columns: dict[str, Any] = {"n": sl.agg.count(), "first": sl.agg.earliest_by_offset("amount"),
+                                   "last": sl.agg.latest_by_offset("amount"), "total": sl.agg.sum("n")}
+        if shape == "by-timestamp":
+            columns["newest"] = sl.agg.max_by("n", by="timestamp")
+        table = s.group_by_key().aggregate(name="agg", **columns)
+        if shape == "forwarded":
+            table.to_stream().to("out")
+
+    gen_store, gen_out, src = _aggregate_run(build, True)
+    assert (gen_store, gen_out) == _aggregate_run(build, False)[:2]
+    assert gen_store["k0"]["n"] > 0
+    inline = "# aggregate agg" in src
+    assert inline == (shape != "flat-map-values")  # several records per input: the closure's sequence
+    if shape == "forwarded":
+        assert len(gen_out) == 30  # one update per applied record: none for the bad, key-less, None ones

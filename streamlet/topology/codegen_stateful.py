@@ -1,0 +1,71 @@
+"""Code generator of a named stream aggregation, written inline into the generated chain.
+
+For ``stream.group_by_key().aggregate(n=sl.agg.count(), ...)`` the record loop
+then updates the cached row itself instead of calling the aggregation's
+closure: the same steps as ``aggregate_named`` in
+:mod:`streamlet.topology.stateful`, specialised for a chain in which every
+input record reaches the aggregation at most once (no ``flat_map`` on the way),
+so the per-input sequence of the replay mark is always 0 and a record applies
+exactly when its offset is above the row's.
+"""
+
+from __future__ import annotations
+
+from streamlet.state.cache import MISSING
+from streamlet.topology.codegen import _Writer, generator
+from streamlet.topology.graph import Node
+
+#: kinds that pass a record on at most once (a split sends it to one branch)
+_SINGLE_OUTPUT = {"source", "filter", "map_values", "map", "select_key", "peek", "split", "branch",
+                  "group_by"}
+
+
+def _single_output_path(w: _Writer, name: str) -> bool:
+    nodes = w.comp.topology.nodes
+    node = nodes[name]
+    while node.parents:
+        if len(node.parents) != 1:
+            return False
+        node = nodes[node.parents[0]]
+        if node.kind not in _SINGLE_OUTPUT:
+            return False
+    return True
+
+
+@generator("aggregate")
+def _aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    plan = getattr(w.comp.forward_of(node.name), "plan", None)
+    if plan is None or not _single_output_path(w, node.name):
+        w.closure(node.name, k, v, depth)
+        return
+    g = {name: w.bind(getattr(plan, name), f"agg_{name}")
+         for name in ("values", "dirty", "get", "initial", "add", "present")}
+    missing = w.bind(MISSING, "MISSING")
+    if plan.down is not None or not plan.same_key:
+        w.key_used(k, None)
+    o, key, cur, st, old = w.var("o"), w.var("akb"), w.var("row"), w.var("st"), w.var("old")
+    ts = "m.timestamp()[1]" if plan.uses_ts else "0"
+    w.emit(depth, f"if {v} is not None and {k} is not None:  # aggregate {node.name}")
+    d = depth + 1
+    w.emit(d, f"{o} = m.offset()")
+    w.emit(d, f"{key} = kb" if plan.same_key else f"{key} = {w.bind(plan.kser, 'agg_kser')}({k})")
+    w.emit(d, f"{cur} = {g['values']}.get({key}, {missing})")
+    w.emit(d, f"if {cur} is {missing}:")
+    w.emit(d + 1, f"{cur} = {g['get']}({key})")
+    w.emit(d, f"if {cur} is None:")
+    w.emit(d + 1, f"{st} = {g['add']}({g['initial']}(), {v}, {o}, {ts})")
+    w.emit(d + 1, f"{g['values']}[{key}] = [{o}, {st}, 0]")
+    w.emit(d + 1, f"{g['dirty']}[{key}] = None")
+    down = w.bind(plan.down, "agg_down") if plan.down is not None else None
+    if down is not None:
+        w.needs_msg = True  # the closures downstream read ctx.msg
+        w.emit(d + 1, f"{down}({k}, ({g['present']}({st}), None))")
+    w.emit(d, f"elif {o} > {cur}[0]:  # at or below: already applied (a replay)")
+    if down is not None and plan.want_old:
+        w.emit(d + 1, f"{old} = {g['present']}({cur}[1])")
+    w.emit(d + 1, f"{st} = {cur}[1] = {g['add']}({cur}[1], {v}, {o}, {ts})")
+    w.emit(d + 1, f"{cur}[0] = {o}")
+    w.emit(d + 1, f"{cur}[2] = 0")
+    w.emit(d + 1, f"{g['dirty']}[{key}] = None")
+    if down is not None:
+        w.emit(d + 1, f"{down}({k}, ({g['present']}({st}), {old if plan.want_old else 'None'}))")
