@@ -73,7 +73,8 @@ GENERATORS: dict[str, NodeGenerator] = {}
 #: kinds whose generators report every use of the key (``_Writer.key_used``); for any other
 #: kind the source key counts as read
 KEY_AWARE = {"filter", "map", "map_values", "select_key", "flat_map", "flat_map_values", "peek",
-             "foreach", "branch", "split", "sink", "aggregate"}
+             "foreach", "branch", "split", "sink", "aggregate",
+             "stream_table_join"}
 _CODE: dict[str, CodeType] = {}
 
 

@@ -1,12 +1,13 @@
-"""Code generator of a named stream aggregation, written inline into the generated chain.
+"""Code generators of the stateful kinds that sit in a record's chain: aggregation and join.
 
 For ``stream.group_by_key().aggregate(n=sl.agg.count(), ...)`` the record loop
-then updates the cached row itself instead of calling the aggregation's
-closure: the same steps as ``aggregate_named`` in
-:mod:`streamlet.topology.stateful`, specialised for a chain in which every
-input record reaches the aggregation at most once (no ``flat_map`` on the way),
-so the per-input sequence of the replay mark is always 0 and a record applies
-exactly when its offset is above the row's.
+updates the cached row itself instead of calling the aggregation's closure:
+the same steps as ``aggregate_named`` in :mod:`streamlet.topology.stateful`,
+specialised for a chain in which every input record reaches the aggregation
+at most once (no ``flat_map`` on the way), so the per-input sequence of the
+replay mark is always 0 and a record applies exactly when its offset is above
+the row's. A stream–table join looks the table up inline and the chain after
+it (``to``, ``map_values`` ...) is generated too.
 """
 
 from __future__ import annotations
@@ -69,3 +70,39 @@ def _aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.emit(d + 1, f"{g['dirty']}[{key}] = None")
     if down is not None:
         w.emit(d + 1, f"{down}({k}, ({g['present']}({st}), {old if plan.want_old else 'None'}))")
+
+
+@generator("stream_table_join")
+def _stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    """The lookup inline, then the rest of the chain generated on the joined value.
+
+    A source table keyed like the stream is read by the input's key bytes
+    straight from its cache; any other table through its value getter.
+    """
+    from streamlet.topology.stateful import getter_of
+
+    comp = w.comp
+    table = comp.topology.nodes[node.params["table"]]
+    tv, vj = w.var("tv"), w.var("vj")
+    w.emit(depth, f"if {k} is not None and {v} is not None:  # join {table.name}")
+    d = depth + 1
+    same_bytes = table.kind == "table_source" and comp.key_preserved_to(node.name) and all(
+        s.params["key_serde"].name == table.params["key_serde"].name for s in comp.sources_of(node.name))
+    if same_bytes:
+        cache = comp.ctx.stores[table.params["store"]]
+        values = w.bind(cache.hot_path()[0], "table_values")
+        get, missing = w.bind(cache.get, "table_get"), w.bind(MISSING, "MISSING")
+        w.emit(d, f"{tv} = {values}.get(kb, {missing})")
+        w.emit(d, f"if {tv} is {missing}:")
+        w.emit(d + 1, f"{tv} = {get}(kb)")
+    else:
+        w.key_used(k, None)
+        w.needs_msg = True  # value getters may read ctx.msg
+        w.emit(d, f"{tv} = {w.bind(getter_of(comp, table.name), 'table_lookup')}({k})")
+    if not node.params.get("left"):
+        w.emit(d, f"if {tv} is not None:")
+        d += 1
+    w.emit(d, f"{vj} = {w.bind(node.fn, 'joiner')}({v}, {tv})")
+    if w.subtree_empty(node.name):
+        w.emit(d, "pass")
+    w.children(node.name, k, vj, d)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable
 
+import orjson
 import pytest
 
 import streamlet as sl
@@ -342,3 +343,44 @@ def test_a_named_aggregation_written_inline_behaves_like_its_closure(shape: str)
     assert inline == (shape != "flat-map-values")  # several records per input: the closure's sequence
     if shape == "forwarded":
         assert len(gen_out) == 30  # one update per applied record: none for the bad, key-less, None ones
+
+
+USERS_AND_ORDERS = [("users", "u1", {"tier": "gold"}), ("orders", "u1", {"n": 1}), ("orders", "u2", {"n": 2}),
+                    ("users", "u2", {"tier": "silver"}), ("orders", "u2", {"n": 3}), ("users", "u1", None),
+                    ("orders", "u1", {"n": 4}), ("orders", None, {"n": 5}), ("orders", "u2", None),
+                    ("orders", "u2", b"not json"), ("users", "u1", {"tier": "new"}), ("orders", "u1", {"n": 6})]
+
+
+@pytest.mark.parametrize("shape", ["inner", "left", "filtered-table", "rekeyed", "map-after"])
+def test_a_stream_table_join_written_inline_behaves_like_its_closure(shape: str) -> None:
+    def build(app: sl.App) -> None:
+        users = app.table("users", name="users")
+        if shape == "filtered-table":
+            users = users.filter(lambda k, v: v["tier"] != "silver")
+        orders = app.stream("orders")
+        if shape == "rekeyed":
+            orders = orders.select_key(lambda k, v: k)
+        joiner = lambda o, u: {**o, "tier": None if u is None else u["tier"]}  # noqa: E731
+        joined = orders.left_join(users, joiner) if shape == "left" else orders.join(users, joiner)
+        if shape == "map-after":
+            joined = joined.map_values(lambda v: {**v, "seen": True})
+        joined.to("out")
+
+    log = _same(build, USERS_AND_ORDERS, on_error="skip")
+    values = [orjson.loads(r[1]) for r in log["out"][0]]
+    assert {"n": 6, "tier": "new"} == {k: v for k, v in values[-1].items() if k != "seen"}
+    if shape == "left":
+        assert {"n": 4, "tier": None} in values  # the user was deleted: the left join still emits
+    else:
+        assert all(v["n"] != 4 for v in values)
+
+
+def test_a_join_on_a_source_table_reads_its_cache_by_the_input_key_bytes() -> None:
+    app = sl.App("codegen-join")
+    app.stream("orders").join(app.table("users", name="users"), lambda o, u: {**o, **u}).to("out")
+    with TestDriver(app) as d:
+        src = d.tasks.routes["orders"][0].__streamlet_source__
+        d.send("users", key="u1", value={"tier": "gold"})
+        d.send("orders", key="u1", value={"n": 1})
+        assert d.read("out") == [("u1", {"n": 1, "tier": "gold"})]
+    assert "# join" in src and ".get(kb," in src and "k0 = kb  # not decoded" in src
