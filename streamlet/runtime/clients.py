@@ -50,9 +50,15 @@ def _split(client_config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 _CLASSIC_GROUP_ONLY = ("partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms")
 
 
-def consumer_config(config: Config, bootstrap: str, callbacks: dict[str, Callable[..., Any]]) -> dict[str, Any]:
+#: on the embedded (mock) broker a restarted member's group completes its rejoin only after
+#: the session timeout: keep it short there (heartbeats are local)
+MOCK_BROKER_DEFAULTS: dict[str, Any] = {"session.timeout.ms": 6_000, "heartbeat.interval.ms": 500}
+
+
+def consumer_config(config: Config, bootstrap: str, callbacks: dict[str, Callable[..., Any]],
+                    mock_broker: bool = False) -> dict[str, Any]:
     user, _ = _split(config.client_config)
-    defaults = CONSUMER_DEFAULTS
+    defaults = {**CONSUMER_DEFAULTS, **MOCK_BROKER_DEFAULTS} if mock_broker else CONSUMER_DEFAULTS
     if str(user.get("group.protocol", "classic")).lower() == "consumer":
         defaults = {k: v for k, v in defaults.items() if k not in _CLASSIC_GROUP_ONLY}
     return {**defaults, **user, **callbacks,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streamlet.broker.admin import connect
+from streamlet.broker.admin import ControlTopicAdmin, EmbeddedTopicAdmin, connect
 from streamlet.errors import ConfigError, RecordError, StateError, StreamletError
 from streamlet.runtime.clients import (
     consumer_config,
@@ -67,7 +67,9 @@ class Runner:
         admin.close()
         self.producer = make_producer(producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery}))
         produce = produce_function(self.producer)
-        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error}))
+        mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
+        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
+                                                      mock_broker))
         self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
                                    lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)

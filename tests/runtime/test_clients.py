@@ -33,3 +33,11 @@ def test_kip_848_group_protocol_drops_the_classic_group_settings() -> None:
 def test_a_bad_setting_is_a_config_error_that_says_where_to_look() -> None:
     with pytest.raises(ConfigError, match="librdkafka"):
         make_consumer(consumer_config(config(**{"fetch.wait.max.ms": "soon"}), "b:1", {}))
+
+
+def test_on_the_embedded_broker_the_session_timeout_is_short_unless_set() -> None:
+    c = consumer_config(config(), "b:1", {}, mock_broker=True)
+    assert c["session.timeout.ms"] == 6_000 and c["heartbeat.interval.ms"] == 500
+    c = consumer_config(config(**{"session.timeout.ms": 20_000}), "b:1", {}, mock_broker=True)
+    assert c["session.timeout.ms"] == 20_000
+    assert consumer_config(config(), "b:1", {})["session.timeout.ms"] == 45_000  # real Kafka
