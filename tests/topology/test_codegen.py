@@ -208,11 +208,6 @@ def test_records_in_process_keep_their_metadata() -> None:
 
 
 def test_stateful_nodes_behind_generated_code() -> None:
-    try:
-        from streamlet.state import InMemoryStore, StoreCache  # noqa: F401
-    except ImportError:
-        pytest.skip("state stores (streamlet.state) are not built yet")
-
     def build(app: sl.App) -> None:
         users = app.table("users")
         orders = app.stream("orders")
