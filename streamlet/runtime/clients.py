@@ -56,11 +56,27 @@ MOCK_BROKER_DEFAULTS: dict[str, Any] = {"session.timeout.ms": 6_000, "heartbeat.
 
 
 def consumer_config(config: Config, bootstrap: str, callbacks: dict[str, Callable[..., Any]],
-                    mock_broker: bool = False) -> dict[str, Any]:
+                    mock_broker: bool = False, copartitioned: list[str] | None = None) -> dict[str, Any]:
+    """The consumer's settings. ``copartitioned``: topics one task reads together (a join's
+    stream and table): partition N of each must go to the same member, which only the
+    range assignor guarantees (the cooperative-sticky one places each topic on its own)."""
     user, _ = _split(config.client_config)
-    defaults = {**CONSUMER_DEFAULTS, **MOCK_BROKER_DEFAULTS} if mock_broker else CONSUMER_DEFAULTS
-    if str(user.get("group.protocol", "classic")).lower() == "consumer":
+    defaults = {**CONSUMER_DEFAULTS, **MOCK_BROKER_DEFAULTS} if mock_broker else dict(CONSUMER_DEFAULTS)
+    kip848 = str(user.get("group.protocol", "classic")).lower() == "consumer"
+    if kip848:
         defaults = {k: v for k, v in defaults.items() if k not in _CLASSIC_GROUP_ONLY}
+    if copartitioned:
+        if kip848:
+            defaults["group.remote.assignor"] = "range"
+        else:
+            defaults["partition.assignment.strategy"] = "range"
+            chosen = str(user.get("partition.assignment.strategy", "range")).replace(" ", "")
+            if chosen != "range":
+                raise ConfigError(
+                    f"partition.assignment.strategy={chosen!r} can give partition N of {copartitioned} to "
+                    "different workers, but one task must read them together (a join or a merge of "
+                    "several topics); remove the setting (streamlet then uses 'range', which keeps them "
+                    "together)")
     return {**defaults, **user, **callbacks,
             "bootstrap.servers": bootstrap, "group.id": config.application_id}
 

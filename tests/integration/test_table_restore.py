@@ -75,6 +75,11 @@ def test_regrouped_table_counts_survive_kills_and_restarts(tmp_path: Path, broke
         orders = [(user, {"order": n}) for n, user in enumerate(sorted(latest)[:200])]
         produce(broker.bootstrap, "orders", orders)
         wait_committed(broker.bootstrap, app_id, "orders", PARTITIONS, 60, workers)
+        # a join's stream and table partitions are owned together (the range assignor)
+        for w in workers:
+            owned = w.owned()
+            assert {p.replace("orders", "users") for p in owned if p.startswith("orders")} == \
+                {p for p in owned if p.startswith("users")}, owned
     finally:
         codes = [w.stop() for w in workers]
     assert codes == [0, 0]

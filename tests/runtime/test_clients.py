@@ -41,3 +41,15 @@ def test_on_the_embedded_broker_the_session_timeout_is_short_unless_set() -> Non
     c = consumer_config(config(**{"session.timeout.ms": 20_000}), "b:1", {}, mock_broker=True)
     assert c["session.timeout.ms"] == 20_000
     assert consumer_config(config(), "b:1", {})["session.timeout.ms"] == 45_000  # real Kafka
+
+
+def test_topics_read_together_get_the_range_assignor() -> None:
+    together = ["orders", "users"]
+    assert consumer_config(config(), "b:1", {}, copartitioned=together)[
+        "partition.assignment.strategy"] == "range"
+    assert consumer_config(config(), "b:1", {})["partition.assignment.strategy"] == "cooperative-sticky"
+    kip848 = consumer_config(config(**{"group.protocol": "consumer"}), "b:1", {}, copartitioned=together)
+    assert kip848["group.remote.assignor"] == "range" and "partition.assignment.strategy" not in kip848
+    with pytest.raises(ConfigError, match=r"cooperative-sticky.*\['orders', 'users'\].*range"):
+        consumer_config(config(**{"partition.assignment.strategy": "cooperative-sticky"}), "b:1", {},
+                        copartitioned=together)
