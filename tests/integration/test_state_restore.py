@@ -1,7 +1,8 @@
-"""Stateful workers on the embedded broker: changelog restore, kills, replays, repartition.
+"""Stateful workers: changelog restore, kills, replays, repartition — on the embedded broker and Tansu.
 
-Each test runs `streamlet broker` and `streamlet run` as real processes and
-compares the final tables with the answer computed from the input.
+Each test runs a broker (`streamlet broker`, or Tansu through the Admin API)
+and `streamlet run` workers as real processes, and compares the final tables
+with the answer computed from the input.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kafka_io import end_offsets, latest_per_key, produce, wait_committed
-from tests.integration.procs import BrokerProcess, Worker
+from tests.integration.procs import BROKERS, Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -65,10 +66,9 @@ def expected(events: list[tuple[str, dict]]) -> dict[str, dict]:
 
 
 @pytest.fixture
-def broker(tmp_path: Path):
-    """Stateful tests run on the embedded mock (its rebalances are fast); the Tansu path of the
-    same runtime is covered by test_workers.py."""
-    b = BrokerProcess(tmp_path, {"events": PARTITIONS, "summaries": PARTITIONS})
+def broker(tmp_path: Path, broker_kind: str):
+    """The embedded mock and Tansu (``--broker``), with the input and output topics."""
+    b = BROKERS[broker_kind](tmp_path, {"events": PARTITIONS, "summaries": PARTITIONS})
     yield b
     b.stop()
 

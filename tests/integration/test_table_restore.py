@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kafka_io import latest_per_key, produce, wait_committed
-from tests.integration.procs import BrokerProcess, Worker
+from tests.integration.procs import BROKERS, Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -45,9 +45,10 @@ def per_city(records: list[tuple[str, dict]]) -> dict[str, int]:
 
 
 @pytest.fixture
-def broker(tmp_path: Path):
-    b = BrokerProcess(tmp_path, {"users": PARTITIONS, "orders": PARTITIONS, "city-counts": PARTITIONS,
-                                 "enriched": PARTITIONS})
+def broker(tmp_path: Path, broker_kind: str):
+    """The embedded mock and Tansu (``--broker``), with the topics of the script."""
+    b = BROKERS[broker_kind](tmp_path, {"users": PARTITIONS, "orders": PARTITIONS, "city-counts": PARTITIONS,
+                                        "enriched": PARTITIONS})
     yield b
     b.stop()
 
