@@ -1,7 +1,8 @@
-"""Helpers shared by the stateful cases (``stateful``, ``join``, ``restore``, ``restart``).
+"""Helpers shared by the cases (``stateless``, ``stateful``, ``join``, ``restore``, ``restart``).
 
 Not a case itself (no entry in :data:`benchmarks.cases.CASES`): the clients
-of a raw loop with streamlet's settings, the run of a streamlet app that ends
+of a raw loop with streamlet's settings, the measured window (wall clock and
+main-thread CPU), the run of a streamlet app that ends
 the measurement from inside the runner's own thread, a best-of-runs summary.
 """
 
@@ -12,10 +13,44 @@ import threading
 import time
 from typing import Any, Callable
 
-from benchmarks.cases.stateless import _Window
 from benchmarks.harness import SideResult, err_console, run_side
 
-Window = _Window
+
+def _thread_cpu(tid: int) -> float | None:
+    """CPU seconds (user + system) of thread ``tid`` of this process (Linux), else None."""
+    import os
+
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Window:
+    """Wall clock and main-thread CPU between ``start()`` and ``stop()``."""
+
+    def __init__(self) -> None:
+        self.tid = threading.get_native_id()  # create it in the thread that runs the loop
+        self.t0 = self.t1 = 0.0
+        self.cpu0: float | None = None
+        self.cpu1: float | None = None
+
+    def start(self) -> None:
+        if not self.t0:
+            self.t0, self.cpu0 = time.perf_counter(), _thread_cpu(self.tid)
+
+    def stop(self) -> None:
+        self.t1, self.cpu1 = time.perf_counter(), _thread_cpu(self.tid)
+
+    def result(self, records: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"records": records, "seconds": self.t1 - self.t0}
+        if self.cpu0 is not None and self.cpu1 is not None:
+            out["main_thread_cpu_seconds"] = round(self.cpu1 - self.cpu0, 3)
+        return out
+
+
 
 
 def raw_clients(p: dict[str, Any], on_assign: Callable[..., None] | None = None,
@@ -82,6 +117,9 @@ def run_app_until(app: Any, n: int, window: Window, finish_in_runner: bool) -> d
         committer.track_positions = track_and_check
         if finish_in_runner:
             return
+        if runner.processed >= n:  # all processed before the hook was in place
+            app_processed.append(runner.processed)
+            done.set()
         done.wait()
         runner.producer.flush()
         window.stop()

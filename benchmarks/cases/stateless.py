@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import random
 import statistics
-import threading
 import time
 from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
+from benchmarks.cases._common import Window, run_app_until
 from benchmarks.harness import (
     BrokerProcess,
     check_fits,
@@ -157,41 +157,6 @@ def run(opts: Options) -> CaseResult:
 
 
 # -- the sides (each runs in its own process through benchmarks/side.py) ----------------
-def _thread_cpu(tid: int) -> float | None:
-    """CPU seconds (user + system) of thread ``tid`` of this process (Linux), else None."""
-    import os
-
-    try:
-        with open(f"/proc/self/task/{tid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-class _Window:
-    """Wall clock and main-thread CPU between ``start()`` and ``stop()``."""
-
-    def __init__(self) -> None:
-        self.tid = threading.get_native_id()  # create it in the thread that runs the loop
-        self.t0 = self.t1 = 0.0
-        self.cpu0: float | None = None
-        self.cpu1: float | None = None
-
-    def start(self) -> None:
-        if not self.t0:
-            self.t0, self.cpu0 = time.perf_counter(), _thread_cpu(self.tid)
-
-    def stop(self) -> None:
-        self.t1, self.cpu1 = time.perf_counter(), _thread_cpu(self.tid)
-
-    def result(self, records: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"records": records, "seconds": self.t1 - self.t0}
-        if self.cpu0 is not None and self.cpu1 is not None:
-            out["main_thread_cpu_seconds"] = round(self.cpu1 - self.cpu0, 3)
-        return out
-
-
 def _plain(msgs: list[Any], out: str, threshold: int, loads: Any, dumps: Any, produce: Any,
            poll: Any) -> int:
     """The raw loop's body: parse, filter, add a field, encode, produce. Returns error events seen."""
@@ -258,7 +223,7 @@ def _raw(p: dict[str, Any], body: Any) -> dict[str, Any]:
                          "group.id": p["group"]})
     producer = Producer({**PRODUCER_DEFAULTS, **p_extra, "bootstrap.servers": p["bootstrap"],
                          "on_delivery": on_delivery})
-    window = _Window()
+    window = Window()
     consumer.subscribe([p["input"]], on_assign=lambda c, parts: window.start())
     tune_gc()
     out, threshold, remaining = p["output"], p["threshold"], p["records"]
@@ -316,42 +281,5 @@ def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
         .map_values(add_flag)
         .to(p["output"]))
 
-    n = p["records"]
-    window = _Window()
-    done = threading.Event()
-    stopped: list[float] = []
-
-    def watch() -> None:
-        while app._runner is None:
-            time.sleep(0.001)
-        runner = app._runner
-        runner.ready.wait()
-        window.start()
-        # the runner's once-per-batch offset bookkeeping tells when every input record has been
-        # processed (instrumentation instead of polling: no thread wakes up meanwhile)
-        committer = runner.committer
-        track = committer.track_positions
-
-        def track_and_check(positions: Any) -> None:
-            track(positions)
-            if runner.processed >= n:
-                done.set()
-
-        committer.track_positions = track_and_check
-        if runner.processed >= n:
-            done.set()
-        done.wait()
-        # once the producer has no message left in flight, every output is acknowledged:
-        # the end of the measurement (run() then stops, commits and leaves the group)
-        runner.producer.flush()
-        window.stop()
-        app.stop()
-        stopped.append(time.perf_counter())
-
-    threading.Thread(target=watch, name="bench-watch", daemon=True).start()
-    app.run()
-    if not stopped:
-        raise RuntimeError("app.run() returned before every record was processed")
-    out = window.result(n)
-    out["stop_seconds"] = round(time.perf_counter() - stopped[0], 3)
-    return out
+    # the end: every output acknowledged (the producer's flush)
+    return run_app_until(app, p["records"], Window(), finish_in_runner=False)
