@@ -209,12 +209,8 @@ class _Writer:
             self.reads_k0 = True
 
     def closure(self, name: str, k: str, v: str, depth: int) -> None:
-        forward = self.comp.forward_of(name)
-        # a closure that only tests the key for None says so (``reads_key = False``): an
-        # undecoded key (its bytes) answers that the same way
-        if getattr(forward, "reads_key", True):
-            self.key_used(k, None)
-        fn = self.bind(forward, name)
+        self.key_used(k, None)
+        fn = self.bind(self.comp.forward_of(name), name)
         self.needs_msg = True
         self.emit(depth, f"{fn}({k}, {v})")
 

@@ -2,7 +2,7 @@
 
 For ``stream.group_by_key().aggregate(n=sl.agg.count(), ...)`` the record loop
 updates the cached row itself instead of calling the aggregation's closure:
-the same steps as ``aggregate_named`` in :mod:`streamlet.topology.stateful`,
+the same steps as ``aggregate`` in :mod:`streamlet.topology.stateful`,
 specialised for a chain in which every input record reaches the aggregation
 at most once (no ``flat_map`` on the way), so the per-input sequence of the
 replay mark is always 0 and a record applies exactly when its offset is above

@@ -13,8 +13,6 @@ from typing import Any, Callable
 
 from streamlet.agg.aggregation import Aggregation
 from streamlet.errors import TopologyError
-from streamlet.record import RecordMessage
-from streamlet.state.cache import MISSING
 from streamlet.topology.aggregation import check_state
 from streamlet.topology.compile import Compilation, Forward, compiler, fan_out
 from streamlet.topology.context import TaskContext
@@ -287,61 +285,17 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
 
     if _reads_repartition(comp, node.name):
         return aggregate_repartitioned
-    # named aggregators on a stream (the common case): the same steps as aggregate() with the calls
-    # of the hot path inlined -- the cache's dicts, the Aggregation's own add, no fold(), no timestamp
-    # unless a column reads it, no result built when nothing downstream uses it
     aggregation = getattr(spec.initial, "__self__", None)
-    if table or check or not isinstance(aggregation, Aggregation):
-        return aggregate
-    agg_add, uses_ts = aggregation.add, aggregation.uses_timestamp
-    values, dirty = cache.hot_path()
-    same_key = _same_key_bytes(node, comp)
-    kser = comp.topology.stores[node.params["store"]].key_serde.serialize
-    forwards = bool(downs)
-
-    last_input, n = None, 0  # InputSequence, inlined
-
-    def aggregate_named(k: Any, v: Any) -> None:
-        nonlocal last_input, n
-        if v is None or k is None:
-            return
-        m = ctx.msg
-        src = m.parent if m.__class__ is RecordMessage and m.parent is not None else m  # input_message()
-        if src is last_input:
-            n += 1
-        else:
-            last_input, n = src, 0
-        offset = src.offset()
-        kb = m.key() if same_key else kser(k)
-        cur = values.get(kb, MISSING)
-        if cur is MISSING:
-            cur = get(kb)
-        if cur is None:
-            state = agg_add(initial(), v, offset, m.timestamp()[1] if uses_ts else 0)
-            values[kb] = [offset, state, n]
-            old = None
-        else:
-            done = cur[0]
-            if offset < done or (offset == done and n <= cur[2]):
-                return  # already applied: a replay after a crash must not count twice
-            state = cur[1]
-            old = present(state) if want_old else None
-            state = agg_add(state, v, offset, m.timestamp()[1] if uses_ts else 0)
-            # the row list is this cache's own (flushes serialize it; readers copy): update it in place
-            cur[0] = offset
-            cur[1] = state
-            cur[2] = n
-        dirty[kb] = None
-        if forwards:
-            down(k, (present(state), old))
-
-    # with the key bytes from the message and nothing downstream, the key is only tested for None
-    aggregate_named.reads_key = forwards or not same_key  # type: ignore[attr-defined]
-    # what codegen_stateful needs to write this processor inline into a generated chain
-    aggregate_named.plan = SimpleNamespace(  # type: ignore[attr-defined]
-        values=values, dirty=dirty, get=get, initial=initial, add=agg_add, uses_ts=uses_ts,
-        same_key=same_key, kser=kser, present=present, want_old=want_old, down=down if forwards else None)
-    return aggregate_named
+    if not table and not check and isinstance(aggregation, Aggregation):
+        # named aggregators on a stream (the common case): what codegen_stateful needs to write
+        # these steps inline into the generated chain, with the Aggregation's own add
+        values, dirty = cache.hot_path()
+        aggregate.plan = SimpleNamespace(  # type: ignore[attr-defined]
+            values=values, dirty=dirty, get=get, initial=initial, add=aggregation.add,
+            uses_ts=aggregation.uses_timestamp, same_key=_same_key_bytes(node, comp),
+            kser=comp.topology.stores[node.params["store"]].key_serde.serialize, present=present,
+            want_old=want_old, down=down if downs else None)
+    return aggregate
 
 
 @compiler("aggregate")
