@@ -68,10 +68,8 @@ class Runner:
         self.producer = make_producer(producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery}))
         produce = produce_function(self.producer)
         mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
-        topics_of_sub: dict[int, list[str]] = {}
-        for topic, sub in topology.subtopology_of_topic().items():
-            topics_of_sub.setdefault(sub, []).append(topic)
-        together = sorted(t for topics in topics_of_sub.values() if len(topics) > 1 for t in topics)
+        together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
+                          for t in topics)
         self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
                                                       mock_broker, together))
         self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,

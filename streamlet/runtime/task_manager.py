@@ -26,9 +26,7 @@ class TaskManager:
         self.produce = produce
         self.partitions = partitions
         self.sub_of_topic = topology.subtopology_of_topic()
-        self.topics_of_sub: dict[int, list[str]] = {}
-        for topic, sub in self.sub_of_topic.items():
-            self.topics_of_sub.setdefault(sub, []).append(topic)
+        self.topics_of_sub = topology.topics_of_subtopology()
         self.tasks: dict[tuple[int, int], StreamTask] = {}
         self.routes: dict[str, dict[int, Any]] = {t: {} for t in self.sub_of_topic}
 

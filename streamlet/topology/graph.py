@@ -185,6 +185,13 @@ class Topology:
                     out[topic] = i
         return out
 
+    def topics_of_subtopology(self) -> dict[int, list[str]]:
+        """Sub-topology index → the source topics one of its tasks reads together."""
+        out: dict[int, list[str]] = {}
+        for topic, sub in self.subtopology_of_topic().items():
+            out.setdefault(sub, []).append(topic)
+        return out
+
     def walk(self, start: str) -> Iterator[Node]:
         """Depth-first walk from ``start`` through its descendants (each node once)."""
         seen: set[str] = set()
