@@ -78,11 +78,14 @@ class Committer:
                 "input offsets were not committed, so a restart reprocesses them"
             )
 
-    def commit(self, only: Iterable[tuple[str, int]] | None = None) -> None:
-        """Flush outputs, then commit the pending offsets (all, or those in ``only``)."""
+    def commit(self, only: Iterable[tuple[str, int]] | None = None) -> bool:
+        """Flush outputs, then commit the pending offsets (all, or those in ``only``).
+
+        False when the broker refused the offsets (a rebalance, retries used up): they stay
+        pending, and records after the last commit may be processed again (at-least-once)."""
         self.next_commit = time.monotonic() + self.interval
         if self.abandoned:
-            return
+            return False
         for hook in self.before_flush:
             hook()
         self.flush_outputs()
@@ -94,7 +97,7 @@ class Committer:
             keys = set(only)
             items = {k: v for k, v in self.pending.items() if k in keys}
         if not items:
-            return
+            return True
         offsets = [TopicPartition(t, p, o) for (t, p), o in items.items()]
         for attempt in range(30):
             try:
@@ -104,20 +107,21 @@ class Committer:
                 err = exc.args[0] if exc.args else None
                 code = err.code() if isinstance(err, KafkaError) else None
                 if code in (KafkaError._NO_OFFSET,):
-                    break
+                    break  # nothing to commit after all
                 if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
                             KafkaError.UNKNOWN_MEMBER_ID, KafkaError._STATE):
                     log.warning("commit skipped during rebalance: %s", exc)
-                    return
+                    return False
                 log.warning("commit failed (attempt %d): %s; retrying", attempt + 1, exc)
                 time.sleep(0.5)
         else:
             log.error("could not commit offsets; they stay pending for the next commit")
-            return
+            return False
         for key in items:
             if self.pending.get(key) == items[key]:
                 del self.pending[key]
         self.commits += 1
+        return True
 
     def abandon(self) -> None:
         """The worker stops after a failure: commit nothing more, whoever asks.

@@ -19,6 +19,7 @@ from streamlet.broker.admin import ControlTopicAdmin, EmbeddedTopicAdmin, connec
 from streamlet.errors import ConfigError, RecordError, StateError, StreamletError
 from streamlet.runtime.clients import (
     consumer_config,
+    incremental_rebalancing,
     make_consumer,
     make_producer,
     produce_function,
@@ -47,6 +48,9 @@ class Runner:
         self.tasks: TaskManager | None = None
         self.committer: Committer | None = None
         self.state: Any = None  # a StateManager when the topology has stores
+        self.updater: Any = None  # its StateUpdater: opens and restores stores of new tasks
+        #: partitions of restoring tasks rewound this batch (records fetched before their pause)
+        self._rewound: set[tuple[str, int]] = set()
         self.processed = 0
         self.ready = threading.Event()
 
@@ -70,37 +74,43 @@ class Runner:
         mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
                           for t in topics)
-        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
-                                                      mock_broker, together))
+        settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error}, mock_broker, together)
+        self.incremental = incremental_rebalancing(settings)
+        self.consumer = make_consumer(settings)
         self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
                                    lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
-        store_provider = None
+        self.tasks = TaskManager(topology, produce, partitions)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
+            from streamlet.runtime.state_updater import StateUpdater
 
-            self.state = StateManager(cfg, bootstrap, produce)
-            store_provider = self.state.open
-            state = self.state
-            self.committer.before_flush.append(lambda: state.flush_changelogs(self._all_tasks()))
+            self.state = state = StateManager(cfg, bootstrap, produce)
+            self.updater = StateUpdater(state)
+            self.tasks.before_close_restoring = self.updater.remove
+            tasks = self.tasks
+            self.committer.before_flush.append(lambda: state.flush_changelogs(tasks.active_tasks()))
             self.committer.before_offsets.append(lambda: state.write_stores(dict(self.committer.pending)))
-            state.committed_offset = self._committed_offset
-        self.tasks = TaskManager(topology, produce, partitions, store_provider)
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
 
-    def _committed_offset(self, topic: str, partition: int) -> int | None:
-        """The group's committed offset of one input partition (None: none yet)."""
+    def _read_committed(self, tasks: list[Any]) -> None:
+        """Where the source tables of restoring tasks resume (their restore stops there): the
+        group's committed offsets, read in one request on the loop's thread."""
+        wanted = [TopicPartition(spec.changelog, t.partition) for t in tasks for spec in t.store_specs
+                  if spec.source_table]
+        if not wanted:
+            return
         assert self.consumer is not None
         try:
-            (tp,) = self.consumer.committed([TopicPartition(topic, partition)], timeout=30)
+            got = self.consumer.committed(wanted, timeout=30)
         except KafkaException as exc:
-            raise StateError(f"cannot read the committed offset of {topic!r} partition {partition} to "
-                             f"restore its table: {exc}") from exc
-        return tp.offset if tp.offset >= 0 else None
-
-    def _all_tasks(self) -> list[Any]:
-        return list(self.tasks.tasks.values()) if self.tasks is not None else []
+            raise StateError(f"cannot read the committed offsets of {_fmt(wanted)} to restore their "
+                             f"tables: {exc}") from exc
+        for tp in got:
+            task = self.tasks.task_of(tp.topic, tp.partition)  # type: ignore[union-attr]
+            if task is not None:
+                task.committed[tp.topic] = tp.offset if tp.offset >= 0 else None
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         assert self.committer is not None
@@ -114,21 +124,57 @@ class Runner:
             log.debug("client error (librdkafka retries): %s", err)
 
     # -- rebalance callbacks (bookkeeping only) -----------------------------
-    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        assert self.tasks is not None
-        created = self.tasks.assign((tp.topic, tp.partition) for tp in partitions)
-        if self.state is not None:
-            self.state.restoring.extend(t for t in created if t.store_specs)
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        tasks, consumer = self.tasks, self.consumer
+        assert tasks is not None
+        created = tasks.assign((tp.topic, tp.partition) for tp in partitions)
+        waiting = [tp for tp in partitions if not tasks.task_of(tp.topic, tp.partition).active]  # type: ignore[union-attr]
+        if waiting:
+            # take the assignment here, so the restoring tasks' partitions are paused before the
+            # first fetch; they resume when the state updater has their stores ready
+            if self.incremental:
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.assign(partitions)
+            consumer.pause(waiting)
+            restoring = [t for t in created if not t.active]
+            self._read_committed(restoring)
+            self.updater.add(restoring)
         log.info("assigned %s", _fmt(partitions))
         self.ready.set()
+
+    def _activate_restored(self) -> None:
+        """Tasks whose stores the state updater has ready: route their records, resume their partitions."""
+        assert self.tasks is not None
+        for task, caches in self.updater.take_ready():
+            self.tasks.activate(task, caches)
+            self.consumer.resume([TopicPartition(t, task.partition) for t in task.assigned])
+            log.debug("task %s active", task.task_id)
+
+    def _hold_back(self, m: Any) -> None:
+        """A record with no route: of a partition revoked this very batch (dropped), or of a restoring
+        task fetched before its pause took effect — rewound, to be read again once the task is active
+        (its position stays before it, so no commit passes it)."""
+        key = (m.topic(), m.partition())
+        task = self.tasks.task_of(*key) if self.tasks is not None else None
+        if task is None or task.active or key in self._rewound:
+            return
+        self._rewound.add(key)
+        tp = TopicPartition(key[0], key[1], m.offset())
+        self.consumer.pause([tp])
+        self.consumer.seek(tp)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         assert self.tasks is not None and self.committer is not None
         keys = [(tp.topic, tp.partition) for tp in partitions]
         try:
-            self.committer.commit(only=keys)
+            handed_over = self.committer.commit(only=keys)
         except StreamletError as exc:
             log.error("could not commit revoked partitions: %s", exc)
+            handed_over = False
+        if not handed_over and not self.committer.abandoned:
+            log.warning("the offsets of revoked %s were not committed at the handover: their new owner "
+                        "processes the records after the last commit again (at-least-once)", _fmt(partitions))
         self.committer.forget(keys)
         self.tasks.revoke(keys)
         log.info("revoked %s", _fmt(partitions))
@@ -181,11 +227,17 @@ class Runner:
         position = consumer.position
         assignment = consumer.assignment
         failed = self._record_failed
+        updater = self.updater
+        rewound = self._rewound
         while not app.stopping:
-            msgs = consume(batch, 0.2)
-            if self.state is not None and self.state.restoring:
-                self.state.restore_pending()
+            restoring = updater is not None and updater.busy
+            if restoring:
+                self._activate_restored()
+            # while tasks restore, come back often to activate them
+            msgs = consume(batch, 0.01 if restoring else 0.2)
             if msgs:
+                if rewound:
+                    rewound.clear()
                 # one subscribed topic: a run only has to watch for the partition to change
                 run_attr = "run_one_topic" if len(routes) == 1 else "run"
                 rest = iter(msgs)
@@ -198,7 +250,8 @@ class Runner:
                     try:
                         fn = routes[m.topic()][m.partition()]
                     except KeyError:
-                        m = next(rest, None)  # a record of a partition revoked this very batch
+                        self._hold_back(m)
+                        m = next(rest, None)
                         continue
                     run = getattr(fn, run_attr, None)
                     if run is not None:
@@ -258,6 +311,8 @@ class Runner:
                     self.committer.commit()
                 except StreamletError as exc:
                     log.error("final commit failed: %s", exc)
+            if self.updater is not None:
+                self.updater.close()
             if self.tasks is not None:
                 self.tasks.close_all()
                 self.tasks.tasks.clear()

@@ -23,14 +23,19 @@ from confluent_kafka import Consumer
 from streamlet.config import Config
 from streamlet.state import StateDirectory, StoreCache, restore_store
 from streamlet.runtime.restore_progress import RestoreProgress
-from streamlet.state.restore import restore_consumer_config
+from streamlet.state.restore import RestoreCancelled, restore_consumer_config
 from streamlet.topology.graph import StoreSpec
 
 log = logging.getLogger("streamlet.state")
 
 
 class StateManager:
-    """Opens, restores, flushes and checkpoints the stores of this process's tasks."""
+    """Opens, restores, flushes and checkpoints the stores of this process's tasks.
+
+    Opening and restoring run on the :class:`~streamlet.runtime.state_updater.StateUpdater`'s
+    thread (with the restore consumer, which only it uses); flushing and
+    checkpointing on the record loop's, for active tasks only.
+    """
 
     def __init__(self, config: Config, bootstrap: str, produce: Callable[..., None]) -> None:
         self.config = config
@@ -38,16 +43,12 @@ class StateManager:
         self.bootstrap = bootstrap
         self.produce = produce
         self._restore_consumer: Consumer | None = None
-        #: tasks created but not restored yet
-        self.restoring: list[Any] = []
         #: changes flushed from caches, waiting for the producer to acknowledge them
         self._unacked: list[tuple[Any, StoreSpec, Any, list[tuple[bytes, bytes | None]]]] = []
         self.restored_records = 0
         self.progress = RestoreProgress()
-        #: ``(topic, partition) -> committed offset or None``: where a source table's restore ends
-        self.committed_offset: Callable[[str, int], int | None] = lambda topic, partition: None
 
-    # -- opening / restoring ----------------------------------------------------
+    # -- opening / restoring (on the state updater's thread) -----------------------------
     def open(self, spec: StoreSpec, partition: int) -> StoreCache:
         store = self.directory.open_store(partition, spec.name)
         return StoreCache(store, spec.value_serde)
@@ -61,31 +62,35 @@ class StateManager:
                 self.bootstrap, **settings, **{"group.id": f"{self.config.application_id}-restore"}))
         return self._restore_consumer
 
-    def restore_pending(self) -> None:
-        """Restore every newly created task's stores before it processes anything."""
-        tasks, self.restoring = self.restoring, []
+    def open_and_restore(self, task: Any, cancel: Any = None) -> dict[str, StoreCache]:
+        """Open every store of ``task`` and bring it up to its changelog's end (or, for a source
+        table, to the committed offset); the caches by store name. On failure or ``cancel``
+        (:class:`~streamlet.state.restore.RestoreCancelled`) the stores opened so far are closed."""
+        caches: dict[str, StoreCache] = {}
         try:
-            for task in tasks:
-                for spec in task.store_specs:
-                    cache = task.ctx.stores.get(spec.name)
-                    if cache is None:
-                        continue  # the task was closed meanwhile
-                    self._restore_one(task, spec, cache)
-        finally:
-            self.progress.close()
+            for spec in task.store_specs:
+                if cancel is not None and cancel.is_set():
+                    raise RestoreCancelled(f"task {task.task_id} revoked while its stores were opened")
+                caches[spec.name] = cache = self.open(spec, task.partition)
+                self._restore_one(task, spec, cache, cancel)
+        except BaseException:
+            for cache in caches.values():
+                cache.close()
+            raise
+        return caches
 
-    def _restore_one(self, task: Any, spec: StoreSpec, cache: StoreCache) -> None:
+    def _restore_one(self, task: Any, spec: StoreSpec, cache: StoreCache, cancel: Any) -> None:
         """Restore one store; ``restore_store`` logs progress and the rate, this the summary."""
         started = time.monotonic()
         before = cache.store.offsets().get(spec.changelog)
         # a source table's changelog is its input: restore up to where processing resumes, so the
         # records after it are processed (and forwarded) as they were the first time
-        stop_at = self.committed_offset(spec.changelog, task.partition) if spec.source_table else None
+        stop_at = task.committed.get(spec.changelog) if spec.source_table else None
         if spec.source_table and stop_at is None and self.config.client_config.get(
                 "auto.offset.reset", "earliest") in ("earliest", "smallest", "beginning"):
             stop_at = 0  # nothing committed: processing starts at the beginning
         count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at,
-                              progress=self.progress.callback(spec.name, task.partition))
+                              progress=self.progress.callback(spec.name, task.partition), cancel=cancel)
         cache.clear()
         end = cache.store.offsets().get(spec.changelog, 0)
         task.changelog_end[spec.changelog] = end

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from streamlet.runtime.task import StoreProvider, StreamTask
 from streamlet.topology.context import Produce
@@ -16,7 +16,9 @@ class TaskManager:
     """Owns the tasks of this process and the routing table of the record loop.
 
     ``routes[topic][partition]`` is the compiled source function the loop
-    calls; it changes only in rebalance callbacks, between batches.
+    calls; it changes only between batches (rebalance callbacks, a task
+    becoming active). A restoring task has no route: its partitions are
+    paused until :meth:`activate`.
     """
 
     def __init__(self, topology: Topology, produce: Produce, partitions: dict[str, int],
@@ -29,6 +31,12 @@ class TaskManager:
         self.topics_of_sub = topology.topics_of_subtopology()
         self.tasks: dict[tuple[int, int], StreamTask] = {}
         self.routes: dict[str, dict[int, Any]] = {t: {} for t in self.sub_of_topic}
+        #: called with a restoring task about to be closed (the state updater lets go of it first)
+        self.before_close_restoring: Callable[[StreamTask], None] | None = None
+
+    def task_of(self, topic: str, partition: int) -> StreamTask | None:
+        sub = self.sub_of_topic.get(topic)
+        return self.tasks.get((sub, partition)) if sub is not None else None
 
     def assign(self, topic_partitions: Iterable[tuple[str, int]]) -> list[StreamTask]:
         created = []
@@ -41,27 +49,39 @@ class TaskManager:
                 self.tasks[(sub, partition)] = task
                 created.append(task)
             task.assigned.add(topic)
-            self.routes[topic][partition] = task.sources[topic]
+            if task.active:
+                self.routes[topic][partition] = task.sources[topic]
         if created:
             log.info("created tasks %s", ", ".join(t.task_id for t in created))
         return created
+
+    def activate(self, task: StreamTask, stores: dict[str, Any]) -> None:
+        """A restored task: compile it with its stores and route its assigned partitions to it."""
+        task.activate(stores)
+        for topic in task.assigned:
+            self.routes[topic][task.partition] = task.sources[topic]
+
+    def active_tasks(self) -> list[StreamTask]:
+        return [t for t in self.tasks.values() if t.active]
 
     def revoke(self, topic_partitions: Iterable[tuple[str, int]]) -> list[StreamTask]:
         closed = []
         for topic, partition in topic_partitions:
             self.routes.get(topic, {}).pop(partition, None)
-            sub = self.sub_of_topic.get(topic)
-            task = self.tasks.get((sub, partition)) if sub is not None else None
+            task = self.task_of(topic, partition)
             if task is None:
                 continue
             task.assigned.discard(topic)
             if not task.assigned:
+                if not task.active and self.before_close_restoring is not None:
+                    self.before_close_restoring(task)
                 task.close()
-                del self.tasks[(sub, partition)]
+                del self.tasks[(task.subtopology, partition)]
                 closed.append(task)
         if closed:
             log.info("closed tasks %s", ", ".join(t.task_id for t in closed))
         return closed
 
     def close_all(self) -> None:
-        self.revoke([(t, p) for t, parts in self.routes.items() for p in list(parts)])
+        self.revoke([(t, p) for t, p in
+                     {(t, task.partition) for task in self.tasks.values() for t in task.assigned}])

@@ -74,14 +74,18 @@ class _OutOfRange(Exception):
     """The checkpoint is outside the changelog: wipe the store and restore from the start."""
 
 
+class RestoreCancelled(Exception):
+    """``cancel`` was set: the restore stopped between two batches (its checkpoint is where it got to)."""
+
+
 class _Restore:
     """One restore of one store from one changelog partition."""
 
     def __init__(self, store: KeyValueStore, consumer: Any, topic: str, partition: int,
                  progress: Progress | None, batch_size: int, idle_timeout_s: float, probe_timeout_s: float,
-                 log_interval_s: float, stop_at: int | None = None) -> None:
+                 log_interval_s: float, stop_at: int | None = None, cancel: Any = None) -> None:
         self.store, self.consumer, self.topic, self.partition = store, consumer, topic, partition
-        self.stop_at = stop_at
+        self.stop_at, self.cancel = stop_at, cancel
         self.tp = TopicPartition(topic, partition)
         self.progress, self.batch_size = progress, batch_size
         self.idle_timeout_s, self.probe_timeout_s = idle_timeout_s, probe_timeout_s
@@ -143,9 +147,12 @@ class _Restore:
         first = True  # no data record of this assignment seen yet
         fresh = False  # a fetch response of this assignment seen
         batch_size, write = self.batch_size, store.write
-        stop_at = self.stop_at
+        stop_at, cancel = self.stop_at, self.cancel
         try:
             while True:
+                if cancel is not None and cancel.is_set():
+                    raise RestoreCancelled(f"restore of store {store.name!r} from {topic!r} [{partition}] "
+                                           f"cancelled at offset {position}")
                 # ask for exactly what is left when known: consume() then returns as soon
                 # as it has arrived instead of waiting out its timeout for a full batch
                 remaining = (end if end is not None else listed_high) - position
@@ -264,7 +271,8 @@ class _Restore:
 
 def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: int, *,
                   progress: Progress | None = None, batch_size: int = 10_000, idle_timeout_s: float = 30.0,
-                  probe_timeout_s: float = 5.0, log_interval_s: float = 5.0, stop_at: int | None = None) -> int:
+                  probe_timeout_s: float = 5.0, log_interval_s: float = 5.0, stop_at: int | None = None,
+                  cancel: Any = None) -> int:
     """Apply ``topic[partition]`` from the store's checkpoint to the end; return the records read.
 
     ``stop_at`` ends the restore before that offset instead: a source table
@@ -278,11 +286,13 @@ def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: in
     offset}``, so an interrupted restore resumes where it stopped.
     ``progress(done, total)`` is called about twice a second and at the end
     (``total`` is an estimate until then); a log line every
-    ``log_interval_s``. Raises :class:`~streamlet.errors.StateError` when the
+    ``log_interval_s``. ``cancel`` (a :class:`threading.Event`) set from
+    another thread ends the restore between batches with
+    :class:`RestoreCancelled`. Raises :class:`~streamlet.errors.StateError` when the
     changelog cannot be read (missing topic, no progress for
     ``idle_timeout_s``).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     return _Restore(store, consumer, topic, partition, progress, batch_size, idle_timeout_s, probe_timeout_s,
-                    log_interval_s, stop_at).run()
+                    log_interval_s, stop_at, cancel).run()

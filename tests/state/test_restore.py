@@ -349,3 +349,34 @@ def test_on_tansu_full_tail_and_up_to_date(tansu) -> None:
     assert restore_store(store, consumer, TOPIC, 0) == 3
     assert store.get(b"k1") is None and store.get(b"k2") == b"new" and store.offsets() == {TOPIC: 503}
     consumer.close()
+
+
+def test_cancel_stops_a_restore_between_batches_and_keeps_its_progress(cluster, topic, consumer) -> None:
+    """The state updater cancels the restore of a task revoked meanwhile: it stops after the batch
+    in hand, with the checkpoint where it got to, so the next owner of the disk resumes from there."""
+    import threading
+
+    from streamlet.state.restore import RestoreCancelled
+
+    produce(cluster.bootstrap_servers, topic, [(b"k%d" % i, b"v") for i in range(5000)])
+    cancel = threading.Event()
+    store = InMemoryStore("s")
+    writes = 0
+    write = store.write
+
+    def write_then_cancel(changes: Any, offsets: Any) -> None:
+        nonlocal writes
+        write(changes, offsets)
+        writes += 1
+        cancel.set()  # revoked while the first batch was written
+
+    store.write = write_then_cancel  # type: ignore[method-assign]
+    with pytest.raises(RestoreCancelled, match=f"{topic}.*cancelled at offset"):
+        restore_store(store, consumer, topic, 0, batch_size=1000, cancel=cancel)
+    assert writes == 1
+    got_to = store.offsets()[topic]
+    assert 0 < got_to < 5000 and store.approximate_count() == got_to
+    assert consumer.assignment() == []  # unassigned for the next restore
+    store.write = write  # type: ignore[method-assign]
+    assert restore_store(store, consumer, topic, 0) == 5000 - got_to  # resumes at the checkpoint
+    assert store.approximate_count() == 5000
