@@ -81,14 +81,6 @@ def consumer_config(config: Config, bootstrap: str, callbacks: dict[str, Callabl
             "bootstrap.servers": bootstrap, "group.id": config.application_id}
 
 
-def incremental_rebalancing(settings: dict[str, Any]) -> bool:
-    """Whether a consumer with these settings rebalances incrementally (cooperative or KIP-848):
-    its rebalance callbacks then take partitions with ``incremental_assign``, else ``assign``."""
-    if str(settings.get("group.protocol", "classic")).lower() == "consumer":
-        return True
-    return "cooperative" in str(settings.get("partition.assignment.strategy", ""))
-
-
 def producer_config(config: Config, bootstrap: str, callbacks: dict[str, Callable[..., Any]]) -> dict[str, Any]:
     _, user = _split(config.client_config)
     return {**PRODUCER_DEFAULTS, **user, **callbacks, "bootstrap.servers": bootstrap}

@@ -19,7 +19,6 @@ from streamlet.broker.admin import ControlTopicAdmin, EmbeddedTopicAdmin, connec
 from streamlet.errors import ConfigError, RecordError, StateError, StreamletError
 from streamlet.runtime.clients import (
     consumer_config,
-    incremental_rebalancing,
     make_consumer,
     make_producer,
     produce_function,
@@ -36,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streamlet.runtime")
 
+#: records held per restoring partition before it is paused (and rewound)
+HOLD_LIMIT = 20_000
+
 
 class Runner:
     """Runs one :class:`~streamlet.App` in this process until it is asked to stop."""
@@ -49,7 +51,9 @@ class Runner:
         self.committer: Committer | None = None
         self.state: Any = None  # a StateManager when the topology has stores
         self.updater: Any = None  # its StateUpdater: opens and restores stores of new tasks
-        #: partitions of restoring tasks rewound this batch (records fetched before their pause)
+        #: records of restoring tasks' partitions, held until the task is active
+        self._held: dict[tuple[str, int], list[Any]] = {}
+        #: partitions whose held records reached HOLD_LIMIT: paused and rewound
         self._rewound: set[tuple[str, int]] = set()
         self.processed = 0
         self.ready = threading.Event()
@@ -74,9 +78,8 @@ class Runner:
         mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
                           for t in topics)
-        settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error}, mock_broker, together)
-        self.incremental = incremental_rebalancing(settings)
-        self.consumer = make_consumer(settings)
+        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
+                                                      mock_broker, together))
         self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
                                    lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
@@ -124,45 +127,63 @@ class Runner:
             log.debug("client error (librdkafka retries): %s", err)
 
     # -- rebalance callbacks (bookkeeping only) -----------------------------
-    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
-        tasks, consumer = self.tasks, self.consumer
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        tasks = self.tasks
         assert tasks is not None
         created = tasks.assign((tp.topic, tp.partition) for tp in partitions)
-        waiting = [tp for tp in partitions if not tasks.task_of(tp.topic, tp.partition).active]  # type: ignore[union-attr]
-        if waiting:
-            # take the assignment here, so the restoring tasks' partitions are paused before the
-            # first fetch; they resume when the state updater has their stores ready
-            if self.incremental:
-                consumer.incremental_assign(partitions)
-            else:
-                consumer.assign(partitions)
-            consumer.pause(waiting)
-            restoring = [t for t in created if not t.active]
+        restoring = [t for t in created if not t.active]
+        if restoring:
+            for tp in partitions:
+                if not tasks.task_of(tp.topic, tp.partition).active:  # type: ignore[union-attr]
+                    self._held[(tp.topic, tp.partition)] = []
             self._read_committed(restoring)
             self.updater.add(restoring)
         log.info("assigned %s", _fmt(partitions))
         self.ready.set()
 
     def _activate_restored(self) -> None:
-        """Tasks whose stores the state updater has ready: route their records, resume their partitions."""
-        assert self.tasks is not None
+        """Tasks whose stores the state updater has ready: route their partitions to them and process
+        the records held for them meanwhile, in order, before anything newer."""
+        assert self.tasks is not None and self.committer is not None
         for task, caches in self.updater.take_ready():
             self.tasks.activate(task, caches)
-            self.consumer.resume([TopicPartition(t, task.partition) for t in task.assigned])
             log.debug("task %s active", task.task_id)
+            for topic in task.assigned:
+                key = (topic, task.partition)
+                held = self._held.pop(key, None)
+                if held:
+                    self._process(held)
+                    self.processed += len(held)
+                    self.committer.track(topic, task.partition, held[-1].offset() + 1)
+                if key in self._rewound:
+                    self._rewound.discard(key)
+                    self.consumer.resume([TopicPartition(topic, task.partition)])
 
-    def _hold_back(self, m: Any) -> None:
+    def _hold(self, m: Any) -> None:
         """A record with no route: of a partition revoked this very batch (dropped), or of a restoring
-        task fetched before its pause took effect — rewound, to be read again once the task is active
-        (its position stays before it, so no commit passes it)."""
+        task — held in order until the task is active (the fetch goes on: a paused partition that
+        never fetched resumes only after librdkafka's next assignment pass, ~1 s). Past
+        ``HOLD_LIMIT`` records the partition is paused and rewound to the first one not held."""
         key = (m.topic(), m.partition())
-        task = self.tasks.task_of(*key) if self.tasks is not None else None
-        if task is None or task.active or key in self._rewound:
+        held = self._held.get(key)
+        if held is None:
+            return
+        self.processed -= 1  # counted when its task processes it
+        if key in self._rewound:
+            return  # read again from where it was rewound to
+        if len(held) < HOLD_LIMIT:
+            held.append(m)
             return
         self._rewound.add(key)
         tp = TopicPartition(key[0], key[1], m.offset())
         self.consumer.pause([tp])
         self.consumer.seek(tp)
+
+    def _drop_held(self, keys: list[tuple[str, int]]) -> None:
+        """Revoked before their task was active: not processed, not committed; the new owner reads them."""
+        for key in keys:
+            self._held.pop(key, None)
+            self._rewound.discard(key)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         assert self.tasks is not None and self.committer is not None
@@ -176,6 +197,7 @@ class Runner:
             log.warning("the offsets of revoked %s were not committed at the handover: their new owner "
                         "processes the records after the last commit again (at-least-once)", _fmt(partitions))
         self.committer.forget(keys)
+        self._drop_held(keys)
         self.tasks.revoke(keys)
         log.info("revoked %s", _fmt(partitions))
 
@@ -183,6 +205,7 @@ class Runner:
         assert self.tasks is not None and self.committer is not None
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self.committer.forget(keys)
+        self._drop_held(keys)
         if self.state is not None:
             self.state.drop_unacked()
         self.tasks.revoke(keys)
@@ -221,14 +244,12 @@ class Runner:
         """
         consumer, committer, app = self.consumer, self.committer, self.app
         assert committer is not None and self.tasks is not None
-        routes = self.tasks.routes
         batch = self.config.batch_size
         consume = consumer.consume
         position = consumer.position
         assignment = consumer.assignment
-        failed = self._record_failed
-        updater = self.updater
-        rewound = self._rewound
+        updater, held = self.updater, self._held
+        process = self._process
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:
@@ -236,43 +257,50 @@ class Runner:
             # while tasks restore, come back often to activate them
             msgs = consume(batch, 0.01 if restoring else 0.2)
             if msgs:
-                if rewound:
-                    rewound.clear()
-                # one subscribed topic: a run only has to watch for the partition to change
-                run_attr = "run_one_topic" if len(routes) == 1 else "run"
-                rest = iter(msgs)
-                m = next(rest, None)
-                while m is not None:
-                    if m.error() is not None:
-                        self._consumer_error(m)
-                        m = next(rest, None)
-                        continue
-                    try:
-                        fn = routes[m.topic()][m.partition()]
-                    except KeyError:
-                        self._hold_back(m)
-                        m = next(rest, None)
-                        continue
-                    run = getattr(fn, run_attr, None)
-                    if run is not None:
-                        try:
-                            m = run(m, rest)
-                        except RunFailure as exc:
-                            failed(msgs, exc.msg, exc.cause, exc.stage)
-                            m = next(rest, None)
-                        continue
-                    try:
-                        fn(m)
-                    except DeserializationFailure as exc:
-                        failed(msgs, m, exc.cause, "deserialize")
-                    except Exception as exc:
-                        failed(msgs, m, exc, "process")
-                    m = next(rest, None)
+                process(msgs)
                 self.processed += len(msgs)
                 committer.track_positions(position(assignment()))
+                if held:  # fetched, maybe not processed: their commits wait for their tasks
+                    for key in held:
+                        committer.pending.pop(key, None)
             if self.fatal is not None:
                 raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
             committer.maybe_commit()
+
+    def _process(self, msgs: list[Any]) -> None:
+        """Run a batch through the tasks' chains (see :meth:`_loop`)."""
+        routes = self.tasks.routes  # type: ignore[union-attr]
+        failed = self._record_failed
+        # one subscribed topic: a run only has to watch for the partition to change
+        run_attr = "run_one_topic" if len(routes) == 1 else "run"
+        rest = iter(msgs)
+        m = next(rest, None)
+        while m is not None:
+            if m.error() is not None:
+                self._consumer_error(m)
+                m = next(rest, None)
+                continue
+            try:
+                fn = routes[m.topic()][m.partition()]
+            except KeyError:
+                self._hold(m)
+                m = next(rest, None)
+                continue
+            run = getattr(fn, run_attr, None)
+            if run is not None:
+                try:
+                    m = run(m, rest)
+                except RunFailure as exc:
+                    failed(msgs, exc.msg, exc.cause, exc.stage)
+                    m = next(rest, None)
+                continue
+            try:
+                fn(m)
+            except DeserializationFailure as exc:
+                failed(msgs, m, exc.cause, "deserialize")
+            except Exception as exc:
+                failed(msgs, m, exc, "process")
+            m = next(rest, None)
 
     def _consumer_error(self, m: Any) -> None:
         err = m.error()

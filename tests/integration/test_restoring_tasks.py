@@ -2,7 +2,8 @@
 
 A task whose stores are restoring neither holds up the tasks that are ready nor processes (or
 commits) anything of its own before its restore ends — then it processes every record of its
-partition exactly once. A record fetched for it before its pause took effect is rewound, not lost.
+partition exactly once: the records fetched meanwhile are held, and past a limit the partition is
+paused and rewound, never skipped.
 """
 
 from __future__ import annotations
@@ -128,20 +129,12 @@ def test_a_restoring_task_holds_up_neither_the_others_nor_its_own_records(tmp_pa
     assert not errors
 
 
-class _NoFirstPause:
-    """The consumer, except that the pause of the first assignment is lost (as if records had been
-    fetched before it took effect); seeks are recorded."""
+class _RecordingSeeks:
+    """The consumer, with its seeks recorded."""
 
     def __init__(self, consumer: Any) -> None:
         self._consumer = consumer
-        self.paused_once = False
         self.seeks: list[tuple[str, int, int]] = []
-
-    def pause(self, partitions: list[Any]) -> None:
-        if not self.paused_once:
-            self.paused_once = True
-            return
-        self._consumer.pause(partitions)
 
     def seek(self, tp: Any) -> None:
         self.seeks.append((tp.topic, tp.partition, tp.offset))
@@ -151,13 +144,16 @@ class _NoFirstPause:
         return getattr(self._consumer, name)
 
 
-def test_a_record_fetched_for_a_restoring_task_is_rewound_not_lost(tmp_path: Path, monkeypatch) -> None:
+def test_past_the_hold_limit_a_restoring_partition_is_paused_and_rewound(tmp_path: Path, monkeypatch) -> None:
+    """Records fetched for a restoring task are held in memory up to a limit; past it the partition
+    is paused and rewound to the first record not held, and read again once the task is active."""
     gate = gate_second_restore(monkeypatch)
-    wrapped: list[_NoFirstPause] = []
+    monkeypatch.setattr(runner_module, "HOLD_LIMIT", 50)
+    wrapped: list[_RecordingSeeks] = []
     make = runner_module.make_consumer
 
     def make_consumer(settings: dict[str, Any]) -> Any:
-        wrapped.append(_NoFirstPause(make(settings)))
+        wrapped.append(_RecordingSeeks(make(settings)))
         return wrapped[0]
 
     monkeypatch.setattr(runner_module, "make_consumer", make_consumer)
@@ -167,21 +163,20 @@ def test_a_record_fetched_for_a_restoring_task_is_rewound_not_lost(tmp_path: Pat
         wait_for(lambda: gate.partition >= 0, errors, "the second restore")
         slow, ready = gate.partition, 1 - gate.partition
         wait_for(lambda: counted(app, ready) == PER_PARTITION, errors, "the ready task's records")
-        wait_for(lambda: ("events", slow, 0) in wrapped[0].seeks, errors, "the restoring task's first record "
-                 "rewound")
+        # the first record past the 50 held (the task restored first may have been rewound too)
+        wait_for(lambda: ("events", slow, 50) in wrapped[0].seeks, errors, "the restoring partition rewound")
         time.sleep(0.3)
         assert counted(app, slow) == 0
-        assert committed(bootstrap, "su-rewind", "events")[slow] <= 0  # never past the rewound record
+        assert committed(bootstrap, "su-rewind", "events")[slow] < 0  # nothing of it committed
         gate.set()
         wait_for(lambda: counted(app, slow) == PER_PARTITION, errors, "the records after the restore")
         wait_for(lambda: committed(bootstrap, "su-rewind", "events") == [PER_PARTITION] * 2, errors, "commits")
+        assert counted(app, ready) == PER_PARTITION and app._runner.processed == 2 * PER_PARTITION
     finally:
         gate.set()
         app.stop()
         thread.join(30)
         app.close()
     assert not errors
-    # each partition rewound at most once, to its first record: paused again with the rewind,
-    # no more of its records came before its task was active
     seeks = wrapped[0].seeks
-    assert all(offset == 0 for _, _, offset in seeks) and len({p for _, p, _ in seeks}) == len(seeks), seeks
+    assert all(offset == 50 for _, _, offset in seeks) and len({p for _, p, _ in seeks}) == len(seeks), seeks
