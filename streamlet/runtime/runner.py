@@ -154,7 +154,7 @@ class Runner:
                 if held:
                     self._process(held)
                     self.processed += len(held)
-                    self.committer.track(topic, task.partition, held[-1].offset() + 1)
+                    self.committer.track_positions([TopicPartition(topic, task.partition, held[-1].offset() + 1)])
                 if key in self._rewound:
                     self._rewound.discard(key)
                     self.consumer.resume([TopicPartition(topic, task.partition)])
