@@ -151,7 +151,7 @@ class Runner:
             for topic in task.assigned:
                 key = (topic, task.partition)
                 held = self._held.pop(key, None)
-                if held:
+                if held and not self.app.stopping:  # stopping: left uncommitted for the next run
                     self._process(held)
                     self.processed += len(held)
                     self.committer.track_positions([TopicPartition(topic, task.partition, held[-1].offset() + 1)])
@@ -254,6 +254,8 @@ class Runner:
             restoring = updater is not None and updater.busy
             if restoring:
                 self._activate_restored()
+                if app.stopping:
+                    break
             # while tasks restore, come back often to activate them
             msgs = consume(batch, 0.01 if restoring else 0.2)
             if msgs:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future
 from typing import Any, Callable
 
 from confluent_kafka import Consumer
@@ -62,20 +63,25 @@ class StateManager:
                 self.bootstrap, **settings, **{"group.id": f"{self.config.application_id}-restore"}))
         return self._restore_consumer
 
-    def open_and_restore(self, task: Any, cancel: Any = None) -> dict[str, StoreCache]:
-        """Open every store of ``task`` and bring it up to its changelog's end (or, for a source
-        table, to the committed offset); the caches by store name. On failure or ``cancel``
+    def open_and_restore(self, task: Any, cancel: Any = None,
+                         opening: list[Future] | None = None) -> dict[str, StoreCache]:
+        """Open every store of ``task`` (or take them from ``opening``, futures of :meth:`open` in
+        store order) and bring it up to its changelog's end (or, for a source table, to the
+        committed offset); the caches by store name. On failure or ``cancel``
         (:class:`~streamlet.state.restore.RestoreCancelled`) the stores opened so far are closed."""
         caches: dict[str, StoreCache] = {}
         try:
-            for spec in task.store_specs:
+            for i, spec in enumerate(task.store_specs):
                 if cancel is not None and cancel.is_set():
                     raise RestoreCancelled(f"task {task.task_id} revoked while its stores were opened")
-                caches[spec.name] = cache = self.open(spec, task.partition)
+                cache = opening[i].result() if opening else self.open(spec, task.partition)
+                caches[spec.name] = cache
                 self._restore_one(task, spec, cache, cancel)
         except BaseException:
             for cache in caches.values():
                 cache.close()
+            if opening:
+                discard(opening[len(caches):])
             raise
         return caches
 
@@ -138,3 +144,15 @@ class StateManager:
         if self._restore_consumer is not None:
             self._restore_consumer.close()
             self._restore_consumer = None
+
+
+def discard(futures: list[Future]) -> None:
+    """Stores opened ahead for a task that will not use them: not opened, or closed once open."""
+    for future in futures:
+        if not future.cancel():
+            future.add_done_callback(_close_opened)
+
+
+def _close_opened(future: Future) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()

@@ -29,8 +29,11 @@ class Cache:
 
 
 class Task:
+    store_specs: list[Any] = []  # nothing opened ahead: BlockingState opens in open_and_restore
+
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
+        self.partition = int(task_id.split("_")[1])
 
 
 class BlockingState:
@@ -48,7 +51,7 @@ class BlockingState:
         with self._lock:
             return self._started.setdefault(task_id, threading.Event())
 
-    def open_and_restore(self, task: Task, cancel: threading.Event) -> dict[str, Cache]:
+    def open_and_restore(self, task: Task, cancel: threading.Event, opening: Any = None) -> dict[str, Cache]:
         cache = self.opened[task.task_id] = Cache(task.task_id)
         self.started(task.task_id).set()
         if task.task_id in self.fail:
@@ -155,3 +158,53 @@ def test_close_cancels_the_current_restore_and_closes_what_was_opened(state) -> 
     assert state.opened["0_1"].closed  # cancelled
     assert "0_2" not in state.opened  # never started
     assert updater._thread is not None and not updater._thread.is_alive()
+
+
+class Spec:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class AheadState(BlockingState):
+    """Stores opened by ``open`` (on the updater's opening threads); ``open_and_restore`` takes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ahead: list[Cache] = []
+
+    def open(self, spec: Spec, partition: int) -> Cache:
+        cache = Cache(f"{spec.name}-{partition}")
+        with self._lock:
+            self.ahead.append(cache)
+        return cache
+
+    def open_and_restore(self, task: Task, cancel: threading.Event, opening: Any = None) -> dict[str, Cache]:
+        self.started(task.task_id).set()
+        gate = self.release.get(task.task_id)
+        while gate is not None and not gate.is_set():
+            time.sleep(0.005)
+        return {spec.name: future.result() for spec, future in zip(task.store_specs, opening)}
+
+
+def test_stores_of_queued_tasks_are_opened_ahead_and_closed_when_not_used() -> None:
+    state = AheadState()
+    updater = StateUpdater(state)
+    try:
+        state.release["0_0"] = threading.Event()
+        tasks = [Task(f"0_{p}") for p in range(3)]
+        for t in tasks:
+            t.store_specs = [Spec("a"), Spec("b")]
+        updater.add(tasks)
+        deadline = time.monotonic() + 5
+        while len(state.ahead) < 6:  # every store opened while the first task still restores
+            assert time.monotonic() < deadline, state.ahead
+            time.sleep(0.005)
+        assert updater.take_ready() == []
+        updater.remove(tasks[2])
+        assert sorted(c.name for c in state.ahead if c.closed) == ["a-2", "b-2"]
+        state.release["0_0"].set()
+        got = wait_ready(updater, 2)
+        assert [t for t, _ in got] == tasks[:2]
+        assert got[1][1]["b"].name == "b-1" and not got[1][1]["b"].closed
+    finally:
+        updater.close()
