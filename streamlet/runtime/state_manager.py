@@ -24,7 +24,7 @@ from confluent_kafka import Consumer
 from streamlet.config import Config
 from streamlet.state import StateDirectory, StoreCache, restore_store
 from streamlet.runtime.restore_progress import RestoreProgress
-from streamlet.state.restore import RestoreCancelled, restore_consumer_config
+from streamlet.state.restore import RestoreCancelled, list_offsets, restore_consumer_config
 from streamlet.topology.graph import StoreSpec
 
 log = logging.getLogger("streamlet.state")
@@ -63,10 +63,19 @@ class StateManager:
                 self.bootstrap, **settings, **{"group.id": f"{self.config.application_id}-restore"}))
         return self._restore_consumer
 
+    def open_ahead(self, spec: StoreSpec, partition: int) -> tuple[StoreCache, tuple[int, int]]:
+        """Open a store and ask for its changelog's watermarks, ahead of its restore (on any thread)."""
+        cache = self.open(spec, partition)
+        try:
+            return cache, list_offsets(self._consumer(), spec.changelog, partition)
+        except BaseException:
+            cache.close()
+            raise
+
     def open_and_restore(self, task: Any, cancel: Any = None,
                          opening: list[Future] | None = None) -> dict[str, StoreCache]:
-        """Open every store of ``task`` (or take them from ``opening``, futures of :meth:`open` in
-        store order) and bring it up to its changelog's end (or, for a source table, to the
+        """Open every store of ``task`` (or take them from ``opening``, futures of :meth:`open_ahead`
+        in store order) and bring it up to its changelog's end (or, for a source table, to the
         committed offset); the caches by store name. On failure or ``cancel``
         (:class:`~streamlet.state.restore.RestoreCancelled`) the stores opened so far are closed."""
         caches: dict[str, StoreCache] = {}
@@ -74,9 +83,12 @@ class StateManager:
             for i, spec in enumerate(task.store_specs):
                 if cancel is not None and cancel.is_set():
                     raise RestoreCancelled(f"task {task.task_id} revoked while its stores were opened")
-                cache = opening[i].result() if opening else self.open(spec, task.partition)
+                if opening:
+                    cache, listed = opening[i].result()
+                else:
+                    cache, listed = self.open(spec, task.partition), None
                 caches[spec.name] = cache
-                self._restore_one(task, spec, cache, cancel)
+                self._restore_one(task, spec, cache, cancel, listed)
         except BaseException:
             for cache in caches.values():
                 cache.close()
@@ -85,7 +97,8 @@ class StateManager:
             raise
         return caches
 
-    def _restore_one(self, task: Any, spec: StoreSpec, cache: StoreCache, cancel: Any) -> None:
+    def _restore_one(self, task: Any, spec: StoreSpec, cache: StoreCache, cancel: Any,
+                     listed: tuple[int, int] | None = None) -> None:
         """Restore one store; ``restore_store`` logs progress and the rate, this the summary."""
         started = time.monotonic()
         before = cache.store.offsets().get(spec.changelog)
@@ -96,7 +109,8 @@ class StateManager:
                 "auto.offset.reset", "earliest") in ("earliest", "smallest", "beginning"):
             stop_at = 0  # nothing committed: processing starts at the beginning
         count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at,
-                              progress=self.progress.callback(spec.name, task.partition), cancel=cancel)
+                              progress=self.progress.callback(spec.name, task.partition), cancel=cancel,
+                              listed=listed)
         cache.clear()
         end = cache.store.offsets().get(spec.changelog, 0)
         task.changelog_end[spec.changelog] = end
@@ -155,4 +169,4 @@ def discard(futures: list[Future]) -> None:
 
 def _close_opened(future: Future) -> None:
     if not future.cancelled() and future.exception() is None:
-        future.result().close()
+        future.result()[0].close()

@@ -29,8 +29,8 @@ from streamlet.state.restore import RestoreCancelled
 
 log = logging.getLogger("streamlet.state")
 
-#: threads that open RocksDB stores ahead of the restores: a fresh store costs a dozen fsyncs, and
-#: rocksdict releases the interpreter while RocksDB waits for the disk
+#: threads that open RocksDB stores and ask for their changelogs' watermarks ahead of the restores:
+#: a fresh store costs a dozen fsyncs and a ListOffsets a round trip, and both release the interpreter
 OPEN_THREADS = 4
 
 
@@ -60,7 +60,7 @@ class StateUpdater:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(OPEN_THREADS, thread_name_prefix="streamlet-store-open")
             for task in tasks:
-                self._opening[task] = [self._pool.submit(self.state.open, spec, task.partition)
+                self._opening[task] = [self._pool.submit(self.state.open_ahead, spec, task.partition)
                                        for spec in task.store_specs]
             self._queue.extend(tasks)
             if self._thread is None:

@@ -70,6 +70,16 @@ def restore_consumer_config(bootstrap_servers: str, **overrides: Any) -> dict[st
     }
 
 
+def list_offsets(consumer: Any, topic: str, partition: int, timeout_s: float = 30.0) -> tuple[int, int]:
+    """``(low, high)`` watermarks of a changelog partition from the broker (ListOffsets); another
+    thread may ask ahead of the restore (librdkafka's calls are thread-safe)."""
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s, cached=False)
+    except KafkaException as exc:
+        raise StateError(f"cannot read the offsets of changelog {topic!r} partition {partition} to restore "
+                         f"its store: {exc}") from exc
+
+
 class _OutOfRange(Exception):
     """The checkpoint is outside the changelog: wipe the store and restore from the start."""
 
@@ -91,18 +101,14 @@ class _Restore:
         self.idle_timeout_s, self.probe_timeout_s = idle_timeout_s, probe_timeout_s
         self.log_interval_s = log_interval_s
 
-    def watermarks(self) -> tuple[int, int]:
-        try:
-            low, high = self.consumer.get_watermark_offsets(self.tp, timeout=self.idle_timeout_s,
-                                                            cached=False)
-        except KafkaException as exc:
-            raise StateError(f"cannot read the offsets of changelog {self.topic!r} partition "
-                             f"{self.partition} to restore store {self.store.name!r}: {exc}") from exc
-        low, high = max(low, 0), max(high, 0)
+    def watermarks(self, listed: tuple[int, int] | None = None) -> tuple[int, int]:
+        if listed is None:
+            listed = list_offsets(self.consumer, self.topic, self.partition, self.idle_timeout_s)
+        low, high = max(listed[0], 0), max(listed[1], 0)
         return low, high if self.stop_at is None else min(high, max(self.stop_at, low))
 
-    def run(self) -> int:
-        low, listed_high = self.watermarks()
+    def run(self, listed: tuple[int, int] | None = None) -> int:
+        low, listed_high = self.watermarks(listed)
         checkpoint = self.store.offsets().get(self.topic)
         if checkpoint is not None and checkpoint < low:
             log.warning("store %s: its checkpoint %d of %s [%d] is before the changelog's first offset %d "
@@ -272,7 +278,7 @@ class _Restore:
 def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: int, *,
                   progress: Progress | None = None, batch_size: int = 10_000, idle_timeout_s: float = 30.0,
                   probe_timeout_s: float = 5.0, log_interval_s: float = 5.0, stop_at: int | None = None,
-                  cancel: Any = None) -> int:
+                  cancel: Any = None, listed: tuple[int, int] | None = None) -> int:
     """Apply ``topic[partition]`` from the store's checkpoint to the end; return the records read.
 
     ``stop_at`` ends the restore before that offset instead: a source table
@@ -288,11 +294,12 @@ def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: in
     (``total`` is an estimate until then); a log line every
     ``log_interval_s``. ``cancel`` (a :class:`threading.Event`) set from
     another thread ends the restore between batches with
-    :class:`RestoreCancelled`. Raises :class:`~streamlet.errors.StateError` when the
+    :class:`RestoreCancelled`. ``listed``: the watermarks from :func:`list_offsets`,
+    asked ahead (else asked here). Raises :class:`~streamlet.errors.StateError` when the
     changelog cannot be read (missing topic, no progress for
     ``idle_timeout_s``).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     return _Restore(store, consumer, topic, partition, progress, batch_size, idle_timeout_s, probe_timeout_s,
-                    log_interval_s, stop_at, cancel).run()
+                    log_interval_s, stop_at, cancel).run(listed)

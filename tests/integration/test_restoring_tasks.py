@@ -53,12 +53,12 @@ def gate_second_restore(monkeypatch: pytest.MonkeyPatch) -> Gate:
     original = StateManager._restore_one
     seen: list[int] = []
 
-    def restore_one(self: StateManager, task: Any, spec: Any, cache: Any, cancel: Any) -> None:
+    def restore_one(self: StateManager, task: Any, spec: Any, cache: Any, *args: Any) -> None:
         seen.append(task.partition)
         if len(seen) == 2:
             gate.partition = task.partition
             assert gate.wait(60)
-        original(self, task, spec, cache, cancel)
+        original(self, task, spec, cache, *args)
 
     monkeypatch.setattr(StateManager, "_restore_one", restore_one)
     return gate

@@ -166,24 +166,24 @@ class Spec:
 
 
 class AheadState(BlockingState):
-    """Stores opened by ``open`` (on the updater's opening threads); ``open_and_restore`` takes them."""
+    """Stores opened by ``open_ahead`` (on the updater's opening threads); ``open_and_restore`` takes them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ahead: list[Cache] = []
 
-    def open(self, spec: Spec, partition: int) -> Cache:
+    def open_ahead(self, spec: Spec, partition: int) -> tuple[Cache, tuple[int, int]]:
         cache = Cache(f"{spec.name}-{partition}")
         with self._lock:
             self.ahead.append(cache)
-        return cache
+        return cache, (0, 0)
 
     def open_and_restore(self, task: Task, cancel: threading.Event, opening: Any = None) -> dict[str, Cache]:
         self.started(task.task_id).set()
         gate = self.release.get(task.task_id)
         while gate is not None and not gate.is_set():
             time.sleep(0.005)
-        return {spec.name: future.result() for spec, future in zip(task.store_specs, opening)}
+        return {spec.name: future.result()[0] for spec, future in zip(task.store_specs, opening)}
 
 
 def test_stores_of_queued_tasks_are_opened_ahead_and_closed_when_not_used() -> None:
