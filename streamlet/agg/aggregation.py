@@ -123,23 +123,34 @@ def _inline_add(agg: Aggregator, i: int, namespace: dict[str, Any]) -> str | Non
     still call ``f{i}``, the aggregator's own ``add``, so the result is always
     what ``add`` returns.
     """
+    template = inline_add_template(agg, i, namespace, f"f{i}", f"field{i}")
+    return None if template is None else template.format(
+        state="state", value="value", offset="offset", timestamp="timestamp", s=f"s{i}", x=f"x{i}")
+
+
+def inline_add_template(agg: Aggregator, i: int, namespace: dict[str, Any], f: str, field: str) -> str | None:
+    """:func:`_inline_add` as a template: ``{state}`` ``{value}`` ``{offset}`` ``{timestamp}`` and
+    the temporaries ``{s}`` ``{x}`` are named by the caller; ``namespace`` gets ``f`` (the
+    aggregator's ``add``) and ``field``. Generated code (the record loop's chain) uses it too."""
     from streamlet.agg.by_offset import EarliestByOffset, LatestByOffset
     from streamlet.agg.numeric import CountAll
 
     kind = type(agg)
-    call = f"f{i}(state[{i}], value, offset, timestamp)"
+    call = f"{f}({{state}}[{i}], {{value}}, {{offset}}, {{timestamp}})"
     if kind is CountAll:
-        return f"state[{i}] + 1"
+        return f"{{state}}[{i}] + 1"
     if kind is EarliestByOffset and agg.n is None:
         # a later record changes nothing once a value is held
-        return f"(s{i} if (s{i} := state[{i}]) is not None and offset >= s{i}[0] else {call})"
+        namespace[f] = agg.add
+        return f"({{s}} if ({{s}} := {{state}}[{i}]) is not None and {{offset}} >= {{s}}[0] else {call})"
     if kind is not LatestByOffset:
         return None
-    field = getattr(agg.get, "__defaults__", None)
-    if agg.n is None and agg.ignore_nulls and field and isinstance(field[0], str) \
+    getter = getattr(agg.get, "__defaults__", None)
+    if agg.n is None and agg.ignore_nulls and getter and isinstance(getter[0], str) \
             and getattr(agg.get, "__name__", "") == "get":
         # field_getter(str): v.get(field) if v is a dict; anything else goes through add itself
-        namespace[f"field{i}"] = field[0]
-        return (f"([offset, x{i}] if value.__class__ is dict and (x{i} := value.get(field{i})) is not None "
-                f"and ((s{i} := state[{i}]) is None or offset >= s{i}[0]) else {call})")
+        namespace[f] = agg.add
+        namespace[field] = getter[0]
+        return (f"([{{offset}}, {{x}}] if {{value}}.__class__ is dict and ({{x}} := {{value}}.get({field})) "
+                f"is not None and (({{s}} := {{state}}[{i}]) is None or {{offset}} >= {{s}}[0]) else {call})")
     return None

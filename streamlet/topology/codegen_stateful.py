@@ -12,6 +12,9 @@ it (``to``, ``map_values`` ...) is generated too.
 
 from __future__ import annotations
 
+from typing import Any
+
+from streamlet.agg.aggregation import inline_add_template
 from streamlet.state.cache import MISSING
 from streamlet.topology.codegen import _Writer, generator
 from streamlet.topology.graph import Node
@@ -53,6 +56,9 @@ def _aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.emit(d, f"{cur} = {g['values']}.get({key}, {missing})")
     w.emit(d, f"if {cur} is {missing}:")
     w.emit(d + 1, f"{cur} = {g['get']}({key})")
+    aggregation = plan.aggregation
+    w.emit(d + 1, f"if {cur} is not None:")  # a stored row: its columns as this aggregation's?
+    w.emit(d + 2, f"{w.bind(aggregation._check_shape, 'agg_check_shape')}({cur}[1])")
     w.emit(d, f"if {cur} is None:")
     w.emit(d + 1, f"{st} = {g['add']}({g['initial']}(), {v}, {o}, {ts})")
     w.emit(d + 1, f"{g['values']}[{key}] = [{o}, {st}, 0]")
@@ -64,12 +70,30 @@ def _aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.emit(d, f"elif {o} > {cur}[0]:  # at or below: already applied (a replay)")
     if down is not None and plan.want_old:
         w.emit(d + 1, f"{old} = {g['present']}({cur}[1])")
-    w.emit(d + 1, f"{st} = {cur}[1] = {g['add']}({cur}[1], {v}, {o}, {ts})")
+    _add_in_place(w, aggregation, f"{cur}[1]", st, v, o, ts, d + 1)
     w.emit(d + 1, f"{cur}[0] = {o}")
     w.emit(d + 1, f"{cur}[2] = 0")
     w.emit(d + 1, f"{g['dirty']}[{key}] = None")
     if down is not None:
         w.emit(d + 1, f"{down}({k}, ({g['present']}({st}), {old if plan.want_old else 'None'}))")
+
+
+def _add_in_place(w: _Writer, aggregation: Any, row_state: str, st: str, v: str, o: str, ts: str,
+                  depth: int) -> None:
+    """``aggregation.add`` written out on the row's state list, updated in place: every column's
+    new state is computed before any is stored, so a failing column leaves the row as it was.
+    Built-in aggregators' usual cases need no call (:func:`inline_add_template`)."""
+    w.emit(depth, f"{st} = {row_state}")
+    targets, exprs = [], []
+    for i, agg in enumerate(aggregation.aggregators):
+        names = {"f": w.var("agg_add_col"), "field": w.var("agg_field")}
+        template = inline_add_template(agg, i, w.globals, names["f"], names["field"])
+        if template is None:
+            template = f"{w.bind(agg.add, 'agg_add_col')}({{state}}[{i}], {{value}}, {{offset}}, {{timestamp}})"
+        exprs.append(template.format(state=st, value=v, offset=o, timestamp=ts, s=w.var("s"), x=w.var("x")))
+        targets.append(f"{st}[{i}]")
+    w.emit(depth, f"{', '.join(targets)}{',' if len(targets) == 1 else ''} = "
+                  f"{', '.join(exprs)}{',' if len(exprs) == 1 else ''}")
 
 
 @generator("stream_table_join")

@@ -291,7 +291,7 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
         # these steps inline into the generated chain, with the Aggregation's own add
         values, dirty = cache.hot_path()
         aggregate.plan = SimpleNamespace(  # type: ignore[attr-defined]
-            values=values, dirty=dirty, get=get, initial=initial, add=aggregation.add,
+            values=values, dirty=dirty, get=get, initial=initial, add=aggregation.add, aggregation=aggregation,
             uses_ts=aggregation.uses_timestamp, same_key=_same_key_bytes(node, comp),
             kser=comp.topology.stores[node.params["store"]].key_serde.serialize, present=present,
             want_old=want_old, down=down if downs else None)
