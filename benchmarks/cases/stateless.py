@@ -36,7 +36,7 @@ import time
 from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._common import Window, run_app_until
+from benchmarks.cases._common import Window, raw_clients, run_app_until
 from benchmarks.harness import (
     BrokerProcess,
     check_fits,
@@ -209,22 +209,9 @@ def _with_semantics(msgs: list[Any], out: str, threshold: int, loads: Any, dumps
 
 def _raw(p: dict[str, Any], body: Any) -> dict[str, Any]:
     import orjson
-    from confluent_kafka import Consumer, Producer
 
-    from streamlet.runtime.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS, _split
-
-    failed: list[Any] = []
-
-    def on_delivery(err: Any, msg: Any) -> None:  # called for failed deliveries only
-        failed.append(err)
-
-    c_extra, p_extra = _split(p.get("config") or {})
-    consumer = Consumer({**CONSUMER_DEFAULTS, **c_extra, "bootstrap.servers": p["bootstrap"],
-                         "group.id": p["group"]})
-    producer = Producer({**PRODUCER_DEFAULTS, **p_extra, "bootstrap.servers": p["bootstrap"],
-                         "on_delivery": on_delivery})
     window = Window()
-    consumer.subscribe([p["input"]], on_assign=lambda c, parts: window.start())
+    consumer, producer, failed = raw_clients(p, on_assign=lambda c, parts: window.start())
     tune_gc()
     out, threshold, remaining = p["output"], p["threshold"], p["records"]
     loads, dumps = orjson.loads, orjson.dumps

@@ -18,6 +18,7 @@ streamlet/broker/server.py: ``rtt``, ``request_errors``, ...).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 from confluent_kafka import Producer
@@ -382,3 +383,27 @@ class Worker:
         for m in RESTORED.finditer(self.text()):
             out[(m.group(1), int(m.group(2)))] = out.get((m.group(1), int(m.group(2))), 0) + int(m.group(3))
         return out
+
+
+# -- an app in this process ----------------------------------------------------------
+
+@contextlib.contextmanager
+def app_in_thread(app: Any) -> Iterator[list[BaseException]]:
+    """``app.run()`` on a thread of this process; yields the list that collects what it raised.
+    On exit the app is stopped, its thread joined and the app closed (its embedded broker too)."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            app.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        yield errors
+    finally:
+        app.stop()
+        thread.join(30)
+        app.close()

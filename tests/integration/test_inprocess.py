@@ -3,7 +3,6 @@ start-up checks of changelog and co-partitioning."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from confluent_kafka import Producer
 
 import streamlet as sl
 from streamlet.errors import ConfigError
+from tests.integration.procs import app_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -22,20 +22,6 @@ def produce(bootstrap: str, topic: str, records: list[tuple[str, dict | None]]) 
     for k, v in records:
         p.produce(topic, None if v is None else orjson.dumps(v), k.encode())
     assert p.flush(10) == 0
-
-
-def run_in_thread(app: sl.App) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            app.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=target)
-    t.start()
-    return t, errors
 
 
 def test_interactive_queries_over_rocksdb_stores(tmp_path: Path) -> None:
@@ -48,8 +34,7 @@ def test_interactive_queries_over_rocksdb_stores(tmp_path: Path) -> None:
     for t in ("users", "orders", "enriched"):
         broker.create_topic(t, 4)
     produce(broker.bootstrap_servers, "users", [(f"u{i}", {"name": f"user {i}"}) for i in range(20)])
-    thread, errors = run_in_thread(app)
-    try:
+    with app_in_thread(app) as errors:
         deadline = time.monotonic() + 30
         while not (app._runner and app._runner.tasks and len(app.store("users")) == 20):
             assert time.monotonic() < deadline and not errors, errors
@@ -65,10 +50,6 @@ def test_interactive_queries_over_rocksdb_stores(tmp_path: Path) -> None:
         assert app.store("users")["u3"] == {"name": "user 3"}
         with pytest.raises(KeyError):
             app.store("no-such-store")
-    finally:
-        app.stop()
-        thread.join(30)
-        app.close()
     assert not errors
     # the stores live under <state_dir>/<application id>/<partition>/<store>
     assert {p.name for p in (tmp_path / "iq-app").iterdir()} == {"0", "1", "2", "3"}

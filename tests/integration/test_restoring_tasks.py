@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 import streamlet as sl
 import streamlet.runtime.runner as runner_module
 from streamlet.runtime.state_manager import StateManager
+from tests.integration.procs import app_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -43,8 +44,16 @@ def committed(bootstrap: str, group: str, topic: str) -> list[int]:
 
 
 class Gate(threading.Event):
+    """Holds the second restore; opens (at the latest) when its ``with`` block ends."""
+
     #: the partition whose restore waits for the gate: the second one restored (the first is ready)
     partition = -1
+
+    def __enter__(self) -> "Gate":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.set()
 
 
 def gate_second_restore(monkeypatch: pytest.MonkeyPatch) -> Gate:
@@ -73,20 +82,6 @@ def counts_app(tmp_path: Path, app_id: str) -> tuple[sl.App, str]:
     return app, broker.bootstrap_servers
 
 
-def run(app: sl.App) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            app.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    return thread, errors
-
-
 def wait_for(check: Any, errors: list[BaseException], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -101,15 +96,21 @@ def counted(app: sl.App, partition: int) -> int:
     return sum(n for k, n in app.store("counts").items() if k.startswith(f"p{partition}-"))
 
 
+def first_task_done(app: sl.App, gate: Gate, errors: list[BaseException]) -> tuple[int, int]:
+    """Wait until the second restore is held and the task restored first has processed its partition;
+    (the held partition, the other)."""
+    wait_for(lambda: gate.partition >= 0, errors, "the second restore")
+    slow, ready = gate.partition, 1 - gate.partition
+    wait_for(lambda: counted(app, ready) == PER_PARTITION, errors, "the ready task's records")
+    return slow, ready
+
+
 def test_a_restoring_task_holds_up_neither_the_others_nor_its_own_records(tmp_path: Path, monkeypatch) -> None:
     gate = gate_second_restore(monkeypatch)
     app, bootstrap = counts_app(tmp_path, "su-app")
-    thread, errors = run(app)
-    try:
-        wait_for(lambda: gate.partition >= 0, errors, "the second restore")
-        slow, ready = gate.partition, 1 - gate.partition
+    with app_in_thread(app) as errors, gate:
         # the task restored first processes everything ...
-        wait_for(lambda: counted(app, ready) == PER_PARTITION, errors, "the ready task's records")
+        slow, ready = first_task_done(app, gate, errors)
         wait_for(lambda: committed(bootstrap, "su-app", "events")[ready] == PER_PARTITION, errors, "its commit")
         # ... while the other restores: none of its records processed, nothing committed for it
         time.sleep(0.3)
@@ -121,11 +122,6 @@ def test_a_restoring_task_holds_up_neither_the_others_nor_its_own_records(tmp_pa
         wait_for(lambda: committed(bootstrap, "su-app", "events") == [PER_PARTITION] * 2, errors, "commits")
         assert counted(app, ready) == PER_PARTITION  # each record counted once
         assert app.store("counts")[f"p{slow}-k3"] == PER_PARTITION // 10
-    finally:
-        gate.set()
-        app.stop()
-        thread.join(30)
-        app.close()
     assert not errors
 
 
@@ -158,11 +154,8 @@ def test_past_the_hold_limit_a_restoring_partition_is_paused_and_rewound(tmp_pat
 
     monkeypatch.setattr(runner_module, "make_consumer", make_consumer)
     app, bootstrap = counts_app(tmp_path, "su-rewind")
-    thread, errors = run(app)
-    try:
-        wait_for(lambda: gate.partition >= 0, errors, "the second restore")
-        slow, ready = gate.partition, 1 - gate.partition
-        wait_for(lambda: counted(app, ready) == PER_PARTITION, errors, "the ready task's records")
+    with app_in_thread(app) as errors, gate:
+        slow, ready = first_task_done(app, gate, errors)
         # the first record past the 50 held (the task restored first may have been rewound too)
         wait_for(lambda: ("events", slow, 50) in wrapped[0].seeks, errors, "the restoring partition rewound")
         time.sleep(0.3)
@@ -172,11 +165,6 @@ def test_past_the_hold_limit_a_restoring_partition_is_paused_and_rewound(tmp_pat
         wait_for(lambda: counted(app, slow) == PER_PARTITION, errors, "the records after the restore")
         wait_for(lambda: committed(bootstrap, "su-rewind", "events") == [PER_PARTITION] * 2, errors, "commits")
         assert counted(app, ready) == PER_PARTITION and app._runner.processed == 2 * PER_PARTITION
-    finally:
-        gate.set()
-        app.stop()
-        thread.join(30)
-        app.close()
     assert not errors
     seeks = wrapped[0].seeks
     assert all(offset == 50 for _, _, offset in seeks) and len({p for _, p, _ in seeks}) == len(seeks), seeks
