@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from streamlet.agg.base import Aggregator, table_aggregation_message
 from streamlet.errors import StateError, TopologyError
@@ -131,18 +131,60 @@ def _inline_add(agg: Aggregator, i: int, namespace: dict[str, Any]) -> str | Non
 def inline_add_template(agg: Aggregator, i: int, namespace: dict[str, Any], f: str, field: str) -> str | None:
     """:func:`_inline_add` as a template: ``{state}`` ``{value}`` ``{offset}`` ``{timestamp}`` and
     the temporaries ``{s}`` ``{x}`` are named by the caller; ``namespace`` gets ``f`` (the
-    aggregator's ``add``) and ``field``. Generated code (the record loop's chain) uses it too."""
+    aggregator's ``add``) and ``field``. The new state as one expression (a new list where the
+    state changes), for code that must not touch the old state."""
+    u = inline_update(agg, i, namespace, f, field)
+    if u is None:
+        return None
+    if u.cond is None:
+        return u.expr
+    if not u.apply:
+        return f"({{s}} if {u.cond} else {u.call})"
+    return f"({u.new} if {u.cond} else {u.call})"
+
+
+class InlineUpdate(NamedTuple):
+    """How generated code updates column ``i`` of a row's state list without calling ``add`` in
+    the usual case. Templates as in :func:`inline_add_template`.
+
+    * ``cond`` is None: the new state is ``expr`` (e.g. ``count``'s ``{state}[i] + 1``);
+    * else when ``cond`` holds, the state ``{s}`` (bound by ``cond``) is kept, updated in place by
+      the ``apply`` statements if there are any; ``new`` is the same new state as a new object;
+      otherwise the new state is ``call`` (the aggregator's own ``add``).
+    """
+
+    cond: str | None
+    expr: str
+    apply: tuple[str, ...]
+    new: str
+    call: str
+
+
+def inline_update(agg: Aggregator, i: int, namespace: dict[str, Any], f: str, field: str,
+                  newer: bool = False) -> InlineUpdate | None:
+    """The usual case of a built-in aggregator's ``add`` as templates, or None (call ``add``).
+
+    ``newer``: the caller has checked that the record's offset is above the
+    row's replay mark, hence above every offset a column holds, so the
+    by-offset aggregators need not compare offsets.
+
+    Only for built-in aggregators whose ``add`` is known; the unusual cases (a
+    missing field, a record out of offset order, a value that is not a dict)
+    still call ``f``, the aggregator's own ``add``, so the result is always
+    what ``add`` returns.
+    """
     from streamlet.agg.by_offset import EarliestByOffset, LatestByOffset
     from streamlet.agg.numeric import CountAll
 
     kind = type(agg)
     call = f"{f}({{state}}[{i}], {{value}}, {{offset}}, {{timestamp}})"
     if kind is CountAll:
-        return f"{{state}}[{i}] + 1"
+        return InlineUpdate(None, f"{{state}}[{i}] + 1", (), "", call)
     if kind is EarliestByOffset and agg.n is None:
         # a later record changes nothing once a value is held
         namespace[f] = agg.add
-        return f"({{s}} if ({{s}} := {{state}}[{i}]) is not None and {{offset}} >= {{s}}[0] else {call})"
+        order = "" if newer else " and {offset} >= {s}[0]"
+        return InlineUpdate(f"({{s}} := {{state}}[{i}]) is not None{order}", "", (), "", call)
     if kind is not LatestByOffset:
         return None
     getter = getattr(agg.get, "__defaults__", None)
@@ -151,6 +193,8 @@ def inline_add_template(agg: Aggregator, i: int, namespace: dict[str, Any], f: s
         # field_getter(str): v.get(field) if v is a dict; anything else goes through add itself
         namespace[f] = agg.add
         namespace[field] = getter[0]
-        return (f"([{{offset}}, {{x}}] if {{value}}.__class__ is dict and ({{x}} := {{value}}.get({field})) "
-                f"is not None and (({{s}} := {{state}}[{i}]) is None or {{offset}} >= {{s}}[0]) else {call})")
+        return InlineUpdate(
+            f"{{value}}.__class__ is dict and ({{x}} := {{value}}.get({field})) is not None "
+            f"and ({{s}} := {{state}}[{i}]) is not None" + ("" if newer else " and {offset} >= {s}[0]"),
+            "", ("{s}[0] = {offset}", "{s}[1] = {x}"), "[{offset}, {x}]", call)
     return None

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamlet.agg.aggregation import inline_add_template
+from streamlet.agg.aggregation import inline_update
 from streamlet.state.cache import MISSING
 from streamlet.topology.codegen import _Writer, generator
 from streamlet.topology.graph import Node
+
+#: a column's state kept (maybe updated in place) rather than replaced
+KEEP = object()
 
 #: kinds that pass a record on at most once (a split sends it to one branch)
 _SINGLE_OUTPUT = {"source", "filter", "map_values", "map", "select_key", "peek", "split", "branch",
@@ -80,20 +83,46 @@ def _aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
 
 def _add_in_place(w: _Writer, aggregation: Any, row_state: str, st: str, v: str, o: str, ts: str,
                   depth: int) -> None:
-    """``aggregation.add`` written out on the row's state list, updated in place: every column's
-    new state is computed before any is stored, so a failing column leaves the row as it was.
-    Built-in aggregators' usual cases need no call (:func:`inline_add_template`)."""
+    """``aggregation.add`` written out on the row's state list, updated in place.
+
+    Every column's new state is worked out before any is stored, so a failing
+    column leaves the row as it was. Built-in aggregators' usual cases need no
+    call and allocate nothing (:func:`inline_update`): ``count`` is
+    ``st[i] + 1``, ``earliest_by_offset`` keeps its state, ``latest_by_offset``
+    overwrites its ``[offset, value]`` pair. Emitted where the record's offset
+    is known to be above the row's, so no column compares offsets.
+    """
+    keep = w.bind(KEEP, "KEEP")
     w.emit(depth, f"{st} = {row_state}")
-    targets, exprs = [], []
+    stores: list[tuple[int, str]] = []
     for i, agg in enumerate(aggregation.aggregators):
-        names = {"f": w.var("agg_add_col"), "field": w.var("agg_field")}
-        template = inline_add_template(agg, i, w.globals, names["f"], names["field"])
-        if template is None:
-            template = f"{w.bind(agg.add, 'agg_add_col')}({{state}}[{i}], {{value}}, {{offset}}, {{timestamp}})"
-        exprs.append(template.format(state=st, value=v, offset=o, timestamp=ts, s=w.var("s"), x=w.var("x")))
-        targets.append(f"{st}[{i}]")
-    w.emit(depth, f"{', '.join(targets)}{',' if len(targets) == 1 else ''} = "
-                  f"{', '.join(exprs)}{',' if len(exprs) == 1 else ''}")
+        f = w.var("agg_add_col")
+        names = {"state": st, "value": v, "offset": o, "timestamp": ts, "s": w.var("s"), "x": w.var("x")}
+        u = inline_update(agg, i, w.globals, f, w.var("agg_field"), newer=True)
+        n = w.var("n")
+        if u is None:
+            w.globals[f] = agg.add
+            w.emit(depth, f"{n} = {f}({st}[{i}], {v}, {o}, {ts})")
+            stores.append((depth, f"{st}[{i}] = {n}"))
+            continue
+        if u.cond is None:
+            w.emit(depth, f"{n} = {u.expr.format(**names)}")
+            stores.append((depth, f"{st}[{i}] = {n}"))
+            continue
+        w.emit(depth, f"if {u.cond.format(**names)}:")
+        w.emit(depth + 1, f"{n} = {keep}")
+        w.emit(depth, "else:")
+        w.emit(depth + 1, f"{n} = {u.call.format(**names)}")
+        if u.apply:
+            stores.append((depth, f"if {n} is {keep}:"))
+            stores.extend((depth + 1, a.format(**names)) for a in u.apply)
+            stores.append((depth, "else:"))
+            stores.append((depth + 1, f"{st}[{i}] = {n}"))
+        else:
+            stores.append((depth, f"if {n} is not {keep}:"))
+            stores.append((depth + 1, f"{st}[{i}] = {n}"))
+    for d, line in stores:
+        w.emit(d, line)
 
 
 @generator("stream_table_join")
