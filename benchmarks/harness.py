@@ -176,7 +176,8 @@ def run_side(case: str, side: str, params: dict[str, Any], timeout: float = 600.
     """
     args = [sys.executable, os.path.join(BENCH_DIR, "side.py"), case, side, json.dumps(params)]
     if profile:
-        args = ["py-spy", "record", "--format", os.environ.get("PYSPY_FORMAT", "speedscope"), "--rate", "500", "-o", profile, "--"] + args
+        args = ["py-spy", "record", "--format", os.environ.get("PYSPY_FORMAT", "speedscope"), "--rate", "500",
+                *os.environ.get("PYSPY_FLAGS", "").split(), "-o", profile, "--"] + args
     proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=_child_env())
     # the side's JSON line is its last; py-spy may print its own lines after it
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]

@@ -28,7 +28,7 @@ from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
-from streamlet.topology.compile import DeserializationFailure, RunFailure
+from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
 
 if TYPE_CHECKING:
     from streamlet.app import App
@@ -67,6 +67,25 @@ class Runner:
                 "guarantee='exactly_once' is not built yet (transactional producer lands with the "
                 "production issue); use 'at_least_once'"
             )
+        directory = None
+        if topology.stores:
+            from streamlet.state import StateDirectory
+            from streamlet.state.spares import MAX_SPARES
+
+            # a first start: spare databases open while the broker and the group are awaited
+            directory = StateDirectory(cfg.state_dir, cfg.application_id)
+            if directory.is_new():
+                directory.open_spares(MAX_SPARES)
+        try:
+            self._connect(directory)
+        except BaseException:
+            if directory is not None:
+                directory.close_spares()
+            raise
+
+    def _connect(self, directory: Any) -> None:
+        """Topics, clients, the task manager and the state manager; subscribe."""
+        cfg, topology = self.config, self.app.topology
         embedded = self.app.embedded_broker() if cfg.embedded else None
         admin = connect(cfg.brokers if not embedded else embedded.bootstrap_servers,
                         cfg.client_config, embedded)
@@ -88,12 +107,14 @@ class Runner:
             from streamlet.runtime.state_manager import StateManager
             from streamlet.runtime.state_updater import StateUpdater
 
-            self.state = state = StateManager(cfg, bootstrap, produce)
+            self.state = state = StateManager(cfg, bootstrap, produce, directory)
             self.updater = StateUpdater(state)
             self.tasks.before_close_restoring = self.updater.remove
             tasks = self.tasks
             self.committer.before_flush.append(lambda: state.flush_changelogs(tasks.active_tasks()))
             self.committer.before_offsets.append(lambda: state.write_stores(dict(self.committer.pending)))
+            state.open_spares(topology.stores, partitions)
+        load_compilers()
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
 

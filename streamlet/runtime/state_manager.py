@@ -25,6 +25,7 @@ from streamlet.config import Config
 from streamlet.state import StateDirectory, StoreCache, restore_store
 from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state.restore import RestoreCancelled, list_offsets, restore_consumer_config
+from streamlet.state.spares import MAX_SPARES
 from streamlet.topology.graph import StoreSpec
 
 log = logging.getLogger("streamlet.state")
@@ -38,9 +39,10 @@ class StateManager:
     checkpointing on the record loop's, for active tasks only.
     """
 
-    def __init__(self, config: Config, bootstrap: str, produce: Callable[..., None]) -> None:
+    def __init__(self, config: Config, bootstrap: str, produce: Callable[..., None],
+                 directory: StateDirectory | None = None) -> None:
         self.config = config
-        self.directory = StateDirectory(config.state_dir, config.application_id)
+        self.directory = directory or StateDirectory(config.state_dir, config.application_id)
         self.bootstrap = bootstrap
         self.produce = produce
         self._restore_consumer: Consumer | None = None
@@ -154,7 +156,14 @@ class StateManager:
     def drop_unacked(self) -> None:
         self._unacked = []
 
+    def open_spares(self, stores: dict[str, StoreSpec], partitions: dict[str, int]) -> None:
+        """Before the first assignment: spare databases for the stores not on disk yet, at most
+        :data:`MAX_SPARES` (:mod:`streamlet.state.spares`)."""
+        wanted = [(p, spec.name) for spec in stores.values() for p in range(partitions.get(spec.changelog, 0))]
+        self.directory.open_spares(wanted[:MAX_SPARES])
+
     def close(self) -> None:
+        self.directory.close_spares()
         if self._restore_consumer is not None:
             self._restore_consumer.close()
             self._restore_consumer = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from streamlet.errors import StateError
 from streamlet.state.memory import InMemoryStore
 from streamlet.state.rocksdb import RocksDBStore
+from streamlet.state.spares import SPARES, SpareStores
 from streamlet.state.store import KeyValueStore
 
 
@@ -27,6 +28,31 @@ class StateDirectory:
         self.root = Path(root)
         self.application_id = application_id
         self.lock_timeout_s = lock_timeout_s
+        self.spares: SpareStores | None = None
+
+    def open_spares(self, stores: list[tuple[int, str]] | int) -> None:
+        """Open, in the background, one spare database for each of these ``(partition, store)``
+        that does not exist on disk yet, or ``stores`` spares (:mod:`streamlet.state.spares`)."""
+        missing = stores if isinstance(stores, int) else sum(
+            1 for p, name in stores if not os.path.lexists(self.store_path(p, name)))
+        if self.spares is None:
+            if not missing:
+                return
+            self.spares = SpareStores(self.root / self.application_id / SPARES)
+        self.spares.fill(missing)
+
+    def is_new(self) -> bool:
+        """No store of this application on disk yet (a first start, or a new pod)."""
+        try:
+            return not any(e.name != SPARES for e in (self.root / self.application_id).iterdir())
+        except OSError:
+            return True
+
+    def close_spares(self) -> None:
+        """Close and delete the spares no store adopted."""
+        if self.spares is not None:
+            self.spares.close()
+            self.spares = None
 
     def store_path(self, partition: int, store: str) -> Path:
         _check_name("store name", store)
@@ -40,8 +66,14 @@ class StateDirectory:
         """Open (creating, or repairing as :class:`RocksDBStore` describes) one store of one partition."""
         if in_memory:
             return InMemoryStore(store)
-        return RocksDBStore(self.store_path(partition, store), store, self.owner(partition, store),
-                            lock_timeout_s=self.lock_timeout_s)
+        path = self.store_path(partition, store)
+        spare = None
+        if self.spares is not None and not os.path.lexists(path):
+            spare = self.spares.take()
+        if spare is not None:
+            return RocksDBStore.adopt(spare, path, store, self.owner(partition, store),
+                                      lock_timeout_s=self.lock_timeout_s)
+        return RocksDBStore(path, store, self.owner(partition, store), lock_timeout_s=self.lock_timeout_s)
 
     def wipe(self, partition: int, store: str) -> None:
         """Delete a (closed) store's directory, and any copy of it moved aside while locked."""

@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import time
+import weakref
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -122,6 +123,15 @@ def _meta_options() -> Options:
     return opts
 
 
+def open_database(path: str) -> Rdict:
+    """Open (creating) the database of a store at ``path``: data and the meta column family."""
+    return Rdict(path, _options(), column_families={_META: _meta_options()})
+
+
+#: stores made of an adopted spare, by path: RocksDB does not know their lock by that path
+_adopted: dict[str, "weakref.ref[RocksDBStore]"] = {}
+
+
 def _is_lock_error(message: str) -> bool:
     # RocksDB: "IO error: While lock file: <path>/LOCK: Resource temporarily
     # unavailable" (another process), "IO error: lock hold by current process,
@@ -169,12 +179,42 @@ class RocksDBStore:
         self._db: Rdict | None = None
         self._meta: Rdict | None = None
         self._meta_handle = None
+        self._link: str | None = None  # the spare's path, while an adopted database is open
         self._attach(self._open())
         self._sweep_aside()
 
     # -- opening ----------------------------------------------------------------------
+    @classmethod
+    def adopt(cls, spare: tuple[Rdict, str], path: str | os.PathLike[str], name: str, owner: str, *,
+              lock_timeout_s: float = 10.0) -> "RocksDBStore":
+        """A new store at ``path`` (which must not exist) made of an empty database opened ahead at
+        ``spare[1]`` (:mod:`streamlet.state.spares`): the directory moves to ``path`` and a link
+        stays at the spare's path, where RocksDB still names its files, until :meth:`close`."""
+        db, link = spare
+        self = cls.__new__(cls)
+        self.path, self.name, self.owner, self.lock_timeout_s = str(path), name, owner, lock_timeout_s
+        self._db = self._meta = self._meta_handle = None
+        self._link = None
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            os.rename(link, self.path)
+            os.symlink(os.path.abspath(self.path), link)
+        except OSError as exc:
+            db.close()
+            _remove(link)
+            raise StateError(f"cannot create state store {name!r} at {self.path}: {exc}; check state_dir, "
+                             "its permissions and free disk space") from exc
+        self._link = link
+        _adopted[self.path] = weakref.ref(self)
+        self._attach(db)
+        return self
+
     def _try_open(self) -> Rdict:
-        return Rdict(self.path, _options(), column_families={_META: _meta_options()})
+        ref = _adopted.get(self.path)
+        if ref is not None and (other := ref()) is not None and other._db is not None:
+            # RocksDB knows this process's lock by the spare's path, not this one
+            raise StateError(f"IO error: lock hold by current process: {self.path}/LOCK: No locks available")
+        return open_database(self.path)
 
     def _open(self) -> Rdict:
         parent = os.path.dirname(self.path)
@@ -347,6 +387,10 @@ class RocksDBStore:
         db, self._db, self._meta, self._meta_handle = self._db, None, None, None
         if db is not None:
             db.close()  # flushes memtables: the next open replays no WAL
+        link, self._link = self._link, None
+        if link is not None:
+            _adopted.pop(self.path, None)
+            _remove(link)
 
     def __repr__(self) -> str:
         return f"<RocksDBStore {self.name} at {self.path}>"

@@ -147,6 +147,12 @@ def writes_repartition(comp: Compilation, sink: Node) -> bool:
     return internal is not None and internal.kind == "repartition"
 
 
+def load_compilers() -> None:
+    """Import the node compilers now rather than when the first task is compiled (a worker
+    calls it before its first assignment: the imports take ~20 ms)."""
+    from streamlet.topology import codegen, operators, stateful  # noqa: F401
+
+
 def compile_task(topology: Topology, ctx: TaskContext, topics: list[str]) -> dict[str, SourceFn]:
     """Source topic → ``fn(message)`` that runs the whole chain for that message.
 

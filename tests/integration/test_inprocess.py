@@ -52,8 +52,11 @@ def test_interactive_queries_over_rocksdb_stores(tmp_path: Path) -> None:
             app.store("no-such-store")
     assert not errors
     # the stores live under <state_dir>/<application id>/<partition>/<store>
+    # (spare databases were opened at this first start; the unused ones are gone, and so are the
+    # links adopted ones left for RocksDB while open)
     assert {p.name for p in (tmp_path / "iq-app").iterdir()} == {"0", "1", "2", "3"}
     assert (tmp_path / "iq-app" / "0" / "totals").is_dir()
+    assert not (tmp_path / "iq-app" / "0" / "totals").is_symlink()
 
 
 def test_changelog_with_wrong_partition_count_fails_at_start(tmp_path: Path) -> None:
@@ -65,6 +68,7 @@ def test_changelog_with_wrong_partition_count_fails_at_start(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="cl-app-counts-changelog.*2 partitions.*needs 4"):
         app.run()
     app.close()
+    assert not (tmp_path / "cl-app" / ".spare").exists()  # spares opened at start, closed on failure
 
 
 def test_join_of_differently_partitioned_topics_fails_at_start(tmp_path: Path) -> None:
