@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -11,6 +12,8 @@ from streamlet.state.memory import InMemoryStore
 from streamlet.state.rocksdb import RocksDBStore
 from streamlet.state.spares import SPARES, SpareStores
 from streamlet.state.store import KeyValueStore
+
+log = logging.getLogger("streamlet.state")
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -36,8 +39,8 @@ class StateDirectory:
         missing = stores if isinstance(stores, int) else sum(
             1 for p, name in stores if not os.path.lexists(self.store_path(p, name)))
         if self.spares is None:
-            if not missing:
-                return
+            if not missing or not os.path.exists("/proc/locks"):
+                return  # (spares left by a crash are swept by their locks, known on Linux only)
             self.spares = SpareStores(self.root / self.application_id / SPARES)
         self.spares.fill(missing)
 
@@ -71,8 +74,11 @@ class StateDirectory:
         if self.spares is not None and not os.path.lexists(path):
             spare = self.spares.take()
         if spare is not None:
-            return RocksDBStore.adopt(spare, path, store, self.owner(partition, store),
-                                      lock_timeout_s=self.lock_timeout_s)
+            try:
+                return RocksDBStore.adopt(spare, path, store, self.owner(partition, store),
+                                          lock_timeout_s=self.lock_timeout_s)
+            except OSError as exc:
+                log.debug("state store %s at %s: spare not adopted (%s), opening it", store, path, exc)
         return RocksDBStore(path, store, self.owner(partition, store), lock_timeout_s=self.lock_timeout_s)
 
     def wipe(self, partition: int, store: str) -> None:

@@ -189,21 +189,26 @@ class RocksDBStore:
               lock_timeout_s: float = 10.0) -> "RocksDBStore":
         """A new store at ``path`` (which must not exist) made of an empty database opened ahead at
         ``spare[1]`` (:mod:`streamlet.state.spares`): the directory moves to ``path`` and a link
-        stays at the spare's path, where RocksDB still names its files, until :meth:`close`."""
+        stays at the spare's path, where RocksDB still names its files, until :meth:`close`.
+        Raises OSError (the spare is then closed and deleted) if that cannot be done."""
         db, link = spare
         self = cls.__new__(cls)
         self.path, self.name, self.owner, self.lock_timeout_s = str(path), name, owner, lock_timeout_s
         self._db = self._meta = self._meta_handle = None
         self._link = None
+        moved = False
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             os.rename(link, self.path)
+            moved = True
             os.symlink(os.path.abspath(self.path), link)
-        except OSError as exc:
+        except OSError:
+            # (no symlinks on this file system?) undo: the caller opens the store as usual
+            if moved:
+                _remove(self.path)
             db.close()
             _remove(link)
-            raise StateError(f"cannot create state store {name!r} at {self.path}: {exc}; check state_dir, "
-                             "its permissions and free disk space") from exc
+            raise
         self._link = link
         _adopted[self.path] = weakref.ref(self)
         self._attach(db)

@@ -97,3 +97,23 @@ def test_spares_left_by_a_process_that_is_gone_are_swept(tmp_path: Path) -> None
         spares.close()
     finally:
         held.close()
+
+
+def test_without_symlinks_a_spare_is_dropped_and_the_store_opened_as_usual(tmp_path: Path, monkeypatch) -> None:
+    d = StateDirectory(tmp_path, "app")
+    d.open_spares(1)
+    _wait_ready(d, 1)
+
+    def no_symlinks(*args: object) -> None:
+        raise OSError("Operation not permitted")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    s = d.open_store(0, "counts")
+    s.write({b"k": b"v"}, {})
+    s.close()
+    assert d.spares is not None and d.spares.ready == 0
+    d.close_spares()
+    assert not (tmp_path / "app" / SPARES).exists()  # the spare was deleted
+    again = d.open_store(0, "counts")
+    assert again.get(b"k") == b"v"
+    again.close()
