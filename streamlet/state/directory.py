@@ -10,7 +10,7 @@ from pathlib import Path
 from streamlet.errors import StateError
 from streamlet.state.memory import InMemoryStore
 from streamlet.state.rocksdb import RocksDBStore
-from streamlet.state.spares import SPARES, SpareStores
+from streamlet.state.spares import SPARES, SpareStores, sweep
 from streamlet.state.store import KeyValueStore
 
 log = logging.getLogger("streamlet.state")
@@ -36,12 +36,16 @@ class StateDirectory:
     def open_spares(self, stores: list[tuple[int, str]] | int) -> None:
         """Open, in the background, one spare database for each of these ``(partition, store)``
         that does not exist on disk yet, or ``stores`` spares (:mod:`streamlet.state.spares`)."""
+        if not os.path.exists("/proc/locks"):
+            return  # spares left by a crash are told from live ones by their locks, known on Linux only
         missing = stores if isinstance(stores, int) else sum(
             1 for p, name in stores if not os.path.lexists(self.store_path(p, name)))
         if self.spares is None:
-            if not missing or not os.path.exists("/proc/locks"):
-                return  # (spares left by a crash are swept by their locks, known on Linux only)
-            self.spares = SpareStores(self.root / self.application_id / SPARES)
+            root = self.root / self.application_id / SPARES
+            if not missing:
+                sweep(root)  # what a killed process left
+                return
+            self.spares = SpareStores(root)
         self.spares.fill(missing)
 
     def is_new(self) -> bool:

@@ -119,3 +119,7 @@ def sweep(root: Path) -> None:
     for entry in entries:
         if not _lock_held(entry / "LOCK"):
             _remove(str(entry))
+    try:
+        root.rmdir()
+    except OSError:
+        pass  # spares of a live process

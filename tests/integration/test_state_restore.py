@@ -145,3 +145,5 @@ def test_killed_and_restarted_workers_give_single_worker_answers(tmp_path: Path,
         codes = [w.stop() for w in workers]
     assert codes == [0, 0, 0]
     assert latest_per_key(broker.bootstrap, "summaries", PARTITIONS) == expected(events)
+    # spare databases (and adopted spares' links) of killed workers were swept by their successors
+    assert not [d for i in range(3) if (d := tmp_path / f"s{i}" / app_id / ".spare").exists()]
