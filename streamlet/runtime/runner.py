@@ -113,7 +113,7 @@ class Runner:
             tasks = self.tasks
             self.committer.before_flush.append(lambda: state.flush_changelogs(tasks.active_tasks()))
             self.committer.before_offsets.append(lambda: state.write_stores(dict(self.committer.pending)))
-            state.open_spares(topology.stores, partitions)
+            state.prepare(topology.stores, partitions)
         load_compilers()
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -152,6 +152,8 @@ class Runner:
         tasks = self.tasks
         assert tasks is not None
         created = tasks.assign((tp.topic, tp.partition) for tp in partitions)
+        if self.state is not None:
+            self.state.settle_preopened(created)
         restoring = [t for t in created if not t.active]
         if restoring:
             for tp in partitions:
@@ -219,6 +221,8 @@ class Runner:
                         "processes the records after the last commit again (at-least-once)", _fmt(partitions))
         self.committer.forget(keys)
         self._drop_held(keys)
+        if self.state is not None:
+            self.state.settle_preopened([])
         self.tasks.revoke(keys)
         log.info("revoked %s", _fmt(partitions))
 
@@ -228,6 +232,7 @@ class Runner:
         self.committer.forget(keys)
         self._drop_held(keys)
         if self.state is not None:
+            self.state.settle_preopened([])
             self.state.drop_unacked()
         self.tasks.revoke(keys)
         log.warning("lost %s (another member owns them now)", _fmt(partitions))

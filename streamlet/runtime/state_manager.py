@@ -25,7 +25,6 @@ from streamlet.config import Config
 from streamlet.state import StateDirectory, StoreCache, restore_store
 from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state.restore import RestoreCancelled, list_offsets, restore_consumer_config
-from streamlet.state.spares import MAX_SPARES
 from streamlet.topology.graph import StoreSpec
 
 log = logging.getLogger("streamlet.state")
@@ -156,13 +155,20 @@ class StateManager:
     def drop_unacked(self) -> None:
         self._unacked = []
 
-    def open_spares(self, stores: dict[str, StoreSpec], partitions: dict[str, int]) -> None:
-        """Before the first assignment: spare databases for the stores not on disk yet, at most
-        :data:`MAX_SPARES` (:mod:`streamlet.state.spares`)."""
+    def prepare(self, stores: dict[str, StoreSpec], partitions: dict[str, int]) -> None:
+        """Before the first assignment, while the group join is awaited: spare databases for
+        the stores not on disk (:mod:`streamlet.state.spares`), and the stores on disk opened
+        (:mod:`streamlet.state.preopen`)."""
         wanted = [(p, spec.name) for spec in stores.values() for p in range(partitions.get(spec.changelog, 0))]
-        self.directory.open_spares(wanted[:MAX_SPARES])
+        self.directory.open_spares(wanted)
+        self.directory.preopened.start(wanted)
+
+    def settle_preopened(self, tasks: list[Any]) -> None:
+        """At an assignment: keep the stores opened ahead for these tasks, close the others."""
+        self.directory.preopened.settle((t.partition, spec.name) for t in tasks for spec in t.store_specs)
 
     def close(self) -> None:
+        self.directory.preopened.close()
         self.directory.close_spares()
         if self._restore_consumer is not None:
             self._restore_consumer.close()

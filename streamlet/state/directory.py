@@ -9,8 +9,9 @@ from pathlib import Path
 
 from streamlet.errors import StateError
 from streamlet.state.memory import InMemoryStore
+from streamlet.state.preopen import PreOpened
 from streamlet.state.rocksdb import RocksDBStore
-from streamlet.state.spares import SPARES, SpareStores, sweep
+from streamlet.state.spares import MAX_SPARES, SPARES, SpareStores, sweep
 from streamlet.state.store import KeyValueStore
 
 log = logging.getLogger("streamlet.state")
@@ -32,14 +33,16 @@ class StateDirectory:
         self.application_id = application_id
         self.lock_timeout_s = lock_timeout_s
         self.spares: SpareStores | None = None
+        self.preopened = PreOpened(self._open_existing)
 
     def open_spares(self, stores: list[tuple[int, str]] | int) -> None:
         """Open, in the background, one spare database for each of these ``(partition, store)``
-        that does not exist on disk yet, or ``stores`` spares (:mod:`streamlet.state.spares`)."""
+        that does not exist on disk yet, or ``stores`` spares; at most :data:`MAX_SPARES` in all
+        (:mod:`streamlet.state.spares`)."""
         if not os.path.exists("/proc/locks"):
             return  # spares left by a crash are told from live ones by their locks, known on Linux only
-        missing = stores if isinstance(stores, int) else sum(
-            1 for p, name in stores if not os.path.lexists(self.store_path(p, name)))
+        missing = min(MAX_SPARES, stores if isinstance(stores, int) else sum(
+            1 for p, name in stores if not os.path.lexists(self.store_path(p, name))))
         if self.spares is None:
             root = self.root / self.application_id / SPARES
             if not missing:
@@ -54,6 +57,10 @@ class StateDirectory:
             return not any(e.name != SPARES for e in (self.root / self.application_id).iterdir())
         except OSError:
             return True
+
+    def _open_existing(self, partition: int, store: str) -> RocksDBStore | None:
+        return RocksDBStore.open_existing(self.store_path(partition, store), store, self.owner(partition, store),
+                                          lock_timeout_s=self.lock_timeout_s)
 
     def close_spares(self) -> None:
         """Close and delete the spares no store adopted."""
@@ -73,6 +80,9 @@ class StateDirectory:
         """Open (creating, or repairing as :class:`RocksDBStore` describes) one store of one partition."""
         if in_memory:
             return InMemoryStore(store)
+        opened = self.preopened.take(partition, store)
+        if opened is not None:
+            return opened
         path = self.store_path(partition, store)
         spare = None
         if self.spares is not None and not os.path.lexists(path):

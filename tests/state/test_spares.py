@@ -117,3 +117,16 @@ def test_without_symlinks_a_spare_is_dropped_and_the_store_opened_as_usual(tmp_p
     again = d.open_store(0, "counts")
     assert again.get(b"k") == b"v"
     again.close()
+
+
+
+def test_at_most_max_spares_are_opened(tmp_path: Path) -> None:
+    from streamlet.state.spares import MAX_SPARES
+
+    d = StateDirectory(tmp_path, "app")
+    d.open_store(0, "counts").close()  # on disk: not counted
+    d.open_spares([(p, "counts") for p in range(MAX_SPARES + 10)])
+    assert d.spares is not None and d.spares._target == MAX_SPARES
+    d.open_spares([(p, "counts") for p in range(3)])  # the exact need, known later: 2
+    assert d.spares._target == 2
+    d.close_spares()
