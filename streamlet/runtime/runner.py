@@ -152,8 +152,6 @@ class Runner:
         tasks = self.tasks
         assert tasks is not None
         created = tasks.assign((tp.topic, tp.partition) for tp in partitions)
-        if self.state is not None:
-            self.state.settle_preopened(created)
         restoring = [t for t in created if not t.active]
         if restoring:
             for tp in partitions:
@@ -221,8 +219,6 @@ class Runner:
                         "processes the records after the last commit again (at-least-once)", _fmt(partitions))
         self.committer.forget(keys)
         self._drop_held(keys)
-        if self.state is not None:
-            self.state.settle_preopened([])
         self.tasks.revoke(keys)
         log.info("revoked %s", _fmt(partitions))
 
@@ -232,7 +228,6 @@ class Runner:
         self.committer.forget(keys)
         self._drop_held(keys)
         if self.state is not None:
-            self.state.settle_preopened([])
             self.state.drop_unacked()
         self.tasks.revoke(keys)
         log.warning("lost %s (another member owns them now)", _fmt(partitions))

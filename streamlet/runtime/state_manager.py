@@ -157,18 +157,11 @@ class StateManager:
 
     def prepare(self, stores: dict[str, StoreSpec], partitions: dict[str, int]) -> None:
         """Before the first assignment, while the group join is awaited: spare databases for
-        the stores not on disk (:mod:`streamlet.state.spares`), and the stores on disk opened
-        (:mod:`streamlet.state.preopen`)."""
+        the stores not on disk yet (:mod:`streamlet.state.spares`)."""
         wanted = [(p, spec.name) for spec in stores.values() for p in range(partitions.get(spec.changelog, 0))]
         self.directory.open_spares(wanted)
-        self.directory.preopened.start(wanted)
-
-    def settle_preopened(self, tasks: list[Any]) -> None:
-        """At an assignment: keep the stores opened ahead for these tasks, close the others."""
-        self.directory.preopened.settle((t.partition, spec.name) for t in tasks for spec in t.store_specs)
 
     def close(self) -> None:
-        self.directory.preopened.close()
         self.directory.close_spares()
         if self._restore_consumer is not None:
             self._restore_consumer.close()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from streamlet.errors import StateError
 from streamlet.state.memory import InMemoryStore
-from streamlet.state.preopen import PreOpened
 from streamlet.state.rocksdb import RocksDBStore
 from streamlet.state.spares import MAX_SPARES, SPARES, SpareStores, sweep
 from streamlet.state.store import KeyValueStore
@@ -33,7 +32,6 @@ class StateDirectory:
         self.application_id = application_id
         self.lock_timeout_s = lock_timeout_s
         self.spares: SpareStores | None = None
-        self.preopened = PreOpened(self._open_existing)
 
     def open_spares(self, stores: list[tuple[int, str]] | int) -> None:
         """Open, in the background, one spare database for each of these ``(partition, store)``
@@ -58,10 +56,6 @@ class StateDirectory:
         except OSError:
             return True
 
-    def _open_existing(self, partition: int, store: str) -> RocksDBStore | None:
-        return RocksDBStore.open_existing(self.store_path(partition, store), store, self.owner(partition, store),
-                                          lock_timeout_s=self.lock_timeout_s)
-
     def close_spares(self) -> None:
         """Close and delete the spares no store adopted."""
         if self.spares is not None:
@@ -80,9 +74,6 @@ class StateDirectory:
         """Open (creating, or repairing as :class:`RocksDBStore` describes) one store of one partition."""
         if in_memory:
             return InMemoryStore(store)
-        opened = self.preopened.take(partition, store)
-        if opened is not None:
-            return opened
         path = self.store_path(partition, store)
         spare = None
         if self.spares is not None and not os.path.lexists(path):

@@ -214,31 +214,6 @@ class RocksDBStore:
         self._attach(db)
         return self
 
-    @classmethod
-    def open_existing(cls, path: str | os.PathLike[str], name: str, owner: str, *,
-                      lock_timeout_s: float = 10.0) -> "RocksDBStore | None":
-        """This owner's store at ``path`` if it can be opened at once, else None (never waits,
-        repairs or wipes: a missing, locked, foreign or broken store is left to the usual open)."""
-        path = str(path)
-        if os.path.islink(path) or not os.path.isfile(os.path.join(path, "CURRENT")) \
-                or _lock_held(Path(path) / "LOCK") or path in _adopted:
-            return None
-        try:
-            db = open_database(path)
-        except Exception:  # locked meanwhile, or broken
-            return None
-        meta = db.get_column_family(_META)
-        if meta.get(_OWNER) != owner.encode():
-            del meta
-            db.close()
-            return None
-        self = cls.__new__(cls)
-        self.path, self.name, self.owner, self.lock_timeout_s = path, name, owner, lock_timeout_s
-        self._link = None
-        self._db, self._meta = db, meta
-        self._meta_handle = db.get_column_family_handle(_META)
-        return self
-
     def _try_open(self) -> Rdict:
         ref = _adopted.get(self.path)
         if ref is not None and (other := ref()) is not None and other._db is not None:
