@@ -159,7 +159,7 @@ class StateManager:
         """Before the first assignment, while the group join is awaited: spare databases for
         the stores not on disk yet (:mod:`streamlet.state.spares`)."""
         wanted = [(p, spec.name) for spec in stores.values() for p in range(partitions.get(spec.changelog, 0))]
-        self.directory.open_spares(wanted)
+        self.directory.open_spares(self.directory.missing(wanted))
 
     def close(self) -> None:
         self.directory.close_spares()

@@ -33,21 +33,23 @@ class StateDirectory:
         self.lock_timeout_s = lock_timeout_s
         self.spares: SpareStores | None = None
 
-    def open_spares(self, stores: list[tuple[int, str]] | int) -> None:
-        """Open, in the background, one spare database for each of these ``(partition, store)``
-        that does not exist on disk yet, or ``stores`` spares; at most :data:`MAX_SPARES` in all
-        (:mod:`streamlet.state.spares`)."""
+    def missing(self, stores: list[tuple[int, str]]) -> int:
+        """How many of these ``(partition, store)`` are not on disk yet."""
+        return sum(1 for p, name in stores if not os.path.lexists(self.store_path(p, name)))
+
+    def open_spares(self, count: int) -> None:
+        """Have ``count`` spare databases opened in the background, at most :data:`MAX_SPARES`
+        (:mod:`streamlet.state.spares`); none sweeps what a killed process left."""
         if not os.path.exists("/proc/locks"):
             return  # spares left by a crash are told from live ones by their locks, known on Linux only
-        missing = min(MAX_SPARES, stores if isinstance(stores, int) else sum(
-            1 for p, name in stores if not os.path.lexists(self.store_path(p, name))))
+        count = min(MAX_SPARES, count)
         if self.spares is None:
             root = self.root / self.application_id / SPARES
-            if not missing:
-                sweep(root)  # what a killed process left
+            if not count:
+                sweep(root)
                 return
             self.spares = SpareStores(root)
-        self.spares.fill(missing)
+        self.spares.fill(count)
 
     def is_new(self) -> bool:
         """No store of this application on disk yet (a first start, or a new pod)."""

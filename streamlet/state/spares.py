@@ -15,8 +15,8 @@ Spares left by a process that is gone are removed at the next start.
 
 from __future__ import annotations
 
-import logging
 import itertools
+import logging
 import os
 import threading
 from pathlib import Path
@@ -98,10 +98,7 @@ class SpareStores:
             spares, self._ready = self._ready, []
         for db, path in spares:
             _discard(db, path)
-        try:
-            self.root.rmdir()  # unless another process's spares, or an adopted store's link, are left
-        except OSError:
-            pass
+        _remove_if_empty(self.root)
 
 
 def _discard(db: Any, path: str) -> None:
@@ -119,7 +116,11 @@ def sweep(root: Path) -> None:
     for entry in entries:
         if not _lock_held(entry / "LOCK"):
             _remove(str(entry))
+    _remove_if_empty(root)
+
+
+def _remove_if_empty(root: Path) -> None:
     try:
         root.rmdir()
     except OSError:
-        pass  # spares of a live process
+        pass  # another process's spares, or an adopted store's link, are left

@@ -52,7 +52,7 @@ def test_a_store_on_disk_is_opened_not_replaced_by_a_spare(tmp_path: Path) -> No
     s.write({b"k": b"kept"}, {})
     s.close()
     assert not d.is_new()
-    d.open_spares([(0, "counts"), (1, "counts")])  # only partition 1's store is missing
+    d.open_spares(d.missing([(0, "counts"), (1, "counts")]))  # only partition 1's store is missing
     _wait_ready(d, 1)
     s = d.open_store(0, "counts")
     assert s.get(b"k") == b"kept" and d.spares is not None and d.spares.ready == 1
@@ -125,8 +125,8 @@ def test_at_most_max_spares_are_opened(tmp_path: Path) -> None:
 
     d = StateDirectory(tmp_path, "app")
     d.open_store(0, "counts").close()  # on disk: not counted
-    d.open_spares([(p, "counts") for p in range(MAX_SPARES + 10)])
+    d.open_spares(d.missing([(p, "counts") for p in range(MAX_SPARES + 10)]))
     assert d.spares is not None and d.spares._target == MAX_SPARES
-    d.open_spares([(p, "counts") for p in range(3)])  # the exact need, known later: 2
+    d.open_spares(d.missing([(p, "counts") for p in range(3)]))  # the exact need, known later: 2
     assert d.spares._target == 2
     d.close_spares()
