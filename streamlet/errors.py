@@ -54,4 +54,21 @@ class DeliveryError(StreamletError):
 
 
 class StateError(StreamletError):
-    """A state store could not be opened, written or restored."""
+    """A state store could not be opened, written or restored.
+
+    A store fault, never a record fault: it does not go through ``on_error``.
+    """
+
+
+class StoreCorruptedError(StateError):
+    """RocksDB found corrupt data in a store (a bad block checksum, a torn file).
+
+    The runtime handles it like Kafka Streams' task-corrupted path: the task
+    is closed, the store wiped and restored from its changelog, and the
+    records since the last commit are processed again.
+    """
+
+    def __init__(self, store: str, path: str, what: str, detail: str) -> None:
+        self.store, self.path, self.what, self.detail = store, path, what, detail
+        super().__init__(f"state store {store!r} at {path} is corrupted ({what}: {detail}); it is wiped and "
+                         "restored from its changelog")

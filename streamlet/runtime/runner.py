@@ -13,10 +13,10 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 
 from streamlet.broker.admin import ControlTopicAdmin, EmbeddedTopicAdmin, connect
-from streamlet.errors import ConfigError, RecordError, StateError, StreamletError
+from streamlet.errors import ConfigError, RecordError, StateError, StoreCorruptedError, StreamletError
 from streamlet.runtime.clients import (
     consumer_config,
     make_consumer,
@@ -26,6 +26,7 @@ from streamlet.runtime.clients import (
 )
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
+from streamlet.runtime.restoring import RestoringTasks, fmt
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
 from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streamlet.runtime")
 
-#: records held per restoring partition before it is paused (and rewound)
-HOLD_LIMIT = 20_000
 
 
 class Runner:
@@ -51,10 +50,7 @@ class Runner:
         self.committer: Committer | None = None
         self.state: Any = None  # a StateManager when the topology has stores
         self.updater: Any = None  # its StateUpdater: opens and restores stores of new tasks
-        #: records of restoring tasks' partitions, held until the task is active
-        self._held: dict[tuple[str, int], list[Any]] = {}
-        #: partitions whose held records reached HOLD_LIMIT: paused and rewound
-        self._rewound: set[tuple[str, int]] = set()
+        self.restoring: RestoringTasks | None = None  # held records, activation, resets
         self.processed = 0
         self.ready = threading.Event()
 
@@ -110,6 +106,9 @@ class Runner:
             self.state = state = StateManager(cfg, bootstrap, produce, directory)
             self.updater = StateUpdater(state)
             self.tasks.before_close_restoring = self.updater.remove
+            self.restoring = RestoringTasks(self.consumer, self.committer, self.tasks, self.updater,
+                                            self._process, lambda: self.app.stopping,
+                                            cfg.client_config.get("auto.offset.reset", "earliest"))
             tasks = self.tasks
             self.committer.before_flush.append(lambda: state.flush_changelogs(tasks.active_tasks()))
             self.committer.before_offsets.append(lambda: state.write_stores(dict(self.committer.pending)))
@@ -117,24 +116,6 @@ class Runner:
         load_compilers()
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
-
-    def _read_committed(self, tasks: list[Any]) -> None:
-        """Where the source tables of restoring tasks resume (their restore stops there): the
-        group's committed offsets, read in one request on the loop's thread."""
-        wanted = [TopicPartition(spec.changelog, t.partition) for t in tasks for spec in t.store_specs
-                  if spec.source_table]
-        if not wanted:
-            return
-        assert self.consumer is not None
-        try:
-            got = self.consumer.committed(wanted, timeout=30)
-        except KafkaException as exc:
-            raise StateError(f"cannot read the committed offsets of {_fmt(wanted)} to restore their "
-                             f"tables: {exc}") from exc
-        for tp in got:
-            task = self.tasks.task_of(tp.topic, tp.partition)  # type: ignore[union-attr]
-            if task is not None:
-                task.committed[tp.topic] = tp.offset if tp.offset >= 0 else None
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         assert self.committer is not None
@@ -154,57 +135,9 @@ class Runner:
         created = tasks.assign((tp.topic, tp.partition) for tp in partitions)
         restoring = [t for t in created if not t.active]
         if restoring:
-            for tp in partitions:
-                if not tasks.task_of(tp.topic, tp.partition).active:  # type: ignore[union-attr]
-                    self._held[(tp.topic, tp.partition)] = []
-            self._read_committed(restoring)
-            self.updater.add(restoring)
-        log.info("assigned %s", _fmt(partitions))
+            self.restoring.add(restoring)  # type: ignore[union-attr]
+        log.info("assigned %s", fmt(partitions))
         self.ready.set()
-
-    def _activate_restored(self) -> None:
-        """Tasks whose stores the state updater has ready: route their partitions to them and process
-        the records held for them meanwhile, in order, before anything newer."""
-        assert self.tasks is not None and self.committer is not None
-        for task, caches in self.updater.take_ready():
-            self.tasks.activate(task, caches)
-            log.debug("task %s active", task.task_id)
-            for topic in task.assigned:
-                key = (topic, task.partition)
-                held = self._held.pop(key, None)
-                if held and not self.app.stopping:  # stopping: left uncommitted for the next run
-                    self._process(held)
-                    self.processed += len(held)
-                    self.committer.track_positions([TopicPartition(topic, task.partition, held[-1].offset() + 1)])
-                if key in self._rewound:
-                    self._rewound.discard(key)
-                    self.consumer.resume([TopicPartition(topic, task.partition)])
-
-    def _hold(self, m: Any) -> None:
-        """A record with no route: of a partition revoked this very batch (dropped), or of a restoring
-        task — held in order until the task is active (the fetch goes on: a paused partition that
-        never fetched resumes only after librdkafka's next assignment pass, ~1 s). Past
-        ``HOLD_LIMIT`` records the partition is paused and rewound to the first one not held."""
-        key = (m.topic(), m.partition())
-        held = self._held.get(key)
-        if held is None:
-            return
-        self.processed -= 1  # counted when its task processes it
-        if key in self._rewound:
-            return  # read again from where it was rewound to
-        if len(held) < HOLD_LIMIT:
-            held.append(m)
-            return
-        self._rewound.add(key)
-        tp = TopicPartition(key[0], key[1], m.offset())
-        self.consumer.pause([tp])
-        self.consumer.seek(tp)
-
-    def _drop_held(self, keys: list[tuple[str, int]]) -> None:
-        """Revoked before their task was active: not processed, not committed; the new owner reads them."""
-        for key in keys:
-            self._held.pop(key, None)
-            self._rewound.discard(key)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         assert self.tasks is not None and self.committer is not None
@@ -216,21 +149,23 @@ class Runner:
             handed_over = False
         if not handed_over and not self.committer.abandoned:
             log.warning("the offsets of revoked %s were not committed at the handover: their new owner "
-                        "processes the records after the last commit again (at-least-once)", _fmt(partitions))
+                        "processes the records after the last commit again (at-least-once)", fmt(partitions))
         self.committer.forget(keys)
-        self._drop_held(keys)
+        if self.restoring is not None:
+            self.restoring.drop(keys)
         self.tasks.revoke(keys)
-        log.info("revoked %s", _fmt(partitions))
+        log.info("revoked %s", fmt(partitions))
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         assert self.tasks is not None and self.committer is not None
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self.committer.forget(keys)
-        self._drop_held(keys)
+        if self.restoring is not None:
+            self.restoring.drop(keys)
         if self.state is not None:
             self.state.drop_unacked()
         self.tasks.revoke(keys)
-        log.warning("lost %s (another member owns them now)", _fmt(partitions))
+        log.warning("lost %s (another member owns them now)", fmt(partitions))
 
     # -- the loop -------------------------------------------------------------
     def run(self) -> None:
@@ -269,12 +204,13 @@ class Runner:
         consume = consumer.consume
         position = consumer.position
         assignment = consumer.assignment
-        updater, held = self.updater, self._held
+        updater, restoring_tasks = self.updater, self.restoring
+        held = restoring_tasks.held if restoring_tasks is not None else {}
         process = self._process
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:
-                self._activate_restored()
+                self.processed += restoring_tasks.activate_ready()  # type: ignore[union-attr]
                 if app.stopping:
                     break
             # while tasks restore, come back often to activate them
@@ -289,6 +225,8 @@ class Runner:
             if self.fatal is not None:
                 raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
             committer.maybe_commit()
+            if self.state is not None and self.state.corrupted:
+                self._reset_corrupted()
 
     def _process(self, msgs: list[Any]) -> None:
         """Run a batch through the tasks' chains (see :meth:`_loop`)."""
@@ -306,7 +244,8 @@ class Runner:
             try:
                 fn = routes[m.topic()][m.partition()]
             except KeyError:
-                self._hold(m)
+                if self.restoring is not None and self.restoring.hold(m):
+                    self.processed -= 1  # counted when its task processes it
                 m = next(rest, None)
                 continue
             run = getattr(fn, run_attr, None)
@@ -335,6 +274,14 @@ class Runner:
         log.warning("consumer error: %s", err)
 
     def _record_failed(self, msgs: list[Any], m: Any, exc: BaseException, stage: str) -> None:
+        if isinstance(exc, StateError):  # a store fault, never a record fault: not for on_error
+            if not isinstance(exc, StoreCorruptedError):
+                raise exc
+            task = self.tasks.task_of(m.topic(), m.partition())  # type: ignore[union-attr]
+            if task is None:
+                raise exc
+            self.restoring.reset(task, exc)  # type: ignore[union-attr]  # it and the rest since the last commit come again
+            return
         try:
             self.policy.handle(m, exc, stage)
         except RecordError:
@@ -350,6 +297,15 @@ class Runner:
             self.committer.track(m.topic(), m.partition(), m.offset())
             self.app.stop()
             raise
+
+    # -- corrupted stores (Kafka Streams' task-corrupted path) ------------------------------
+    def _reset_corrupted(self) -> None:
+        """Tasks whose store write failed with corruption at the last commit (their changes are in
+        the changelog and their offsets committed): reset them."""
+        found, self.state.corrupted = self.state.corrupted, []
+        for task, exc in found:
+            if self.tasks.tasks.get((task.subtopology, task.partition)) is task and task.active:  # type: ignore[union-attr]
+                self.restoring.reset(task, exc)  # type: ignore[union-attr]
 
     def _shutdown(self, clean: bool) -> None:
         if self.consumer is None:
@@ -377,10 +333,6 @@ class Runner:
                 self.producer.flush(10)
             self.consumer = None
             self.producer = None
-
-
-def _fmt(partitions: list[Any]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
 
 
 def _install_signal_handlers(stop: Any) -> dict[int, Any]:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from confluent_kafka import Consumer
 
 from streamlet.config import Config
+from streamlet.errors import StoreCorruptedError
 from streamlet.state import StateDirectory, StoreCache, restore_store
 from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state.restore import RestoreCancelled, list_offsets, restore_consumer_config
@@ -49,6 +50,8 @@ class StateManager:
         self._unacked: list[tuple[Any, StoreSpec, Any, list[tuple[bytes, bytes | None]]]] = []
         self.restored_records = 0
         self.progress = RestoreProgress()
+        #: tasks with a store found corrupted at a commit's store write (the record loop resets them)
+        self.corrupted: list[tuple[Any, StoreCorruptedError]] = []
 
     # -- opening / restoring (on the state updater's thread) -----------------------------
     def open(self, spec: StoreSpec, partition: int) -> StoreCache:
@@ -89,7 +92,15 @@ class StateManager:
                 else:
                     cache, listed = self.open(spec, task.partition), None
                 caches[spec.name] = cache
-                self._restore_one(task, spec, cache, cancel, listed)
+                try:
+                    self._restore_one(task, spec, cache, cancel, listed)
+                except StoreCorruptedError as exc:
+                    # closing a corrupted store wipes it: open it empty and restore it whole, once
+                    log.warning("%s; task %s: restoring it again from the start of %s", exc, task.task_id,
+                                spec.changelog)
+                    cache.close()
+                    caches[spec.name] = cache = self.open(spec, task.partition)
+                    self._restore_one(task, spec, cache, cancel)
         except BaseException:
             for cache in caches.values():
                 cache.close()
@@ -150,7 +161,12 @@ class StateManager:
                 task.changelog_end[spec.changelog] = end
                 offsets = {spec.changelog: end}
             if changes or offsets:
-                cache.write(changes, offsets)
+                try:
+                    cache.write(changes, offsets)
+                except StoreCorruptedError as exc:
+                    # the changes are in the changelog already: the store is wiped and restored from it
+                    if all(t is not task for t, _ in self.corrupted):
+                        self.corrupted.append((task, exc))
 
     def drop_unacked(self) -> None:
         self._unacked = []

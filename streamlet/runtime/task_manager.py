@@ -61,6 +61,15 @@ class TaskManager:
         for topic in task.assigned:
             self.routes[topic][task.partition] = task.sources[topic]
 
+    def deactivate(self, task: StreamTask) -> None:
+        """Back to restoring (a corrupted store): unroute its partitions and close its stores,
+        dropping what was not committed; :meth:`activate` routes it again once restored."""
+        for topic in task.assigned:
+            self.routes[topic].pop(task.partition, None)
+        task.close()
+        task.active = False
+        task.sources = {}
+
     def active_tasks(self) -> list[StreamTask]:
         return [t for t in self.tasks.values() if t.active]
 

@@ -22,6 +22,13 @@ restores it from its changelog:
   in *this* process after the wait → :class:`~streamlet.errors.StateError`
   (a store opened twice is a bug; RocksDB keeps this process's lock on the
   path even if the directory is moved).
+
+Corruption found later — a bad block checksum on a read, a failed write or
+iteration, an error at close — raises
+:class:`~streamlet.errors.StoreCorruptedError` (any other RocksDB error a
+:class:`~streamlet.errors.StateError`), never a record error, and marks the
+store: closing a corrupted store deletes its directory, so the next open
+restores it from its changelog.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from rocksdict import (
     WriteBufferManager,
 )
 
-from streamlet.errors import StateError
+from streamlet.errors import StateError, StoreCorruptedError
 
 log = logging.getLogger("streamlet.state")
 
@@ -180,6 +187,8 @@ class RocksDBStore:
         self._meta: Rdict | None = None
         self._meta_handle = None
         self._link: str | None = None  # the spare's path, while an adopted database is open
+        #: RocksDB reported corrupt data: the directory is deleted at close
+        self.corrupted = False
         self._attach(self._open())
         self._sweep_aside()
 
@@ -196,6 +205,7 @@ class RocksDBStore:
         self.path, self.name, self.owner, self.lock_timeout_s = str(path), name, owner, lock_timeout_s
         self._db = self._meta = self._meta_handle = None
         self._link = None
+        self.corrupted = False
         moved = False
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -335,8 +345,20 @@ class RocksDBStore:
                 shutil.rmtree(aside, ignore_errors=True)
 
     # -- the store protocol -----------------------------------------------------------
+    def _fault(self, exc: Exception, what: str) -> StateError:
+        """The error to raise for a RocksDB failure: corruption marks the store (wiped at close)."""
+        message = str(exc)
+        if "Corruption" in message or "checksum" in message:
+            self.corrupted = True
+            return StoreCorruptedError(self.name, self.path, what, message)
+        return StateError(f"state store {self.name!r} at {self.path}: {what} failed: {message}; check the "
+                          "disk (space, permissions) under state_dir")
+
     def get(self, key: bytes) -> bytes | None:
-        return self._db.get(key)  # type: ignore[union-attr]
+        try:
+            return self._db.get(key)  # type: ignore[union-attr]
+        except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status
+            raise self._fault(exc, "read") from exc
 
     def write(self, changes: Mapping[bytes, bytes | None], offsets: Mapping[str, int] | None = None) -> None:
         if not changes and not offsets:
@@ -352,10 +374,16 @@ class RocksDBStore:
             handle = self._meta_handle
             for topic, offset in offsets.items():
                 put(_OFFSET + topic.encode(), b"%d" % offset, handle)
-        self._db.write(batch)  # type: ignore[union-attr]
+        try:
+            self._db.write(batch)  # type: ignore[union-attr]
+        except Exception as exc:
+            raise self._fault(exc, "write") from exc
 
     def offsets(self) -> dict[str, int]:
-        found = [(k, v) for k, v in self._meta.items(from_key=_OFFSET)]  # type: ignore[union-attr]
+        try:
+            found = [(k, v) for k, v in self._meta.items(from_key=_OFFSET)]  # type: ignore[union-attr]
+        except Exception as exc:
+            raise self._fault(exc, "read of the checkpoint") from exc
         return {k[len(_OFFSET):].decode(): int(v) for k, v in found if k.startswith(_OFFSET)}
 
     def items(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
@@ -368,16 +396,39 @@ class RocksDBStore:
             if end is not None:
                 opts.set_iterate_upper_bound(end)
             page = []
-            it = self._db.items(from_key=cursor, read_opt=opts)  # type: ignore[union-attr]
-            for entry in it:
-                page.append(entry)
-                if len(page) == _PAGE:
-                    break
-            del it
+            try:
+                it = self._db.items(from_key=cursor, read_opt=opts)  # type: ignore[union-attr]
+                for entry in it:
+                    page.append(entry)
+                    if len(page) == _PAGE:
+                        break
+                del it
+            except Exception as exc:
+                raise self._fault(exc, "iteration") from exc
+            if len(page) < _PAGE:
+                # rocksdict's item iterator ends quietly on a read error: make sure it was the end
+                self._check_end(page[-1][0] + b"\x00" if page else cursor, end)
             yield from page
             if len(page) < _PAGE:
                 return
             cursor = page[-1][0] + b"\x00"  # the next key after the last one
+
+    def _check_end(self, cursor: bytes | None, end: bytes | None) -> None:
+        opts = ReadOptions()
+        if end is not None:
+            opts.set_iterate_upper_bound(end)
+        probe = self._db.iter(opts)  # type: ignore[union-attr]
+        try:
+            if cursor is None:
+                probe.seek_to_first()
+            else:
+                probe.seek(cursor)
+            if not probe.valid():
+                probe.status()
+        except Exception as exc:
+            raise self._fault(exc, "iteration") from exc
+        finally:
+            del probe
 
     def approximate_count(self) -> int:
         return int(self._db.property_int_value("rocksdb.estimate-num-keys") or 0)  # type: ignore[union-attr]
@@ -389,13 +440,24 @@ class RocksDBStore:
         self._attach(self._open())
 
     def close(self) -> None:
+        """Close the database; a corrupted store's directory is deleted (restored at its next open)."""
         db, self._db, self._meta, self._meta_handle = self._db, None, None, None
         if db is not None:
-            db.close()  # flushes memtables: the next open replays no WAL
+            try:
+                db.close()  # flushes memtables: the next open replays no WAL
+            except Exception as exc:
+                self.corrupted = True
+                log.warning("state store %s at %s failed to close (%s)", self.name, self.path, exc)
         link, self._link = self._link, None
         if link is not None:
             _adopted.pop(self.path, None)
             _remove(link)
+        if self.corrupted:
+            del db
+            gc.collect()  # let go of the native handle before its files go
+            log.warning("state store %s at %s is corrupted: wiped; it is restored from its changelog when "
+                        "it is opened next", self.name, self.path)
+            _remove(self.path)
 
     def __repr__(self) -> str:
         return f"<RocksDBStore {self.name} at {self.path}>"

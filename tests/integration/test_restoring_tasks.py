@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import streamlet as sl
+import streamlet.runtime.restoring as restoring_module
 import streamlet.runtime.runner as runner_module
 from streamlet.runtime.state_manager import StateManager
 from tests.integration.procs import app_in_thread
@@ -144,7 +145,7 @@ def test_past_the_hold_limit_a_restoring_partition_is_paused_and_rewound(tmp_pat
     """Records fetched for a restoring task are held in memory up to a limit; past it the partition
     is paused and rewound to the first record not held, and read again once the task is active."""
     gate = gate_second_restore(monkeypatch)
-    monkeypatch.setattr(runner_module, "HOLD_LIMIT", 50)
+    monkeypatch.setattr(restoring_module, "HOLD_LIMIT", 50)
     wrapped: list[_RecordingSeeks] = []
     make = runner_module.make_consumer
 

@@ -204,3 +204,53 @@ def test_same_process_double_open_is_a_clear_error_after_the_wait(tmp_path: Path
     finally:
         first.close()
     open_store(tmp_path / "db").close()  # closed: opens at once
+
+
+def _flip_data_block_byte(path: Path) -> None:
+    sst = max(path.glob("*.sst"), key=lambda f: f.stat().st_size)
+    size = sst.stat().st_size
+    with open(sst, "r+b") as f:
+        f.seek(size // 3)
+        byte = f.read(1)
+        f.seek(size // 3)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_corrupt_block_is_a_store_fault_and_the_store_is_wiped_at_close(tmp_path: Path) -> None:
+    from streamlet.errors import StoreCorruptedError
+
+    path = tmp_path / "s"
+    s = open_store(path)
+    keys = [b"k%05d" % i for i in range(20_000)]
+    s.write({k: b"v" * 100 for k in keys}, {"changelog": 20_000})
+    s.close()
+    _flip_data_block_byte(path)
+
+    s = open_store(path)
+    assert s.offsets() == {"changelog": 20_000}  # the open itself reads no data block
+    failed = []
+    for k in keys:
+        try:
+            s.get(k)
+        except StoreCorruptedError as exc:
+            failed.append(exc)
+    assert failed and s.corrupted
+    assert failed[0].store == "s" and "Corruption" in failed[0].detail and str(path) in str(failed[0])
+    # rocksdict's iterator ends quietly on a read error; items() does not
+    with pytest.raises(StoreCorruptedError):
+        list(s.items())
+    s.close()
+    assert not path.exists()  # wiped: the next open starts empty and is restored from the changelog
+    s = open_store(path)
+    assert s.offsets() == {} and list(s.items()) == []
+    s.close()
+
+
+def test_items_of_a_healthy_store_end_without_error(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "s")
+    s.write({b"a": b"1", b"b": b"2", b"c": b"3"})
+    assert list(s.items()) == [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]
+    assert list(s.items(b"b", b"c")) == [(b"b", b"2")]
+    assert list(s.items(b"x")) == []
+    assert not s.corrupted
+    s.close()
