@@ -29,18 +29,29 @@ class App:
     which wins over the argument (``STREAMLET_BROKERS``, ``STREAMLET_STATE_DIR``,
     ``STREAMLET_GUARANTEE``, ``STREAMLET_COMMIT_INTERVAL_MS``,
     ``STREAMLET_ON_ERROR``, ``STREAMLET_DEAD_LETTER_TOPIC``).
+
+    Data-loss checks (``"fail"`` stops the worker, ``"warn"`` logs, counts and goes on):
+    ``on_changelog_truncated`` (default fail) — a restore needs changelog records the broker
+    deleted; ``on_input_truncated`` (default warn) — an input partition's committed offset is
+    below its log start, so records were deleted before they were processed;
+    ``on_partition_mismatch`` (default warn) — a record of a co-partitioned input (a join's
+    table, say) sits on another partition than Kafka's default partitioner (murmur2) gives its
+    key, so the join cannot find it.
     """
 
     def __init__(self, application_id: str, brokers: str | None = None, state_dir: str | None = None,
                  guarantee: str | None = None, commit_interval_ms: int | None = None,
                  on_error: str | None = None, dead_letter_topic: str | None = None,
                  config: dict[str, Any] | None = None, default_key_serde: Serde | None = None,
-                 default_value_serde: Serde | None = None, batch_size: int | None = None) -> None:
+                 default_value_serde: Serde | None = None, batch_size: int | None = None,
+                 on_changelog_truncated: str | None = None, on_input_truncated: str | None = None,
+                 on_partition_mismatch: str | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
             dead_letter_topic=dead_letter_topic, client_config=dict(config or {}),
-            batch_size=batch_size,
+            batch_size=batch_size, on_changelog_truncated=on_changelog_truncated,
+            on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
         )
         self.application_id = application_id
         self.default_key_serde = default_key_serde or string_serde()
@@ -49,6 +60,7 @@ class App:
         self._stop = threading.Event()
         self._embedded: MockCluster | None = None
         self._runner: Any = None
+        self._metrics: Any = None  # the last run's counters (kept after close())
 
     # -- DSL entry points ---------------------------------------------------
     def stream(self, topic: str, key_serde: Serde | None = None, value_serde: Serde | None = None,
@@ -104,6 +116,11 @@ class App:
             raise _config.ConfigError("app.store() reads the stores of a running app: call it while app.run() runs")
         return StoreView(self.topology.stores[name], self._runner.tasks)
 
+    def metrics(self) -> dict[str, int]:
+        """Counters of the running (or last) run, Prometheus-style: ``input_truncated_records``,
+        ``changelog_truncated_records``, ``partition_mismatches``, ... (``{}`` before a run)."""
+        return self._metrics.snapshot() if self._metrics is not None else {}
+
     # -- inspection ---------------------------------------------------------
     def describe(self, format: str = "text") -> str:
         """The topology as text (Kafka Streams style) or as a Mermaid flowchart (``format='mermaid'``)."""
@@ -132,6 +149,7 @@ class App:
 
         self._stop.clear()
         self._runner = Runner(self)
+        self._metrics = self._runner.metrics
         self._runner.run()
 
     def stop(self) -> None:

@@ -16,6 +16,8 @@ from streamlet.errors import ConfigError
 
 GUARANTEES = ("at_least_once", "exactly_once")
 ERROR_POLICIES = ("fail", "skip", "dead_letter")
+#: what a data-loss check does when it finds records a broker deleted before they were used
+LOSS_POLICIES = ("fail", "warn")
 _APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
@@ -34,6 +36,12 @@ class Config:
     batch_size: int = 10_000
     #: partitions of topics an in-process embedded broker creates on its own
     embedded_partitions: int = 4
+    #: a changelog that starts after the offset a restore needs (records deleted): fail or warn
+    on_changelog_truncated: str = "fail"
+    #: an input partition whose committed offset is below its log start (records deleted unread)
+    on_input_truncated: str = "warn"
+    #: a co-partitioned input record on another partition than murmur2 of its key gives
+    on_partition_mismatch: str = "warn"
 
     @property
     def embedded(self) -> bool:
@@ -52,6 +60,9 @@ _ENV = {
     "on_error": ("STREAMLET_ON_ERROR", str),
     "dead_letter_topic": ("STREAMLET_DEAD_LETTER_TOPIC", str),
     "batch_size": ("STREAMLET_BATCH_SIZE", int),
+    "on_changelog_truncated": ("STREAMLET_ON_CHANGELOG_TRUNCATED", str),
+    "on_input_truncated": ("STREAMLET_ON_INPUT_TRUNCATED", str),
+    "on_partition_mismatch": ("STREAMLET_ON_PARTITION_MISMATCH", str),
 }
 
 
@@ -97,6 +108,13 @@ def check(config: Config) -> None:
             f"on_error={config.on_error!r} is not valid: use one of {', '.join(ERROR_POLICIES)} "
             "(App(on_error=...) or STREAMLET_ON_ERROR)"
         )
+    for name in ("on_changelog_truncated", "on_input_truncated", "on_partition_mismatch"):
+        value = getattr(config, name)
+        if value not in LOSS_POLICIES:
+            raise ConfigError(
+                f"{name}={value!r} is not valid: use 'fail' (stop the worker) or 'warn' (log, count and go "
+                f"on) (App({name}=...) or STREAMLET_{name.upper()})"
+            )
     if not isinstance(config.commit_interval_ms, int) or config.commit_interval_ms <= 0:
         raise ConfigError(f"commit_interval_ms={config.commit_interval_ms!r} must be a positive int")
     if not isinstance(config.batch_size, int) or config.batch_size <= 0:

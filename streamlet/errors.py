@@ -49,6 +49,12 @@ class RecordError(StreamletError):
         )
 
 
+class DataLossError(StreamletError):
+    """Records a broker deleted before streamlet used them (retention, the embedded broker's size
+    cap, a truncated changelog), or records on a partition where their key cannot be found; the
+    message names topic, partition, offsets and the setting that decides what happens."""
+
+
 class DeliveryError(StreamletError):
     """The broker did not acknowledge an output record; offsets are not committed."""
 
@@ -58,6 +64,10 @@ class StateError(StreamletError):
 
     A store fault, never a record fault: it does not go through ``on_error``.
     """
+
+
+class ChangelogTruncatedError(StateError, DataLossError):
+    """A store's changelog starts after the offset its restore needs: records were deleted."""
 
 
 class StoreCorruptedError(StateError):

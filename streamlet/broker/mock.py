@@ -118,10 +118,12 @@ class MockCluster:
     """An in-process Kafka-protocol broker cluster (librdkafka mock).
 
     It lives as long as this object and this process: other processes reach
-    it through :attr:`bootstrap_servers` while it runs.
+    it through :attr:`bootstrap_servers` while it runs. It keeps only about
+    5 MiB per partition; ``watch`` (default) logs an error whenever it drops
+    records (:mod:`streamlet.broker.watch`).
     """
 
-    def __init__(self, brokers: int = 1, initial_rebalance_delay_ms: int = 0) -> None:
+    def __init__(self, brokers: int = 1, initial_rebalance_delay_ms: int = 0, watch: bool = True) -> None:
         lib = _load()
         self._lib = lib
         conf = lib.rd_kafka_conf_new()
@@ -143,6 +145,16 @@ class MockCluster:
         self._topics: dict[str, int] = {}
         self._lock = threading.Lock()
         lib.rd_kafka_mock_group_initial_rebalance_delay_ms(mc, int(initial_rebalance_delay_ms))
+        self._watch = None
+        if watch:  # it drops records past its cap without a word: say so (streamlet.broker.watch)
+            from streamlet.broker.watch import DroppedRecordsWatch
+
+            self._watch = DroppedRecordsWatch(self.bootstrap_servers).start()
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Records the broker has dropped so far, per topic (seen about once a second)."""
+        return dict(self._watch.dropped) if self._watch is not None else {}
 
     # -- topics -------------------------------------------------------------
     def create_topic(self, name: str, partitions: int, replication_factor: int = 1) -> None:
@@ -200,6 +212,9 @@ class MockCluster:
 
     # -- lifecycle ----------------------------------------------------------
     def close(self) -> None:
+        if getattr(self, "_watch", None) is not None:
+            self._watch.stop()  # before the cluster it talks to goes
+            self._watch = None
         if self._mc:
             self._lib.rd_kafka_mock_cluster_destroy(self._mc)
             self._mc = None

@@ -46,30 +46,17 @@ class RestoringTasks:
         self._corruptions: dict[str, list[float]] = {}
 
     # -- assignment --------------------------------------------------------------------
-    def add(self, tasks: list[Any]) -> None:
-        """New restoring tasks: hold their partitions' records and queue them on the state updater."""
+    def add(self, tasks: list[Any], committed: dict[Key, int | None]) -> None:
+        """New restoring tasks: hold their partitions' records and queue them on the state updater.
+        ``committed``: the group's committed offsets of their partitions, where a source table's
+        restore stops (the records after it are processed, and forwarded, as the first time)."""
         for task in tasks:
             for topic in task.assigned:
                 self.held[(topic, task.partition)] = []
-        self.read_committed(tasks)
+            for spec in task.store_specs:
+                if spec.source_table:
+                    task.committed[spec.changelog] = committed.get((spec.changelog, task.partition))
         self.updater.add(tasks)
-
-    def read_committed(self, tasks: list[Any]) -> None:
-        """Where the source tables of restoring tasks resume (their restore stops there): the
-        group's committed offsets, read in one request on the loop's thread."""
-        wanted = [TopicPartition(spec.changelog, t.partition) for t in tasks for spec in t.store_specs
-                  if spec.source_table]
-        if not wanted:
-            return
-        try:
-            got = self.consumer.committed(wanted, timeout=30)
-        except KafkaException as exc:
-            raise StateError(f"cannot read the committed offsets of {fmt(wanted)} to restore their "
-                             f"tables: {exc}") from exc
-        for tp in got:
-            task = self.tasks.task_of(tp.topic, tp.partition)
-            if task is not None:
-                task.committed[tp.topic] = tp.offset if tp.offset >= 0 else None
 
     def drop(self, keys: list[Key]) -> None:
         """Revoked before their task was active: not processed, not committed; the new owner reads them."""
@@ -97,10 +84,10 @@ class RestoringTasks:
         self.consumer.seek(tp)
         return True
 
-    def activate_ready(self) -> int:
+    def activate_ready(self, counted: Callable[[int], None]) -> None:
         """Tasks whose stores the state updater has ready: route their partitions to them and process
-        the records held for them meanwhile, in order, before anything newer; the records processed."""
-        processed = 0
+        the records held for them meanwhile, in order, before anything newer; ``counted(n)`` is told
+        how many, before their positions are tracked."""
         for task, caches in self.updater.take_ready():
             self.tasks.activate(task, caches)
             log.debug("task %s active", task.task_id)
@@ -113,11 +100,10 @@ class RestoringTasks:
                     self.process(held)
                     if not task.active:
                         break  # a corrupted store reset it meanwhile: it is restoring again
-                    processed += len(held)
+                    counted(len(held))
                     self.committer.track_positions([TopicPartition(topic, task.partition, held[-1].offset() + 1)])
                 if rewound:
                     self.consumer.resume([TopicPartition(topic, task.partition)])
-        return processed
 
     # -- corrupted stores --------------------------------------------------------------
     def reset(self, task: Any, exc: StoreCorruptedError) -> None:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from streamlet.broker.admin import ControlTopicAdmin, EmbeddedTopicAdmin, connect
+from confluent_kafka.admin import AdminClient
+
+from streamlet.broker.admin import ControlTopicAdmin, EmbeddedTopicAdmin, admin_settings, connect
 from streamlet.errors import ConfigError, RecordError, StateError, StoreCorruptedError, StreamletError
 from streamlet.runtime.clients import (
     consumer_config,
@@ -26,6 +28,8 @@ from streamlet.runtime.clients import (
 )
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
+from streamlet.runtime.log_start import InputLogStart
+from streamlet.runtime.metrics import Metrics
 from streamlet.runtime.restoring import RestoringTasks, fmt
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
@@ -51,6 +55,7 @@ class Runner:
         self.state: Any = None  # a StateManager when the topology has stores
         self.updater: Any = None  # its StateUpdater: opens and restores stores of new tasks
         self.restoring: RestoringTasks | None = None  # held records, activation, resets
+        self.metrics = Metrics()
         self.processed = 0
         self.ready = threading.Event()
 
@@ -98,12 +103,14 @@ class Runner:
         self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
                                    lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
+        self.admin = AdminClient(admin_settings(bootstrap, cfg.client_config))
+        self.log_start = InputLogStart(self.consumer, self.admin, cfg.on_input_truncated, self.metrics)
         self.tasks = TaskManager(topology, produce, partitions)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
             from streamlet.runtime.state_updater import StateUpdater
 
-            self.state = state = StateManager(cfg, bootstrap, produce, directory)
+            self.state = state = StateManager(cfg, bootstrap, produce, directory, self.metrics)
             self.updater = StateUpdater(state)
             self.tasks.before_close_restoring = self.updater.remove
             self.restoring = RestoringTasks(self.consumer, self.committer, self.tasks, self.updater,
@@ -132,10 +139,12 @@ class Runner:
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         tasks = self.tasks
         assert tasks is not None
-        created = tasks.assign((tp.topic, tp.partition) for tp in partitions)
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        committed = self.log_start.committed(keys)  # before the first fetch: deleted records reported
+        created = tasks.assign(keys)
         restoring = [t for t in created if not t.active]
         if restoring:
-            self.restoring.add(restoring)  # type: ignore[union-attr]
+            self.restoring.add(restoring, committed)  # type: ignore[union-attr]
         log.info("assigned %s", fmt(partitions))
         self.ready.set()
 
@@ -210,7 +219,7 @@ class Runner:
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:
-                self.processed += restoring_tasks.activate_ready()  # type: ignore[union-attr]
+                restoring_tasks.activate_ready(self._count)  # type: ignore[union-attr]
                 if app.stopping:
                     break
             # while tasks restore, come back often to activate them
@@ -227,6 +236,9 @@ class Runner:
             committer.maybe_commit()
             if self.state is not None and self.state.corrupted:
                 self._reset_corrupted()
+
+    def _count(self, n: int) -> None:
+        self.processed += n
 
     def _process(self, msgs: list[Any]) -> None:
         """Run a batch through the tasks' chains (see :meth:`_loop`)."""
@@ -333,6 +345,7 @@ class Runner:
                 self.producer.flush(10)
             self.consumer = None
             self.producer = None
+            self.admin = None
 
 
 def _install_signal_handlers(stop: Any) -> dict[int, Any]:

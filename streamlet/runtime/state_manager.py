@@ -24,6 +24,7 @@ from confluent_kafka import Consumer
 from streamlet.config import Config
 from streamlet.errors import StoreCorruptedError
 from streamlet.state import StateDirectory, StoreCache, restore_store
+from streamlet.runtime.metrics import Metrics
 from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state.restore import RestoreCancelled, list_offsets, restore_consumer_config
 from streamlet.topology.graph import StoreSpec
@@ -40,8 +41,9 @@ class StateManager:
     """
 
     def __init__(self, config: Config, bootstrap: str, produce: Callable[..., None],
-                 directory: StateDirectory | None = None) -> None:
+                 directory: StateDirectory | None = None, metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.directory = directory or StateDirectory(config.state_dir, config.application_id)
         self.bootstrap = bootstrap
         self.produce = produce
@@ -120,9 +122,15 @@ class StateManager:
         if spec.source_table and stop_at is None and self.config.client_config.get(
                 "auto.offset.reset", "earliest") in ("earliest", "smallest", "beginning"):
             stop_at = 0  # nothing committed: processing starts at the beginning
+        # a source table's changelog is an input topic: its deleted records follow the input's setting
+        policy = self.config.on_input_truncated if spec.source_table else self.config.on_changelog_truncated
+        lost: list[int] = []
         count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at,
                               progress=self.progress.callback(spec.name, task.partition), cancel=cancel,
-                              listed=listed)
+                              listed=listed, on_truncated=policy, lost=lost)
+        if lost:
+            self.metrics.inc("changelog_truncated_records", sum(lost), store=spec.name, topic=spec.changelog,
+                             partition=task.partition)
         cache.clear()
         end = cache.store.offsets().get(spec.changelog, 0)
         task.changelog_end[spec.changelog] = end

@@ -15,9 +15,15 @@ the log — an up-to-date store costs one round trip. That record is not
 counted; writing it again is harmless (it is the last record applied before
 the checkpoint, so the store already holds its value).
 
-A checkpoint beyond the end (the changelog was deleted and re-created) or
-before its start (records deleted) cannot be trusted: the store is wiped and
-restored from the start, with a warning.
+A checkpoint beyond the end (the changelog was deleted and re-created)
+cannot be trusted: the store is wiped and restored from the start, with a
+warning. A changelog that starts after the offset the restore needs (its
+checkpoint, or 0 for a new store) lost records to retention or to the
+embedded broker's size cap: ``on_truncated`` decides — ``"fail"`` raises
+:class:`~streamlet.errors.ChangelogTruncatedError` naming store, partition and
+offsets; ``"warn"`` logs it and restores what is left on top of what the
+store holds. A source table's "changelog" is its input topic, whose records
+before its first offset are simply gone for a new store (retention).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any, Callable
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streamlet.errors import StateError
+from streamlet.errors import ChangelogTruncatedError, StateError
 from streamlet.state.store import KeyValueStore
 
 log = logging.getLogger("streamlet.state")
@@ -93,9 +99,12 @@ class _Restore:
 
     def __init__(self, store: KeyValueStore, consumer: Any, topic: str, partition: int,
                  progress: Progress | None, batch_size: int, idle_timeout_s: float, probe_timeout_s: float,
-                 log_interval_s: float, stop_at: int | None = None, cancel: Any = None) -> None:
+                 log_interval_s: float, stop_at: int | None = None, cancel: Any = None,
+                 on_truncated: str = "fail") -> None:
         self.store, self.consumer, self.topic, self.partition = store, consumer, topic, partition
-        self.stop_at, self.cancel = stop_at, cancel
+        self.stop_at, self.cancel, self.on_truncated = stop_at, cancel, on_truncated
+        #: records the changelog had lost when this restore needed them (``warn``: restored without)
+        self.lost = 0
         self.tp = TopicPartition(topic, partition)
         self.progress, self.batch_size = progress, batch_size
         self.idle_timeout_s, self.probe_timeout_s = idle_timeout_s, probe_timeout_s
@@ -110,12 +119,10 @@ class _Restore:
     def run(self, listed: tuple[int, int] | None = None) -> int:
         low, listed_high = self.watermarks(listed)
         checkpoint = self.store.offsets().get(self.topic)
-        if checkpoint is not None and checkpoint < low:
-            log.warning("store %s: its checkpoint %d of %s [%d] is before the changelog's first offset %d "
-                        "(records were deleted): wiping it and restoring from the start",
-                        self.store.name, checkpoint, self.topic, self.partition, low)
-            self.store.clear()
-            checkpoint = None
+        source_table = self.stop_at is not None
+        if low > (checkpoint or 0) and (checkpoint is not None or not source_table):
+            self.truncated(checkpoint or 0, low, checkpoint is not None)
+            checkpoint = low  # warn: what the store holds, then what the changelog has left
         start = low if checkpoint is None else checkpoint
         if self.stop_at is not None and start >= self.stop_at:
             return 0  # already there (a source table checkpointed at or past the committed offset)
@@ -132,6 +139,21 @@ class _Restore:
         except _OutOfRange as exc:
             raise StateError(f"changelog {self.topic!r} partition {self.partition} changed while store "
                              f"{self.store.name!r} was restored from it ({exc}); restart to retry") from exc
+
+    def truncated(self, needed: int, low: int, has_checkpoint: bool) -> None:
+        """The changelog starts at ``low`` but the restore needs it from ``needed``: fail or warn."""
+        store, topic, partition = self.store.name, self.topic, self.partition
+        what = f"its checkpoint {needed}" if has_checkpoint else "offset 0 (a new store)"
+        message = (f"changelog {topic!r} partition {partition} starts at offset {low}, but store {store!r} needs "
+                   f"it from {what}: records {needed} to {low - 1} were deleted (retention on the topic, or the "
+                   "embedded broker's ~5 MiB per-partition cap) and the keys they changed would be wrong")
+        if self.on_truncated == "fail":
+            raise ChangelogTruncatedError(
+                f"{message}. The worker stops; to accept the loss and restore what is left, set "
+                "on_changelog_truncated='warn' (STREAMLET_ON_CHANGELOG_TRUNCATED=warn; for a table, "
+                "on_input_truncated). Changelog topics need cleanup.policy=compact and no retention.")
+        self.lost += low - needed
+        log.warning("%s; restoring what is left (on_changelog_truncated='warn')", message)
 
     def read(self, start: int, low: int, listed_high: int) -> int:
         """Apply records from ``start`` to the end; the records read (not counting the re-read one)."""
@@ -278,7 +300,8 @@ class _Restore:
 def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: int, *,
                   progress: Progress | None = None, batch_size: int = 10_000, idle_timeout_s: float = 30.0,
                   probe_timeout_s: float = 5.0, log_interval_s: float = 5.0, stop_at: int | None = None,
-                  cancel: Any = None, listed: tuple[int, int] | None = None) -> int:
+                  cancel: Any = None, listed: tuple[int, int] | None = None, on_truncated: str = "fail",
+                  lost: list[int] | None = None) -> int:
     """Apply ``topic[partition]`` from the store's checkpoint to the end; return the records read.
 
     ``stop_at`` ends the restore before that offset instead: a source table
@@ -297,9 +320,15 @@ def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: in
     :class:`RestoreCancelled`. ``listed``: the watermarks from :func:`list_offsets`,
     asked ahead (else asked here). Raises :class:`~streamlet.errors.StateError` when the
     changelog cannot be read (missing topic, no progress for
-    ``idle_timeout_s``).
+    ``idle_timeout_s``). ``on_truncated``: ``"fail"`` raises
+    :class:`~streamlet.errors.ChangelogTruncatedError` when records the restore needs were
+    deleted, ``"warn"`` restores what is left and appends how many were lost to ``lost``.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    return _Restore(store, consumer, topic, partition, progress, batch_size, idle_timeout_s, probe_timeout_s,
-                    log_interval_s, stop_at, cancel).run(listed)
+    restore = _Restore(store, consumer, topic, partition, progress, batch_size, idle_timeout_s, probe_timeout_s,
+                       log_interval_s, stop_at, cancel, on_truncated)
+    count = restore.run(listed)
+    if lost is not None and restore.lost:
+        lost.append(restore.lost)
+    return count

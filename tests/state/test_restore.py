@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamlet.broker.mock import MockCluster
-from streamlet.errors import StateError
+from streamlet.errors import ChangelogTruncatedError, StateError
 from streamlet.state import InMemoryStore, RocksDBStore, restore_consumer_config, restore_store
 
 TOPIC = "app-s-changelog"
@@ -274,15 +274,48 @@ def test_a_stale_cached_watermark_does_not_end_the_restore_early() -> None:
     assert store.get(b"k79") == b"v79" and store.offsets() == {TOPIC: 80}
 
 
-def test_a_checkpoint_below_the_first_offset_wipes_and_restores(caplog) -> None:
+def test_a_checkpoint_below_the_first_offset_is_a_truncated_changelog() -> None:
+    """Records the store still needed were deleted: by default the restore fails, naming it all."""
     log = [(b"k%d" % i, b"v%d" % i) for i in range(60)]
     store = InMemoryStore("s")
-    store.write({b"stale": b"x"}, {TOPIC: 10})
+    store.write({b"old": b"x"}, {TOPIC: 10})
     consumer = ScriptedConsumer(log, listed_high=60, low=20)
+    with pytest.raises(ChangelogTruncatedError) as info:
+        restore_store(store, consumer, TOPIC, 0)
+    message = str(info.value)
+    assert f"changelog {TOPIC!r} partition 0 starts at offset 20" in message
+    assert "store 's' needs it from its checkpoint 10: records 10 to 19 were deleted" in message
+    assert "on_changelog_truncated='warn'" in message
+    assert store.offsets() == {TOPIC: 10} and consumer.consumed == 0  # nothing touched
+
+
+def test_warn_restores_what_is_left_on_top_of_the_store(caplog) -> None:
+    log = [(b"k%d" % i, b"v%d" % i) for i in range(60)]
+    store = InMemoryStore("s")
+    store.write({b"old": b"x", b"k25": b"stale"}, {TOPIC: 10})
+    consumer = ScriptedConsumer(log, listed_high=60, low=20)
+    lost: list[int] = []
     with caplog.at_level(logging.WARNING, logger="streamlet.state"):
-        assert restore_store(store, consumer, TOPIC, 0) == 40
-    assert "before the changelog's first offset 20" in caplog.text
-    assert store.get(b"stale") is None and store.get(b"k20") == b"v20" and store.get(b"k19") is None
+        assert restore_store(store, consumer, TOPIC, 0, on_truncated="warn", lost=lost) == 40
+    assert "records 10 to 19 were deleted" in caplog.text and lost == [10]
+    # the keys the store had are kept (only those changed in 10..19 may be stale), the rest applied
+    assert store.get(b"old") == b"x" and store.get(b"k25") == b"v25" and store.get(b"k19") is None
+    assert store.offsets() == {TOPIC: 60}
+
+
+def test_a_new_store_whose_changelog_lost_its_start_is_truncated_too() -> None:
+    consumer = ScriptedConsumer([(b"k%d" % i, b"v") for i in range(30)], listed_high=30, low=5)
+    with pytest.raises(ChangelogTruncatedError, match="from offset 0 \\(a new store\\): records 0 to 4"):
+        restore_store(InMemoryStore("s"), consumer, TOPIC, 0)
+
+
+def test_a_source_tables_topic_may_start_late_for_a_new_store() -> None:
+    """A table's input topic with retention: its first records are gone for everyone, not lost by us."""
+    log = [(b"k%d" % i, b"v%d" % i) for i in range(30)]
+    store = InMemoryStore("s")
+    consumer = ScriptedConsumer(log, listed_high=30, low=5)
+    assert restore_store(store, consumer, TOPIC, 0, stop_at=25) == 20
+    assert store.get(b"k5") == b"v5" and store.offsets() == {TOPIC: 25}
 
 
 def test_no_progress_is_a_state_error_not_a_hang() -> None:
