@@ -110,10 +110,11 @@ def check(config: Config) -> None:
         )
     for name in ("on_changelog_truncated", "on_input_truncated", "on_partition_mismatch"):
         value = getattr(config, name)
-        if value not in LOSS_POLICIES:
+        allowed = LOSS_POLICIES + (("ignore",) if name == "on_partition_mismatch" else ())
+        if value not in allowed:
             raise ConfigError(
                 f"{name}={value!r} is not valid: use 'fail' (stop the worker) or 'warn' (log, count and go "
-                f"on) (App({name}=...) or STREAMLET_{name.upper()})"
+                f"on){' or ignore' if 'ignore' in allowed else ''} (App({name}=...) or STREAMLET_{name.upper()})"
             )
     if not isinstance(config.commit_interval_ms, int) or config.commit_interval_ms <= 0:
         raise ConfigError(f"commit_interval_ms={config.commit_interval_ms!r} must be a positive int")

@@ -30,6 +30,7 @@ from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.log_start import InputLogStart
 from streamlet.runtime.metrics import Metrics
+from streamlet.runtime.partition_check import PartitionCheck, copartitioned_external_topics
 from streamlet.runtime.restoring import RestoringTasks, fmt
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
@@ -55,6 +56,7 @@ class Runner:
         self.state: Any = None  # a StateManager when the topology has stores
         self.updater: Any = None  # its StateUpdater: opens and restores stores of new tasks
         self.restoring: RestoringTasks | None = None  # held records, activation, resets
+        self.partition_check: PartitionCheck | None = None  # keys of joined inputs on the right partition
         self.metrics = Metrics()
         self.processed = 0
         self.ready = threading.Event()
@@ -105,6 +107,9 @@ class Runner:
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
         self.admin = AdminClient(admin_settings(bootstrap, cfg.client_config))
         self.log_start = InputLogStart(self.consumer, self.admin, cfg.on_input_truncated, self.metrics)
+        watched = copartitioned_external_topics(topology) if cfg.on_partition_mismatch != "ignore" else set()
+        self.partition_check = PartitionCheck({t: partitions[t] for t in watched}, cfg.on_partition_mismatch,
+                                              self.metrics) if watched else None
         self.tasks = TaskManager(topology, produce, partitions)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
@@ -216,6 +221,7 @@ class Runner:
         updater, restoring_tasks = self.updater, self.restoring
         held = restoring_tasks.held if restoring_tasks is not None else {}
         process = self._process
+        check = self.partition_check.check if self.partition_check is not None else None
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:
@@ -225,6 +231,8 @@ class Runner:
             # while tasks restore, come back often to activate them
             msgs = consume(batch, 0.01 if restoring else 0.2)
             if msgs:
+                if check is not None:
+                    check(msgs)
                 process(msgs)
                 self.processed += len(msgs)
                 committer.track_positions(position(assignment()))
