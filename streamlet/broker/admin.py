@@ -136,7 +136,7 @@ class ControlTopicAdmin(_MetadataAdmin):
         missing = {t: n for t, n in topics.items() if t not in have}
         if not missing:
             return
-        producer = Producer({"bootstrap.servers": self.bootstrap_servers})
+        producer = Producer({"bootstrap.servers": self.bootstrap_servers, "partitioner": "murmur2_random"})
         producer.produce(CONTROL_TOPIC, orjson.dumps({"create": missing}))
         if producer.flush(timeout) != 0:
             raise ConfigError(f"the streamlet broker at {self.bootstrap_servers} did not take the request")

@@ -87,3 +87,28 @@ def test_fail_stops_the_worker_at_the_first_mismatch(tmp_path: Path) -> None:
     enriched, errors = run_join(app, bootstrap)
     assert len(errors) == 1 and isinstance(errors[0], DataLossError), errors
     assert "topic 'users'" in str(errors[0]) and "on_partition_mismatch='fail'" in str(errors[0])
+
+
+def test_streamlets_own_outputs_are_partitioned_with_murmur2(tmp_path: Path) -> None:
+    """Sinks put every key where Kafka's Java clients (and a streamlet join) look for it, whatever
+    partitioner wrote the input."""
+    from streamlet.partitioner import murmur2_partition
+    from tests.integration.kafka_io import read_all
+
+    app = sl.App("cp-sink", brokers="embedded", state_dir=str(tmp_path), commit_interval_ms=100)
+    app.stream("in").map_values(lambda v: {**v, "seen": True}).to("out")
+    broker = app.embedded_broker()
+    broker.create_topic("in", 4)
+    broker.create_topic("out", 4)
+    keys = [f"key-{i}" for i in range(200)]
+    send(broker.bootstrap_servers, "in", [(k, {"k": k}) for k in keys])  # CRC32 on the way in
+    with app_in_thread(app) as errors:
+        deadline = time.monotonic() + 20
+        while not errors and time.monotonic() < deadline:
+            out = read_all(broker.bootstrap_servers, "out", 4)
+            if len(out) == len(keys):
+                break
+            time.sleep(0.2)
+        assert not errors
+        assert sorted(m.key().decode() for m in out) == sorted(keys)
+        assert all(m.partition() == murmur2_partition(m.key(), 4) for m in out)
