@@ -24,8 +24,11 @@ from streamlet.runtime.clients import (
     produce_function,
     producer_config,
 )
+from streamlet.runtime.client_logs import with_client_logger
 from streamlet.runtime.committer import Committer
+from streamlet.runtime.dead_letter import dead_letter_produce
 from streamlet.runtime.error_policy import ErrorPolicy
+from streamlet.runtime.produce_errors import changelog_failure, max_record_bytes, produce_failure
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
 from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
@@ -88,26 +91,32 @@ class Runner:
         cfg, topology = self.config, self.app.topology
         embedded = self.app.embedded_broker() if cfg.embedded else None
         admin = connect(cfg.brokers if not embedded else embedded.bootstrap_servers,
-                        cfg.client_config, embedded)
+                        with_client_logger(cfg.client_config), embedded)
         partitions = prepare_topics(topology, admin, cfg)
         bootstrap = admin.bootstrap_servers
         admin.close()
-        self.producer = make_producer(producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery}))
-        produce = produce_function(self.producer)
+        settings = producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery})
+        self.producer = make_producer(settings)
+        limit = max_record_bytes(settings)  # records above it: ProduceError; dead-letter records: cut to fit
+        produce = produce_function(self.producer, produce_failure(limit))
         mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
                           for t in topics)
         self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
                                                       mock_broker, together))
-        self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
-                                   lambda: self.app.stopping)
-        self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
+        self.committer = committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
+                                               lambda: self.app.stopping)
+        self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter,
+                                  dead_letter_produce(self.producer, limit, committer.fail), limit,
+                                  changelogs=[s.changelog for s in topology.stores.values() if not s.source_table])
+        committer.on_rejected = self.policy.rejected
         self.tasks = TaskManager(topology, produce, partitions)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
             from streamlet.runtime.state_updater import StateUpdater
 
-            self.state = state = StateManager(cfg, bootstrap, produce, directory)
+            changelog_produce = produce_function(self.producer, changelog_failure(limit, committer.fail))
+            self.state = state = StateManager(cfg, bootstrap, changelog_produce, directory)
             self.updater = StateUpdater(state)
             self.tasks.before_close_restoring = self.updater.remove
             tasks = self.tasks
