@@ -102,10 +102,10 @@ class RepeatFilter(logging.Filter):
     def _summarize(self, kind: _Kind, now: float) -> None:
         last = kind.last
         assert last is not None
-        summary = logging.makeLogRecord(last.__dict__)
-        summary.msg = "%s (and %d more like it in the last %.0f s)"
-        summary.args = (last.getMessage(), kind.suppressed, max(now - kind.start, 1))
-        summary.streamlet_summary = True
+        summary = self.logger.makeRecord(
+            last.name, last.levelno, last.pathname, last.lineno, "%s (and %d more like it in the last %.0f s)",
+            (last.getMessage(), kind.suppressed, max(now - kind.start, 1)), None,
+            extra={"streamlet_summary": True})
         self.logger.handle(summary)
 
 
