@@ -25,7 +25,7 @@ globals of the generated code. For ``stream.filter(f).map_values(g).to("out")``
             except BufferError:
                 produce_9(topic_6, vb10, kb, -1, ts7, m.headers())
             except KafkaException as exc:                        # refused (too large...):
-                produce_failed_10(exc, topic_6, vb10, kb, m.headers())  # raises ProduceError
+                produce_failed_11(exc, topic_6, vb10, kb, m.headers())  # raises ProduceError
             del vb10
 
     def run_source_orders(m, rest):        # the runtime: a run of records of partition 3

@@ -131,7 +131,6 @@ def _sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     # only when its queue is full does the waiting wrapper take over
     fn, slow = w.bind(raw, "produce_raw"), w.bind(produce, "produce")
     failed = getattr(produce, "failed", None)
-    failed = getattr(produce, "failed", None)
     vb = w.var("vb")
     w.emit(depth, f"{vb} = {value}")
     encoded = [vb]
@@ -144,10 +143,6 @@ def _sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.emit(depth + 1, f"{fn}({topic}, {vb}, {key}, -1, None, None, {ts}, m.headers())")
     w.emit(depth, "except BufferError:")
     w.emit(depth + 1, f"{slow}({topic}, {vb}, {key}, -1, {ts}, m.headers())")
-    if failed is not None:
-        # a record the producer refuses (too large...): a typed error the error policy handles
-        w.emit(depth, "except KafkaException as exc:")
-        w.emit(depth + 1, f"{w.bind(failed, 'produce_failed')}(exc, {topic}, {vb}, {key}, m.headers())")
     if failed is not None:
         # a record the producer refuses (too large...): a typed error the error policy handles
         w.emit(depth, "except KafkaException as exc:")
