@@ -30,6 +30,24 @@ class SerializationError(StreamletError):
     """A key or value could not be serialized or deserialized."""
 
 
+class ProduceError(StreamletError):
+    """A record the producer or the broker refused (too large, invalid): a record error under
+    ``on_error``, like Kafka Streams' production exception handler.
+
+    ``topic`` is the topic it was for, ``size`` its key + value + headers in
+    bytes, ``code`` librdkafka's error name (e.g. ``MSG_SIZE_TOO_LARGE``).
+    """
+
+    def __init__(self, message: str, topic: str, size: int, code: str) -> None:
+        self.topic, self.size, self.code = topic, size, code
+        super().__init__(message)
+
+
+class FieldError(StreamletError):
+    """An aggregator reads a field of a record value that is not a dict: a bad record under
+    ``on_error`` (a ``None`` value, a tombstone, is not one)."""
+
+
 class RecordError(StreamletError):
     """Processing one input record failed.
 
@@ -49,24 +67,6 @@ class RecordError(StreamletError):
             f"{type(cause).__name__}: {cause} (on_error={policy!r}; use on_error='skip' "
             "or 'dead_letter' to keep going past bad records)"
         )
-
-
-class ProduceError(StreamletError):
-    """A record the producer or the broker refused (too large, invalid): a record error under
-    ``on_error``, like Kafka Streams' production exception handler.
-
-    ``topic`` is the topic it was for, ``size`` its key + value + headers in
-    bytes, ``code`` librdkafka's error name (e.g. ``MSG_SIZE_TOO_LARGE``).
-    """
-
-    def __init__(self, message: str, topic: str, size: int, code: str) -> None:
-        self.topic, self.size, self.code = topic, size, code
-        super().__init__(message)
-
-
-class FieldError(StreamletError):
-    """An aggregator reads a field of a record value that is not a dict: a bad record under
-    ``on_error`` (a ``None`` value, a tombstone, is not one)."""
 
 
 class DeliveryError(StreamletError):

@@ -108,16 +108,25 @@ def make_producer(settings: dict[str, Any]) -> Producer:
         ) from exc
 
 
-def produce_function(producer: Producer, failed: Failure | None = None) -> Callable[..., None]:
+def max_record_bytes(settings: dict[str, Any]) -> int:
+    """The producer's ``message.max.bytes`` in ``settings`` (librdkafka's default if unset)."""
+    try:
+        return int(settings.get("message.max.bytes", DEFAULT_MAX_BYTES))
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_BYTES
+
+
+def produce_function(producer: Producer, max_bytes: int = DEFAULT_MAX_BYTES,
+                     failed: Failure | None = None) -> Callable[..., None]:
     """``produce(topic, value, key, partition, timestamp, headers)`` that waits when the queue is full.
 
     A record ``produce()`` refuses (``KafkaException``) goes to ``failed(exc, topic, value, key,
-    headers)``, which raises a typed error (default: :func:`produce_failure`, a ``ProduceError``
-    for a record too large, under the error policy)."""
+    headers)``, which raises a typed error (default: :func:`produce_failure`: a ``ProduceError``,
+    under the error policy, for a record over ``max_bytes``, the producer's ``message.max.bytes``)."""
     raw = producer.produce
     poll = producer.poll
     if failed is None:
-        failed = produce_failure(DEFAULT_MAX_BYTES)
+        failed = produce_failure(max_bytes)
 
     # positional arguments: (topic, value, key, partition, callback, on_delivery, timestamp, headers);
     # keywords would cost a dict and a slower parse per record

@@ -7,8 +7,9 @@ import traceback
 from typing import Any, Iterable
 
 from streamlet.errors import DeliveryError, ProduceError, RecordError
-from streamlet.runtime.dead_letter import error_header, fit
-from streamlet.runtime.produce_errors import DEFAULT_MAX_BYTES, rejection_text
+from streamlet.runtime.clients import produce_function
+from streamlet.runtime.dead_letter import dead_letter_produce, error_header, fit
+from streamlet.runtime.produce_errors import DEFAULT_MAX_BYTES, changelog_failure, rejection_text
 from streamlet.topology.context import Produce
 
 log = logging.getLogger("streamlet.errors")
@@ -40,6 +41,16 @@ class ErrorPolicy:
         self.changelogs = frozenset(changelogs)
         self.skipped = 0
         self.dead_lettered = 0
+
+    def connect(self, producer: Any, committer: Any, max_bytes: int, topology: Any) -> Produce:
+        """In a worker: dead-letter records go to ``producer`` (cut to ``max_bytes``), the records the
+        broker rejects come from ``committer``; returns the produce function of changelog records (their
+        errors always stop the worker: :func:`changelog_failure`)."""
+        self.produce = dead_letter_produce(producer, max_bytes, committer.fail)
+        self.max_bytes = max_bytes
+        self.changelogs = frozenset(s.changelog for s in topology.stores.values() if not s.source_table)
+        committer.on_rejected = self.rejected
+        return produce_function(producer, max_bytes, changelog_failure(max_bytes, committer.fail))
 
     def handle(self, msg: Any, exc: BaseException, stage: str) -> None:
         if isinstance(exc, DeliveryError):

@@ -57,14 +57,6 @@ _ADVICE = {
 Failure = Callable[[KafkaException, str, Any, Any, Any], NoReturn]
 
 
-def max_record_bytes(settings: dict[str, Any]) -> int:
-    """The producer's ``message.max.bytes`` in ``settings`` (librdkafka's default if unset)."""
-    try:
-        return int(settings.get("message.max.bytes", DEFAULT_MAX_BYTES))
-    except (TypeError, ValueError):
-        return DEFAULT_MAX_BYTES
-
-
 def record_size(value: Any, key: Any, headers: Any) -> int:
     """Bytes of key + value + header names and values."""
     size = len(value or b"") + len(key or b"")

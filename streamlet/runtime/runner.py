@@ -21,14 +21,13 @@ from streamlet.runtime.clients import (
     consumer_config,
     make_consumer,
     make_producer,
+    max_record_bytes,
     produce_function,
     producer_config,
+    with_client_logger,
 )
-from streamlet.runtime.client_logs import with_client_logger
 from streamlet.runtime.committer import Committer
-from streamlet.runtime.dead_letter import dead_letter_produce
 from streamlet.runtime.error_policy import ErrorPolicy
-from streamlet.runtime.produce_errors import changelog_failure, max_record_bytes, produce_failure
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
 from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
@@ -97,25 +96,22 @@ class Runner:
         admin.close()
         settings = producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery})
         self.producer = make_producer(settings)
-        limit = max_record_bytes(settings)  # records above it: ProduceError; dead-letter records: cut to fit
-        produce = produce_function(self.producer, produce_failure(limit))
+        limit = max_record_bytes(settings)  # a larger record is a ProduceError; dead-letter records: cut to fit
+        produce = produce_function(self.producer, limit)
         mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
                           for t in topics)
         self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
                                                       mock_broker, together))
-        self.committer = committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
-                                               lambda: self.app.stopping)
-        self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter,
-                                  dead_letter_produce(self.producer, limit, committer.fail), limit,
-                                  changelogs=[s.changelog for s in topology.stores.values() if not s.source_table])
-        committer.on_rejected = self.policy.rejected
+        self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
+                                   lambda: self.app.stopping)
+        self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
         self.tasks = TaskManager(topology, produce, partitions)
+        changelog_produce = self.policy.connect(self.producer, self.committer, limit, topology)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
             from streamlet.runtime.state_updater import StateUpdater
 
-            changelog_produce = produce_function(self.producer, changelog_failure(limit, committer.fail))
             self.state = state = StateManager(cfg, bootstrap, changelog_produce, directory)
             self.updater = StateUpdater(state)
             self.tasks.before_close_restoring = self.updater.remove

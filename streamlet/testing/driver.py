@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from streamlet.errors import TopologyError
 from streamlet.record import Record, RecordMessage
 from streamlet.runtime.error_policy import ErrorPolicy
-from streamlet.runtime.produce_errors import max_record_bytes, record_size, too_large
+from streamlet.runtime.clients import max_record_bytes
+from streamlet.runtime.produce_errors import record_size, too_large
 from streamlet.runtime.store_view import StoreView
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.topology.compile import DeserializationFailure

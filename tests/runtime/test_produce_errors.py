@@ -51,7 +51,7 @@ def test_an_output_too_large_for_the_producer_goes_through_the_policy(producer: 
     try:
         app = sl.App("big", on_error=policy)
         app.stream("in", value_serde=sl.serde.bytes()).to("out", value_serde=sl.serde.bytes())
-        tasks = TaskManager(app.topology, produce_function(producer, produce_failure(LIMIT)), {"in": 1, "out": 1})
+        tasks = TaskManager(app.topology, produce_function(producer, LIMIT), {"in": 1, "out": 1})
         tasks.assign([("in", 0)])
     finally:
         codegen.enabled = old
