@@ -30,6 +30,7 @@ INTERVAL_S = 30.0
 MAX_KINDS = 1000
 
 _NUMBERS = re.compile(r"\d+")
+DEBUG, CRITICAL = logging.DEBUG, logging.CRITICAL
 
 
 class _Kind:
@@ -55,8 +56,8 @@ class RepeatFilter(logging.Filter):
         self._timer: threading.Timer | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "streamlet_summary", False) or not logging.DEBUG < record.levelno < logging.CRITICAL:
-            return True
+        if getattr(record, "streamlet_summary", False) or not DEBUG < record.levelno < CRITICAL:
+            return True  # summaries; fatal errors; debug lines (asked for)
         key = _kind_of(record)
         now = self.clock()
         with self._lock:
@@ -102,10 +103,10 @@ class RepeatFilter(logging.Filter):
     def _summarize(self, kind: _Kind, now: float) -> None:
         last = kind.last
         assert last is not None
-        summary = self.logger.makeRecord(
-            last.name, last.levelno, last.pathname, last.lineno, "%s (and %d more like it in the last %.0f s)",
-            (last.getMessage(), kind.suppressed, max(now - kind.start, 1)), None,
-            extra={"streamlet_summary": True})
+        text = "%s (and %d more like it in the last %.0f s)"
+        args = (last.getMessage(), kind.suppressed, max(now - kind.start, 1))
+        summary = self.logger.makeRecord(last.name, last.levelno, last.pathname, last.lineno, text, args,
+                                         None, extra={"streamlet_summary": True})
         self.logger.handle(summary)
 
 

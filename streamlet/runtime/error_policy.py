@@ -98,7 +98,8 @@ class ErrorPolicy:
         first = f"first: topic {msg.topic()!r} partition {msg.partition()}: {err.name()}: {err.str()}"
         if self.policy == "skip":
             self.skipped += len(records)
-            log.warning("skipped %d output record(s) the broker rejected (on_error='skip'; %s)", len(records), first)
+            log.warning("skipped %d output record(s) the broker rejected (on_error='skip'; %s)",
+                        len(records), first)
             return
         for err, msg in records:
             added = [

@@ -43,9 +43,9 @@ LOCAL_RECORD_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError._UNKN
 
 _ADVICE = {
     KafkaError.MSG_SIZE_TOO_LARGE: "the broker found their batch over the topic's max.message.bytes (it "
-                                   "rejects whole batches): raise max.message.bytes of the topic on the broker "
-                                   "(kafka-configs --alter --add-config max.message.bytes=...) or make the "
-                                   "records smaller",
+                                   "rejects whole batches): raise max.message.bytes of the topic on the "
+                                   "broker (kafka-configs --alter --add-config max.message.bytes=...) or "
+                                   "make the records smaller",
     KafkaError.INVALID_RECORD: "the broker's validation of the record failed (for instance a record without "
                                "a key on a compacted topic)",
     KafkaError.INVALID_TIMESTAMP: "the record's timestamp is outside the topic's "
@@ -100,8 +100,8 @@ def produce_failure(limit: int) -> Failure:
         if code == KafkaError.MSG_SIZE_TOO_LARGE:
             raise too_large(topic, size, limit) from exc
         if code in LOCAL_RECORD_ERRORS:
-            raise ProduceError(f"the producer refused a {size:,}-byte record for topic {topic!r}: {name}: {text}",
-                               topic, size, name) from exc
+            raise ProduceError(f"the producer refused a {size:,}-byte record for topic {topic!r}: {name}: "
+                               f"{text}", topic, size, name) from exc
         raise DeliveryError(f"the producer refused a record for topic {topic!r}: {name}: {text}; input "
                             "offsets after the last commit were not committed") from exc
 
@@ -116,9 +116,9 @@ def changelog_failure(limit: int, on_fatal: Callable[[StreamletError], None]) ->
         code, name, text = _error(exc)
         size = record_size(value, key, headers)
         advice = size_advice(topic, limit, changelog=True) if code == KafkaError.MSG_SIZE_TOO_LARGE else text
-        error = DeliveryError(f"a {size:,}-byte changelog record for {topic!r} cannot be produced ({name}); a "
-                              "changelog record is never skipped (the store would differ from its changelog): "
-                              f"{advice}. Nothing after the last commit was committed")
+        error = DeliveryError(f"a {size:,}-byte changelog record for {topic!r} cannot be produced ({name}); "
+                              "a changelog record is never skipped (the store would differ from its "
+                              f"changelog): {advice}. Nothing after the last commit was committed")
         on_fatal(error)
         raise error from exc
 

@@ -96,7 +96,7 @@ class Runner:
         admin.close()
         settings = producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery})
         self.producer = make_producer(settings)
-        limit = max_record_bytes(settings)  # a larger record is a ProduceError; dead-letter records: cut to fit
+        limit = max_record_bytes(settings)  # a larger record: ProduceError; a dead-letter record: cut to fit
         produce = produce_function(self.producer, limit)
         mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1

@@ -75,7 +75,7 @@ def test_kinds_are_per_client_and_text_and_critical_or_debug_lines_always_pass(l
     logger, repeat, clock, lines = logged
     refused(logger, client="rdkafka#consumer-1")
     refused(logger, client="rdkafka#producer-2")
-    logger.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", "Disconnected (after 5ms in state UP)")
+    logger.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", "Disconnected (after 5ms in UP)")
     assert len(lines) == 3
     for _ in range(3):
         logger.log(logging.CRITICAL, "%s [%s] %s", "FATAL", "rdkafka#producer-2", "Fatal error: fenced")

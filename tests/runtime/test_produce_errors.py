@@ -66,7 +66,8 @@ def test_an_output_too_large_for_the_producer_goes_through_the_policy(producer: 
         exc = error
     else:
         raise AssertionError("the oversized record went through")
-    assert isinstance(exc, ProduceError) and exc.topic == "out" and exc.size == LIMIT * 2 + len(b"k") + len("trace") + len(b"t")
+    assert isinstance(exc, ProduceError) and exc.topic == "out"
+    assert exc.size == LIMIT * 2 + len(b"k") + len("trace") + len(b"t")  # value, key, header
     assert "message.max.bytes" in str(exc) and "max.message.bytes of topic 'out'" in str(exc)
     sent, produce = dead_letters()
     policy_ = ErrorPolicy(policy, "big-dlq", produce, LIMIT)
@@ -139,13 +140,15 @@ def test_a_dead_letter_record_refused_or_rejected_is_sent_again_without_its_valu
     send("dlq", b"value", b"k", -1, 0, [("streamlet.error", b"e")])  # refused at produce(): sent again
     ((topic, value, key, headers, on_delivery),) = p.sent
     assert (topic, value, key) == ("dlq", b"", b"k")
-    assert headers == {"streamlet.error": b"e", "streamlet.value.truncated": b"true", "streamlet.value.size": b"5"}
+    assert headers == {"streamlet.error": b"e", "streamlet.value.truncated": b"true",
+                       "streamlet.value.size": b"5"}
     on_delivery(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), None)  # the broker rejects that one too
     assert len(fatal) == 1 and isinstance(fatal[0], DeliveryError) and "'dlq'" in str(fatal[0])
 
     p, fatal = FakeProducer(), []
     send = dead_letter_produce(p, LIMIT, fatal.append)
-    send("dlq", b"value", b"k", -1, 0, [("streamlet.value.truncated", b"true"), ("streamlet.value.size", b"9999")])
+    cut = [("streamlet.value.truncated", b"true"), ("streamlet.value.size", b"9999")]
+    send("dlq", b"value", b"k", -1, 0, cut)
     p.sent[0][4](KafkaError(KafkaError.INVALID_RECORD), None)  # rejected: once more, value dropped
     assert p.sent[1][1] == b"" and p.sent[1][3]["streamlet.value.size"] == b"9999" and not fatal
     p.sent[0][4](KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED), None)  # not the record's fault
@@ -209,7 +212,8 @@ def test_rejected_outputs_are_skipped_or_dead_lettered_and_the_commit_goes_on(po
     sent, produce = dead_letters()
     errors = ErrorPolicy(policy, "dlq", produce, LIMIT, changelogs=["app-s-changelog"])
     committer, producer, consumer = committer_with(errors)
-    producer.reports = [(TOO_LARGE, Delivered("out", 1, b"a", b"1")), (TOO_LARGE, Delivered("out", 1, b"b", b"2"))]
+    producer.reports = [(TOO_LARGE, Delivered("out", 1, b"a", b"1")),
+                        (TOO_LARGE, Delivered("out", 1, b"b", b"2"))]
     committer.track("in", 0, 10)
     assert committer.commit()
     assert consumer.commits == [{("in", 0): 10}]
@@ -220,11 +224,13 @@ def test_rejected_outputs_are_skipped_or_dead_lettered_and_the_commit_goes_on(po
     assert [(v, k) for _, v, k, _, _ in sent] == [(b"1", b"a"), (b"2", b"b")]
     headers = sent[0][4]
     assert headers["streamlet.output.topic"] == b"out" and headers["streamlet.output.partition"] == b"1"
-    assert headers["streamlet.error.type"] == b"MSG_SIZE_TOO_LARGE" and headers["streamlet.stage"] == b"produce"
+    assert headers["streamlet.error.type"] == b"MSG_SIZE_TOO_LARGE"
+    assert headers["streamlet.stage"] == b"produce"
 
 
 @pytest.mark.parametrize("policy,topic,match", [
-    ("fail", "out", r"2 output record\(s\) were not delivered.*topic 'out'.*max.message.bytes.*on_error='skip'"),
+    ("fail", "out", r"2 output record\(s\) were not delivered.*topic 'out'.*max.message.bytes.*"
+                    r"on_error='skip'"),
     ("skip", "app-s-changelog", r"changelog record.*never skipped.*'app-s-changelog'"),
 ])
 def test_rejected_outputs_under_fail_and_changelog_records_stop_and_stick(policy: str, topic: str,
@@ -244,7 +250,7 @@ def test_other_delivery_errors_stay_fatal_and_name_the_topic() -> None:
     committer, producer, consumer = committer_with(ErrorPolicy("skip", "dlq", dead_letters()[1]))
     producer.reports = [(KafkaError(KafkaError._MSG_TIMED_OUT), Delivered("out", 3))]
     committer.track("in", 0, 10)
-    with pytest.raises(DeliveryError, match=r"1 output record\(s\) were not delivered \(first: to topic 'out' "
-                                            r"partition 3: _MSG_TIMED_OUT"):
+    lost = r"1 output record\(s\) were not delivered \(first: to topic 'out' partition 3: _MSG_TIMED_OUT"
+    with pytest.raises(DeliveryError, match=lost):
         committer.commit()
     assert consumer.commits == []

@@ -70,7 +70,8 @@ def test_bad_values_are_skipped_or_dead_lettered_and_tombstones_and_missing_fiel
 
 
 @pytest.mark.parametrize("agg", [
-    sl.agg.first_value("name"), sl.agg.min_by("name", by=sl.agg.TIMESTAMP), sl.agg.collect_list("name", limit=1),
+    sl.agg.first_value("name"), sl.agg.min_by("name", by=sl.agg.TIMESTAMP),
+    sl.agg.collect_list("name", limit=1),
     sl.agg.earliest_by_offset("name", n=1), sl.agg.count("name"), sl.agg.collect_set("name"),
     sl.agg.top_k("name", 2), sl.agg.max_by("x", by="name"),
 ], ids=repr)
