@@ -30,10 +30,29 @@ class SerializationError(StreamletError):
     """A key or value could not be serialized or deserialized."""
 
 
+class ProduceError(StreamletError):
+    """A record the producer or the broker refused (too large, invalid): a record error under
+    ``on_error``, like Kafka Streams' production exception handler.
+
+    ``topic`` is the topic it was for, ``size`` its key + value + headers in
+    bytes, ``code`` librdkafka's error name (e.g. ``MSG_SIZE_TOO_LARGE``).
+    """
+
+    def __init__(self, message: str, topic: str, size: int, code: str) -> None:
+        self.topic, self.size, self.code = topic, size, code
+        super().__init__(message)
+
+
+class FieldError(StreamletError):
+    """An aggregator reads a field of a record value that is not a dict: a bad record under
+    ``on_error`` (a ``None`` value, a tombstone, is not one)."""
+
+
 class RecordError(StreamletError):
     """Processing one input record failed.
 
-    ``stage`` is ``"deserialize"`` or ``"process"``; ``policy`` the error
+    ``stage`` is ``"deserialize"``, ``"process"`` or ``"produce"`` (an output
+    it made could not be produced: :class:`ProduceError`); ``policy`` the error
     policy that was applied (``fail`` / ``skip`` / ``dead_letter``).
     """
 
@@ -41,7 +60,8 @@ class RecordError(StreamletError):
                  cause: BaseException, policy: str = "fail") -> None:
         self.topic, self.partition, self.offset = topic, partition, offset
         self.stage, self.cause, self.policy = stage, cause, policy
-        what = "could not deserialize" if stage == "deserialize" else "failed processing"
+        what = {"deserialize": "could not deserialize", "produce": "could not produce the output of"}.get(
+            stage, "failed processing")
         super().__init__(
             f"{what} record at topic {topic!r} partition {partition} offset {offset}: "
             f"{type(cause).__name__}: {cause} (on_error={policy!r}; use on_error='skip' "

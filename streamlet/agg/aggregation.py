@@ -171,7 +171,7 @@ def inline_update(agg: Aggregator, i: int, namespace: dict[str, Any], f: str, fi
     Only for built-in aggregators whose ``add`` is known; the unusual cases (a
     missing field, a record out of offset order, a value that is not a dict)
     still call ``f``, the aggregator's own ``add``, so the result is always
-    what ``add`` returns.
+    what ``add`` returns (for a value that is not a dict: a ``FieldError``).
     """
     from streamlet.agg.by_offset import EarliestByOffset, LatestByOffset
     from streamlet.agg.numeric import CountAll
@@ -181,10 +181,12 @@ def inline_update(agg: Aggregator, i: int, namespace: dict[str, Any], f: str, fi
     if kind is CountAll:
         return InlineUpdate(None, f"{{state}}[{i}] + 1", (), "", call)
     if kind is EarliestByOffset and agg.n is None:
-        # a later record changes nothing once a value is held
+        # a later record changes nothing once a value is held (a value that is not a dict, where
+        # the field is read by name, goes through add: a bad record)
         namespace[f] = agg.add
         order = "" if newer else " and {offset} >= {s}[0]"
-        return InlineUpdate(f"({{s}} := {{state}}[{i}]) is not None{order}", "", (), "", call)
+        dict_only = "{value}.__class__ is dict and " if agg.check is not None else ""
+        return InlineUpdate(f"{dict_only}({{s}} := {{state}}[{i}]) is not None{order}", "", (), "", call)
     if kind is not LatestByOffset:
         return None
     getter = getattr(agg.get, "__defaults__", None)

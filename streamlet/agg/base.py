@@ -51,16 +51,17 @@ A user aggregator subclasses :class:`Aggregator` (or uses
             return 0 if state is None else state[1] - state[0]
 
 Field selection (``field`` of every aggregator, ``by`` of ``min_by`` /
-``max_by``): a ``str`` is a key of a dict value (a missing key, or a value
-that is not a dict, gives ``None``); a callable is called with the value;
-``None`` means the whole value.
+``max_by``): a ``str`` is a key of a dict value (a missing key gives
+``None``; a value that is not a dict — a string, a list, a number — is a bad
+record: :class:`~streamlet.errors.FieldError`, under ``on_error``); a
+callable is called with the value; ``None`` means the whole value.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from streamlet.errors import TopologyError
+from streamlet.errors import FieldError, TopologyError
 
 Field = str | Callable[[Any], Any] | None
 
@@ -71,13 +72,18 @@ Field = str | Callable[[Any], Any] | None
 TIMESTAMP = "timestamp"
 
 
-def field_getter(field: Field, what: str = "field") -> Callable[[Any], Any]:
-    """``None`` → the whole value; a str → that key of a dict value (else None); a callable as is."""
+def field_getter(field: Field, what: str = "field", owner: Any = None) -> Callable[[Any], Any]:
+    """``None`` → the whole value; a str → that key of a dict value (None for a None value, a
+    :class:`FieldError` naming ``owner`` for any other value); a callable as is."""
     if field is None:
         return _whole
     if isinstance(field, str):
         def get(v: Any, _f: str = field) -> Any:
-            return v.get(_f) if isinstance(v, dict) else None
+            if isinstance(v, dict):
+                return v.get(_f)
+            if v is None:
+                return None
+            raise not_a_dict(owner, what, _f, v)
 
         return get
     if callable(field):
@@ -90,6 +96,16 @@ def field_getter(field: Field, what: str = "field") -> Callable[[Any], Any]:
 
 def _whole(v: Any) -> Any:
     return v
+
+
+def not_a_dict(owner: Any, what: str, field: str, value: Any) -> FieldError:
+    text = repr(value)
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    who = repr(owner) if owner is not None else "an aggregator"
+    return FieldError(
+        f"{who} reads {what} {field!r} of each record value, but "
+        f"this value is a {type(value).__name__}, not a dict (a JSON object): {shown}"
+    )
 
 
 def field_repr(field: Field) -> str:
@@ -191,6 +207,16 @@ class BuiltinAggregator(Aggregator):
     uses_timestamp = False
     #: the ksqlDB function of the same meaning when ksqlDB allows it on streams only
     ksql_stream_only: str | None = None
+    #: a getter of a field by name, for ``add`` paths that do not read the field: there a value
+    #: that is not a dict must fail it all the same (``value.__class__ is not dict and ...``)
+    check: Callable[[Any], Any] | None = None
+
+    def field_getter(self, field: Field, what: str = "field") -> Callable[[Any], Any]:
+        """:func:`field_getter` naming this aggregator in its errors (and setting ``check``)."""
+        get = field_getter(field, what, self)
+        if isinstance(field, str):
+            self.check = get
+        return get
 
 
 def table_aggregation_message(columns: list[tuple[str | None, Any]]) -> str:

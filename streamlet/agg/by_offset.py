@@ -17,7 +17,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any
 
-from streamlet.agg.base import TIMESTAMP, BuiltinAggregator, Field, field_getter, field_repr, positive_int
+from streamlet.agg.base import TIMESTAMP, BuiltinAggregator, Field, field_repr, positive_int
 from streamlet.errors import TopologyError
 
 
@@ -31,7 +31,7 @@ class _ByOffset(BuiltinAggregator):
     def __init__(self, field: Field, n: int | None = None, ignore_nulls: bool = True) -> None:
         if not isinstance(ignore_nulls, bool):
             raise TopologyError(f"ignore_nulls must be True or False, got {ignore_nulls!r}")
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self.n = positive_int(n, "n", allow_none=True)
         self.ignore_nulls = ignore_nulls
         args = [field_repr(field)]
@@ -93,12 +93,16 @@ class EarliestByOffset(_ByOffset):
     def add(self, state: Any, value: Any, offset: int, timestamp: int) -> Any:
         if self.n is None:
             if state is not None and offset >= state[0]:
+                if value.__class__ is not dict and self.check:
+                    self.check(value)  # not a dict: a bad record all the same
                 return state  # the usual case: a later record changes nothing
             x = self.get(value)
             if x is None and self.ignore_nulls:
                 return state
             return [offset, x]
         if len(state) >= self.n and offset >= state[-1][0]:
+            if value.__class__ is not dict and self.check:
+                self.check(value)
             return state
         x = self.get(value)
         if x is None and self.ignore_nulls:
@@ -131,11 +135,15 @@ class FirstValue(BuiltinAggregator):
     name = "first_value"
 
     def __init__(self, field: Field) -> None:
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self._args = field_repr(field)
 
     def add(self, state: Any, value: Any, offset: int, timestamp: int) -> Any:
-        return self.get(value) if state is None else state
+        if state is None:
+            return self.get(value)
+        if value.__class__ is not dict and self.check:
+            self.check(value)  # not a dict: a bad record all the same
+        return state
 
     def merge(self, a: Any, b: Any) -> Any:
         return b if a is None else a
@@ -163,10 +171,10 @@ class MinBy(BuiltinAggregator):
                 f"{self.name} needs by=: a field name, a function of the value, or "
                 "sl.agg.TIMESTAMP (\"timestamp\") for the record timestamp"
             )
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self.by_timestamp = by == TIMESTAMP
         self.uses_timestamp = self.by_timestamp
-        self.by = None if self.by_timestamp else field_getter(by, "by")
+        self.by = None if self.by_timestamp else self.field_getter(by, "by")
         self._args = f"{field_repr(field)}, by={field_repr(by)}"
 
     def _wins(self, b: Any, offset: int, state: list[Any]) -> bool:
@@ -175,10 +183,10 @@ class MinBy(BuiltinAggregator):
 
     def add(self, state: Any, value: Any, offset: int, timestamp: int) -> Any:
         b = timestamp if self.by_timestamp else self.by(value)  # type: ignore[misc]
-        if b is None:
-            return state
-        if state is None or self._wins(b, offset, state):
+        if b is not None and (state is None or self._wins(b, offset, state)):
             return [b, offset, self.get(value)]
+        if value.__class__ is not dict and self.check:
+            self.check(value)  # not a dict: a bad record all the same
         return state
 
     def merge(self, a: Any, b: Any) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamlet.agg.base import BuiltinAggregator, Field, field_getter, field_repr, positive_int
+from streamlet.agg.base import BuiltinAggregator, Field, field_repr, positive_int
 
 
 def same(a: Any, b: Any) -> bool:
@@ -60,7 +60,7 @@ class CollectList(BuiltinAggregator):
     name = "collect_list"
 
     def __init__(self, field: Field, limit: int | None = None) -> None:
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self.limit = positive_int(limit, "limit", allow_none=True)
         self._args = field_repr(field) + ("" if limit is None else f", limit={limit}")
 
@@ -69,6 +69,8 @@ class CollectList(BuiltinAggregator):
 
     def add(self, state: list[Any], value: Any, offset: int, timestamp: int) -> list[Any]:
         if self.limit is not None and len(state) >= self.limit:
+            if value.__class__ is not dict and self.check:
+                self.check(value)  # not a dict: a bad record all the same
             return state
         return state + [self.get(value)]
 
@@ -98,7 +100,7 @@ class CollectSet(BuiltinAggregator):
     name = "collect_set"
 
     def __init__(self, field: Field, limit: int | None = None) -> None:
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self.limit = positive_int(limit, "limit", allow_none=True)
         self._args = field_repr(field) + ("" if limit is None else f", limit={limit}")
 
@@ -151,7 +153,7 @@ class TopK(BuiltinAggregator):
     name = "top_k"
 
     def __init__(self, field: Field, k: int) -> None:
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self.k = positive_int(k, "k")
         self._args = f"{field_repr(field)}, {k}"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamlet.agg.base import BuiltinAggregator, Field, field_getter, field_repr
+from streamlet.agg.base import BuiltinAggregator, Field, field_repr
 
 
 class CountAll(BuiltinAggregator):
@@ -39,7 +39,7 @@ class CountField(CountAll):
     """Records whose field is not None (``count(field)``; ksqlDB ``COUNT(col)``)."""
 
     def __init__(self, field: Field) -> None:
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self._args = field_repr(field)
 
     def add(self, state: int, value: Any, offset: int, timestamp: int) -> int:
@@ -56,7 +56,7 @@ class Sum(BuiltinAggregator):
     name = "sum"
 
     def __init__(self, field: Field) -> None:
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self._args = field_repr(field)
 
     def initial(self) -> Any:
@@ -82,7 +82,7 @@ class Min(BuiltinAggregator):
     name = "min"
 
     def __init__(self, field: Field) -> None:
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self._args = field_repr(field)
 
     def add(self, state: Any, value: Any, offset: int, timestamp: int) -> Any:
@@ -130,7 +130,7 @@ class Avg(BuiltinAggregator):
     name = "avg"
 
     def __init__(self, field: Field) -> None:
-        self.get = field_getter(field)
+        self.get = self.field_getter(field)
         self._args = field_repr(field)
 
     def initial(self) -> list[Any]:

@@ -8,6 +8,8 @@ from confluent_kafka import Consumer, KafkaException, Producer
 
 from streamlet.config import Config
 from streamlet.errors import ConfigError, client_error_text
+from streamlet.runtime.client_logs import with_client_logger
+from streamlet.runtime.produce_errors import DEFAULT_MAX_BYTES, Failure, produce_failure
 
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
@@ -77,13 +79,13 @@ def consumer_config(config: Config, bootstrap: str, callbacks: dict[str, Callabl
                     "different workers, but one task must read them together (a join or a merge of "
                     "several topics); remove the setting (streamlet then uses 'range', which keeps them "
                     "together)")
-    return {**defaults, **user, **callbacks,
-            "bootstrap.servers": bootstrap, "group.id": config.application_id}
+    return with_client_logger({**defaults, **user, **callbacks,
+                               "bootstrap.servers": bootstrap, "group.id": config.application_id})
 
 
 def producer_config(config: Config, bootstrap: str, callbacks: dict[str, Callable[..., Any]]) -> dict[str, Any]:
     _, user = _split(config.client_config)
-    return {**PRODUCER_DEFAULTS, **user, **callbacks, "bootstrap.servers": bootstrap}
+    return with_client_logger({**PRODUCER_DEFAULTS, **user, **callbacks, "bootstrap.servers": bootstrap})
 
 
 def make_consumer(settings: dict[str, Any]) -> Consumer:
@@ -106,10 +108,25 @@ def make_producer(settings: dict[str, Any]) -> Producer:
         ) from exc
 
 
-def produce_function(producer: Producer) -> Callable[..., None]:
-    """``produce(topic, value, key, partition, timestamp, headers)`` that waits when the queue is full."""
+def max_record_bytes(settings: dict[str, Any]) -> int:
+    """The producer's ``message.max.bytes`` in ``settings`` (librdkafka's default if unset)."""
+    try:
+        return int(settings.get("message.max.bytes", DEFAULT_MAX_BYTES))
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_BYTES
+
+
+def produce_function(producer: Producer, max_bytes: int = DEFAULT_MAX_BYTES,
+                     failed: Failure | None = None) -> Callable[..., None]:
+    """``produce(topic, value, key, partition, timestamp, headers)`` that waits when the queue is full.
+
+    A record ``produce()`` refuses (``KafkaException``) goes to ``failed(exc, topic, value, key,
+    headers)``, which raises a typed error (default: :func:`produce_failure`: a ``ProduceError``,
+    under the error policy, for a record over ``max_bytes``, the producer's ``message.max.bytes``)."""
     raw = producer.produce
     poll = producer.poll
+    if failed is None:
+        failed = produce_failure(max_bytes)
 
     # positional arguments: (topic, value, key, partition, callback, on_delivery, timestamp, headers);
     # keywords would cost a dict and a slower parse per record
@@ -125,7 +142,13 @@ def produce_function(producer: Producer) -> Callable[..., None]:
                     return
                 except BufferError:
                     continue
+                except KafkaException as exc:
+                    failed(exc, topic, value, key, headers)
+        except KafkaException as exc:
+            failed(exc, topic, value, key, headers)
 
-    # generated sinks call the client directly and fall back to this wrapper on a full queue
+    # generated sinks call the client directly and fall back to this wrapper on a full queue,
+    # and to ``failed`` on a refused record
     produce.raw = raw  # type: ignore[attr-defined]
+    produce.failed = failed  # type: ignore[attr-defined]
     return produce

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streamlet.errors import DeliveryError
+from streamlet.errors import DeliveryError, StreamletError
+from streamlet.runtime.produce_errors import RECORD_ERRORS
 
 log = logging.getLogger("streamlet.commit")
 
@@ -31,6 +32,13 @@ class Committer:
         #: (topic, partition) → next offset to read, processed but not committed yet
         self.pending: dict[tuple[str, int], int] = {}
         self.delivery_errors: list[KafkaError] = []
+        self._first_lost = ""  # where the first of them was going
+        #: records the broker rejected for their content (RECORD_ERRORS), for ``on_rejected``
+        self.rejected: list[tuple[KafkaError, Any]] = []
+        #: takes those records after the flush (the error policy); None: they are delivery errors
+        self.on_rejected: Callable[[list[tuple[KafkaError, Any]]], None] | None = None
+        #: set when an output is lost for good: every later commit raises it
+        self.failure: StreamletError | None = None
         self.next_commit = time.monotonic() + self.interval
         self.commits = 0
         #: set by :meth:`abandon`: this process commits nothing more
@@ -43,8 +51,12 @@ class Committer:
     # librdkafka calls this from poll()/flush() for failed deliveries only
     def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
+            if self.on_rejected is not None and err.code() in RECORD_ERRORS:
+                self.rejected.append((err, msg))
+                return
             self.delivery_errors.append(err)
             if len(self.delivery_errors) == 1:  # the first of a burst; the DeliveryError counts them all
+                self._first_lost = f"to topic {msg.topic()!r} partition {msg.partition()}: "
                 log.error("output to %s [%s] not delivered: %s", msg.topic(), msg.partition(), err)
 
     def track_positions(self, positions: Iterable[TopicPartition]) -> None:
@@ -60,23 +72,43 @@ class Committer:
         if time.monotonic() >= self.next_commit:
             self.commit()
 
+    def fail(self, error: StreamletError) -> None:
+        """An output is lost for good: this commit and every later one raise ``error``."""
+        if self.failure is None:
+            self.failure = error
+
     def flush_outputs(self) -> None:
-        """Wait until every produced record is acknowledged (the broker may be down a while)."""
-        waited = 0.0
-        while self.producer.flush(1.0) > 0:
-            waited += 1.0
-            if waited % 10 == 0:
-                log.warning("waiting for the brokers to acknowledge outputs (%.0f s)", waited)
-        if self.delivery_errors:
-            # sticky: an output that was lost must never be covered by a later commit
-            # (for instance the one the revoke callback makes when the consumer closes)
+        """Wait until every produced record is acknowledged (the broker may be down a while).
+
+        Records the broker rejected for their content go to ``on_rejected`` (which
+        may write dead-letter records: then the flush goes on); if it raises, or any
+        other delivery failed, the error sticks: an output that was lost must never
+        be covered by a later commit (for instance the one the revoke callback makes
+        when the consumer closes)."""
+        while True:
+            waited = 0.0
+            while self.producer.flush(1.0) > 0:
+                waited += 1.0
+                if waited % 10 == 0:
+                    log.warning("waiting for the brokers to acknowledge outputs (%.0f s)", waited)
+            if not self.rejected or self.failure is not None or self.on_rejected is None:
+                break
+            rejected, self.rejected = self.rejected, []
+            try:
+                self.on_rejected(rejected)
+            except DeliveryError as exc:
+                self.fail(exc)
+        if self.failure is None and self.delivery_errors:
             errors = self.delivery_errors
             first = errors[0]
             detail = f"{first.name()}: {first.str()}" if isinstance(first, KafkaError) else str(first)
-            raise DeliveryError(
+            detail = self._first_lost + detail
+            self.fail(DeliveryError(
                 f"{len(errors)} output record(s) were not delivered (first: {detail}); "
                 "input offsets were not committed, so a restart reprocesses them"
-            )
+            ))
+        if self.failure is not None:
+            raise self.failure
 
     def commit(self, only: Iterable[tuple[str, int]] | None = None) -> bool:
         """Flush outputs, then commit the pending offsets (all, or those in ``only``).
@@ -86,6 +118,8 @@ class Committer:
         self.next_commit = time.monotonic() + self.interval
         if self.abandoned:
             return False
+        if self.failure is not None:
+            raise self.failure
         for hook in self.before_flush:
             hook()
         self.flush_outputs()

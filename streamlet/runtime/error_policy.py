@@ -1,17 +1,22 @@
-"""What happens to a record that cannot be processed: fail, skip or dead-letter (DESIGN §5)."""
+"""What happens to a record that cannot be processed or produced: fail, skip or dead-letter (DESIGN §5)."""
 
 from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
+from typing import Any, Iterable
 
-from streamlet.errors import RecordError
+from streamlet.errors import DeliveryError, ProduceError, RecordError
+from streamlet.runtime.clients import produce_function
+from streamlet.runtime.dead_letter import dead_letter_produce, error_header, fit
+from streamlet.runtime.produce_errors import DEFAULT_MAX_BYTES, changelog_failure, rejection_text
 from streamlet.topology.context import Produce
 
 log = logging.getLogger("streamlet.errors")
 
-#: Headers of a dead-letter record (values are UTF-8 bytes).
+#: Headers of a dead-letter record (values are UTF-8 bytes); ``streamlet.output.topic`` (and
+#: ``streamlet.output.partition`` for a record the broker rejected) when an output could not be
+#: produced, and the truncation headers of :mod:`streamlet.runtime.dead_letter` when it was cut.
 DLQ_HEADERS = ("streamlet.error", "streamlet.error.type", "streamlet.stage",
                "streamlet.topic", "streamlet.partition", "streamlet.offset")
 
@@ -22,17 +27,36 @@ class ErrorPolicy:
     ``fail`` raises :class:`RecordError` (the runner stops without committing
     past the record); ``skip`` logs and counts; ``dead_letter`` sends the raw
     key and value with the error and its origin in headers to the
-    dead-letter topic, then goes on.
+    dead-letter topic (cut to fit ``max_bytes``), then goes on.
+    :meth:`rejected` does the same for output records the broker rejected.
+    ``changelogs``: topics whose records may never be skipped.
     """
 
-    def __init__(self, policy: str, dead_letter_topic: str, produce: Produce | None = None) -> None:
+    def __init__(self, policy: str, dead_letter_topic: str, produce: Produce | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES, changelogs: Iterable[str] = ()) -> None:
         self.policy = policy
         self.dead_letter_topic = dead_letter_topic
         self.produce = produce
+        self.max_bytes = max_bytes
+        self.changelogs = frozenset(changelogs)
         self.skipped = 0
         self.dead_lettered = 0
 
+    def connect(self, producer: Any, committer: Any, max_bytes: int, topology: Any) -> Produce:
+        """In a worker: dead-letter records go to ``producer`` (cut to ``max_bytes``), the records the
+        broker rejects come from ``committer``; returns the produce function of changelog records (their
+        errors always stop the worker: :func:`changelog_failure`)."""
+        self.produce = dead_letter_produce(producer, max_bytes, committer.fail)
+        self.max_bytes = max_bytes
+        self.changelogs = frozenset(s.changelog for s in topology.stores.values() if not s.source_table)
+        committer.on_rejected = self.rejected
+        return produce_function(producer, max_bytes, changelog_failure(max_bytes, committer.fail))
+
     def handle(self, msg: Any, exc: BaseException, stage: str) -> None:
+        if isinstance(exc, DeliveryError):
+            raise exc  # the producer's fault, not the record's: stop, commit nothing more
+        if isinstance(exc, ProduceError):
+            stage = "produce"
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         error = RecordError(topic, partition, offset, stage, exc, self.policy)
         if self.policy == "fail":
@@ -42,17 +66,55 @@ class ErrorPolicy:
             log.warning("skipped record (on_error='skip'): %s", error)
             return
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        headers = list(msg.headers() or [])
-        headers += [
-            ("streamlet.error", detail.encode("utf-8", "replace")),
+        added = [
+            ("streamlet.error", error_header(detail)),
             ("streamlet.error.type", type(exc).__name__.encode()),
             ("streamlet.stage", stage.encode()),
             ("streamlet.topic", str(topic).encode()),
             ("streamlet.partition", str(partition).encode()),
             ("streamlet.offset", str(offset).encode()),
         ]
-        assert self.produce is not None
+        if isinstance(exc, ProduceError):
+            added.append(("streamlet.output.topic", exc.topic.encode()))
         ts = msg.timestamp()[1]
-        self.produce(self.dead_letter_topic, msg.value(), msg.key(), -1, ts if ts > 0 else 0, headers)
+        self._send(msg.key(), msg.value(), list(msg.headers() or []), added, ts if ts > 0 else 0)
         self.dead_lettered += 1
         log.warning("sent record to dead-letter topic %r: %s", self.dead_letter_topic, error)
+
+    def rejected(self, records: list[tuple[Any, Any]]) -> None:
+        """``(KafkaError, message)`` of output records the broker rejected for their content (the
+        committer's delivery reports): Kafka Streams' production exception handler.
+
+        A changelog record, or any under ``fail``, raises :class:`DeliveryError`
+        (nothing past it is committed); ``skip`` logs and counts them;
+        ``dead_letter`` writes each to the dead-letter topic (its headers are
+        not in librdkafka's delivery report: only streamlet's are there)."""
+        changelog = [(e, m) for e, m in records if m.topic() in self.changelogs]
+        if changelog:
+            raise DeliveryError(rejection_text(*changelog[0], len(changelog), changelog=True))
+        err, msg = records[0]
+        if self.policy == "fail":
+            raise DeliveryError(rejection_text(err, msg, len(records)))
+        first = f"first: topic {msg.topic()!r} partition {msg.partition()}: {err.name()}: {err.str()}"
+        if self.policy == "skip":
+            self.skipped += len(records)
+            log.warning("skipped %d output record(s) the broker rejected (on_error='skip'; %s)",
+                        len(records), first)
+            return
+        for err, msg in records:
+            added = [
+                ("streamlet.error", error_header(f"{err.name()}: {err.str()}")),
+                ("streamlet.error.type", err.name().encode()),
+                ("streamlet.stage", b"produce"),
+                ("streamlet.output.topic", str(msg.topic()).encode()),
+                ("streamlet.output.partition", str(msg.partition()).encode()),
+            ]
+            self._send(msg.key(), msg.value(), [], added, 0)
+        self.dead_lettered += len(records)
+        log.warning("sent %d output record(s) the broker rejected to dead-letter topic %r (%s)", len(records),
+                    self.dead_letter_topic, first)
+
+    def _send(self, key: Any, value: Any, own: list[Any], added: list[Any], timestamp: int) -> None:
+        assert self.produce is not None
+        key, value, headers = fit(key, value, own, added, self.max_bytes)
+        self.produce(self.dead_letter_topic, value, key, -1, timestamp, headers)

@@ -23,8 +23,10 @@ from streamlet.runtime.clients import (
     consumer_config,
     make_consumer,
     make_producer,
+    max_record_bytes,
     produce_function,
     producer_config,
+    with_client_logger,
 )
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
@@ -91,12 +93,14 @@ class Runner:
         cfg, topology = self.config, self.app.topology
         embedded = self.app.embedded_broker() if cfg.embedded else None
         admin = connect(cfg.brokers if not embedded else embedded.bootstrap_servers,
-                        cfg.client_config, embedded)
+                        with_client_logger(cfg.client_config), embedded)
         partitions = prepare_topics(topology, admin, cfg)
         bootstrap = admin.bootstrap_servers
         admin.close()
-        self.producer = make_producer(producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery}))
-        produce = produce_function(self.producer)
+        settings = producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery})
+        self.producer = make_producer(settings)
+        limit = max_record_bytes(settings)  # a larger record: ProduceError; a dead-letter record: cut to fit
+        produce = produce_function(self.producer, limit)
         mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
                           for t in topics)
@@ -105,17 +109,18 @@ class Runner:
         self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
                                    lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
-        self.admin = AdminClient(admin_settings(bootstrap, cfg.client_config))
+        self.admin = AdminClient(admin_settings(bootstrap, with_client_logger(cfg.client_config)))
         self.log_start = InputLogStart(self.consumer, self.admin, cfg.on_input_truncated, self.metrics)
         watched = copartitioned_external_topics(topology) if cfg.on_partition_mismatch != "ignore" else set()
         self.partition_check = PartitionCheck({t: partitions[t] for t in watched}, cfg.on_partition_mismatch,
                                               self.metrics) if watched else None
         self.tasks = TaskManager(topology, produce, partitions)
+        changelog_produce = self.policy.connect(self.producer, self.committer, limit, topology)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
             from streamlet.runtime.state_updater import StateUpdater
 
-            self.state = state = StateManager(cfg, bootstrap, produce, directory, self.metrics)
+            self.state = state = StateManager(cfg, bootstrap, changelog_produce, directory, self.metrics)
             self.updater = StateUpdater(state)
             self.tasks.before_close_restoring = self.updater.remove
             self.restoring = RestoringTasks(self.consumer, self.committer, self.tasks, self.updater,

@@ -63,10 +63,12 @@ class StateManager:
     def _consumer(self) -> Consumer:
         if self._restore_consumer is None:
             # the user's connection and security settings, restore tuning for the rest
+            from streamlet.runtime.client_logs import with_client_logger
+
             settings = {k: v for k, v in self.config.client_config.items()
                         if k.startswith(("security.", "sasl.", "ssl.", "client.", "socket.", "isolation."))}
-            self._restore_consumer = Consumer(restore_consumer_config(
-                self.bootstrap, **settings, **{"group.id": f"{self.config.application_id}-restore"}))
+            self._restore_consumer = Consumer(with_client_logger(restore_consumer_config(
+                self.bootstrap, **settings, **{"group.id": f"{self.config.application_id}-restore"})))
         return self._restore_consumer
 
     def open_ahead(self, spec: StoreSpec, partition: int) -> tuple[StoreCache, tuple[int, int]]:

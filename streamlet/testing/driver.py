@@ -1,7 +1,8 @@
 """``TestDriver``: run a topology with no broker, with controlled time.
 
 It compiles the same per-task chains as the runtime and applies the same
-error policy; outputs written to a topic the topology reads (repartition
+error policy (a record over the producer's ``message.max.bytes`` fails as
+it would on a broker); outputs written to a topic the topology reads (repartition
 topics, chained pipelines) are processed in turn, as on a broker.
 
     >>> with TestDriver(app) as d:
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from streamlet.errors import TopologyError
 from streamlet.record import Record, RecordMessage
 from streamlet.runtime.error_policy import ErrorPolicy
+from streamlet.runtime.clients import max_record_bytes
+from streamlet.runtime.produce_errors import record_size, too_large
 from streamlet.runtime.store_view import StoreView
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.topology.compile import DeserializationFailure
@@ -49,7 +52,9 @@ class TestDriver:
         self._queue: deque[RecordMessage] = deque()
         self._processing = False
         topic_counts = {t: partitions for t in self.topology.source_topics() + self.topology.sink_topics()}
-        self.policy = ErrorPolicy(app.config.on_error, app.config.dead_letter, self._produce)
+        #: the producer's message.max.bytes: a larger record fails as it would on a broker
+        self.max_bytes = max_record_bytes(app.config.client_config)
+        self.policy = ErrorPolicy(app.config.on_error, app.config.dead_letter, self._produce, self.max_bytes)
         self.tasks = TaskManager(self.topology, self._produce, topic_counts, self._open_store)
         self.tasks.assign((t, p) for t in self.topology.source_topics() for p in range(partitions))
 
@@ -63,6 +68,9 @@ class TestDriver:
 
     def _produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int = -1,
                  timestamp: int = 0, headers: Any = None) -> None:
+        size = record_size(value, key, headers)
+        if size > self.max_bytes:
+            raise too_large(topic, size, self.max_bytes)
         if partition < 0:
             partition = 0 if self.partitions == 1 else _partition_of(key, self.partitions)
         offset = self._append(topic, partition, key, value, timestamp, headers)

@@ -24,6 +24,8 @@ globals of the generated code. For ``stream.filter(f).map_values(g).to("out")``
                 produce_raw_8(topic_6, vb10, kb, -1, None, None, ts7, m.headers())
             except BufferError:
                 produce_9(topic_6, vb10, kb, -1, ts7, m.headers())
+            except KafkaException as exc:                        # refused (too large...):
+                produce_failed_11(exc, topic_6, vb10, kb, m.headers())  # raises ProduceError
             del vb10
 
     def run_source_orders(m, rest):        # the runtime: a run of records of partition 3
@@ -57,6 +59,8 @@ import linecache
 import types
 from types import CodeType
 from typing import Any, Callable
+
+from confluent_kafka import KafkaException
 
 from streamlet.serde.base import FunctionSerde
 from streamlet.topology.compile import Compilation, DeserializationFailure, RunFailure, SourceFn
@@ -168,7 +172,7 @@ class _Writer:
         self.comp = comp
         self.lines: list[str] = []
         self.globals: dict[str, Any] = {"DeserializationFailure": DeserializationFailure,
-                                        "BufferError": BufferError}
+                                        "BufferError": BufferError, "KafkaException": KafkaException}
         self._n = 0
         #: a closure is reachable: it reads the message from ctx.msg
         self.needs_msg = False

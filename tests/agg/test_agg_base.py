@@ -8,15 +8,18 @@ import pytest
 
 import streamlet as sl
 from streamlet.agg.base import field_getter, state_problem
-from streamlet.errors import TopologyError
+from streamlet.errors import FieldError, TopologyError
 from tests.agg.agg_helpers import run
 
 
-def test_field_name_reads_a_dict_key_and_gives_none_otherwise() -> None:
+def test_field_name_reads_a_dict_key_and_a_value_that_is_not_a_dict_is_a_bad_record() -> None:
     get = field_getter("x")
     assert get({"x": 5}) == 5
     assert get({"y": 5}) is None  # missing key
-    assert get("not a dict") is None and get(7) is None and get([1, 2]) is None
+    assert get(None) is None  # a tombstone keeps its meaning
+    for bad in ("not a dict", 7, [1, 2]):
+        with pytest.raises(FieldError, match=f"reads field 'x' .* is a {type(bad).__name__}, not a dict"):
+            get(bad)
 
 
 def test_field_function_and_whole_value() -> None:
@@ -24,7 +27,9 @@ def test_field_function_and_whole_value() -> None:
     assert field_getter(None)({"a": 1}) == {"a": 1}
     assert run(sl.agg.sum(lambda v: v["a"] * 2), [{"a": 1}, {"a": 2}]) == 6
     assert run(sl.agg.collect_list(None), [1, "b", None]) == [1, "b", None]
-    assert run(sl.agg.latest_by_offset("x"), ["not a dict", {"x": 1}, 42]) == 1
+    assert run(sl.agg.latest_by_offset(None), ["not a dict", {"x": 1}, 42]) == 42  # the whole value
+    with pytest.raises(FieldError, match=r"sl.agg.latest_by_offset\('x'\) reads field 'x'"):
+        run(sl.agg.latest_by_offset("x"), [{"x": 1}, 42])
 
 
 @pytest.mark.parametrize("bad", [3, 2.5, b"x", ["x"]])

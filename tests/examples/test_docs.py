@@ -128,6 +128,11 @@ def test_getting_started_error_policy_example(monkeypatch: pytest.MonkeyPatch) -
         d.send_raw("payments", b"p4", b"not json")
 
 
+def test_getting_started_aggregator_field_example() -> None:
+    [example] = [b for b in blocks(GETTING_STARTED, "python") if "FieldError" in b]
+    exec(compile(example, "getting-started.md", "exec"), {})
+
+
 def run_bash(block: str, cwd: Path, env: dict[str, str], cleanup: str = "") -> subprocess.CompletedProcess[str]:
     """Run a documented shell block as written (bash -e), killing whatever it left running."""
     script = "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + block + cleanup
