@@ -227,6 +227,7 @@ class Runner:
         held = restoring_tasks.held if restoring_tasks is not None else {}
         process = self._process
         check = self.partition_check.check if self.partition_check is not None else None
+        serve_admin_logs = self.admin.poll  # its log lines go through the repeat filter when served
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:
@@ -247,6 +248,7 @@ class Runner:
             if self.fatal is not None:
                 raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
             committer.maybe_commit()
+            serve_admin_logs(0)
             if self.state is not None and self.state.corrupted:
                 self._reset_corrupted()
 
