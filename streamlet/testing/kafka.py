@@ -179,8 +179,10 @@ class KafkaBroker:
         fmt = subprocess.run(self._java(java, jars, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
                                         "-c", str(props)), capture_output=True, text=True, timeout=180)
         if fmt.returncode != 0:
+            said = "\n".join(line for line in (fmt.stdout + fmt.stderr).splitlines()
+                             if not line.startswith("\tat "))  # the Java exception, not its stack
             raise KafkaBrokerError(f"formatting the Kafka storage failed ({fmt.returncode}):\n"
-                                   f"{(fmt.stdout + fmt.stderr)[-3000:]}\n{_tail(self.log_path)}")
+                                   f"{said[-3000:]}\n{_tail(self.log_path)}")
         self.timings["format"] = time.monotonic() - t
         t = time.monotonic()
         out = open(self.dir / "kafka.out", "ab")

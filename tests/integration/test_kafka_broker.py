@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from streamlet.errors import KafkaBrokerError
 from streamlet.testing.kafka import KafkaBroker
 from tests.integration.kafka_procs import KafkaTestBroker
 from tests.integration.procs import KINDS, wait_until
@@ -181,3 +182,11 @@ def test_a_broker_of_its_own_starts_and_stops_cleanly(kafka: KafkaTestBroker) ->
         assert own.bootstrap_servers != kafka.bootstrap
     assert proc.returncode == 143 or proc.returncode == 0  # SIGTERM: a clean shutdown
     assert not data.exists()
+
+
+def test_a_broker_that_cannot_start_says_why(kafka: KafkaTestBroker) -> None:
+    broken = KafkaBroker(config={"log.segment.bytes": "lots"}, start_timeout=60)
+    with pytest.raises(KafkaBrokerError, match=r"Invalid value lots for configuration log\.segment\.bytes"):
+        broken.start()
+    assert broken.dir is None  # its temporary directory is gone
+    assert broken.proc is None or broken.proc.poll() is not None
