@@ -7,6 +7,10 @@ broker's own start and stop.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from tests.integration.kafka_procs import KafkaTestBroker
 from tests.integration.procs import KINDS, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -190,3 +196,18 @@ def test_a_broker_that_cannot_start_says_why(kafka: KafkaTestBroker) -> None:
         broken.start()
     assert broken.dir is None  # its temporary directory is gone
     assert broken.proc is None or broken.proc.poll() is not None
+
+
+def test_the_testing_page_example_passes(kafka: KafkaTestBroker, tmp_path: Path) -> None:
+    """docs/testing.md's conftest.py and test_orders.py, run by pytest as a user would."""
+    page = (ROOT / "docs" / "testing.md").read_text()
+    written = []
+    for match in re.finditer(r"^```python\n(# (\w+\.py)\n.*?)^```", page, re.M | re.S):
+        (tmp_path / match.group(2)).write_text(match.group(1))
+        written.append(match.group(2))
+    assert written == ["conftest.py", "test_orders.py"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                            capture_output=True, text=True, timeout=100, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 passed" in result.stdout
