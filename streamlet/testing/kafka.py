@@ -137,11 +137,16 @@ class KafkaBroker:
 
     @property
     def log_path(self) -> Path:
-        assert self.dir is not None or self._log_path is not None
+        """The broker's log file (in its data directory unless ``log_path=`` was given)."""
+        if self._log_path is None and self.dir is None:
+            raise KafkaBrokerError("the Kafka broker has no log: it is not started (or was stopped and its "
+                                   "data directory removed); pass log_path= to keep one")
         return self._log_path or self.dir / "kafka.log"  # type: ignore[operator]
 
     def start(self) -> "KafkaBroker":
         """Build or find the jars, format the storage, start the JVM and wait until it serves metadata."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise KafkaBrokerError(f"this Kafka broker is already running at {self.bootstrap_servers}")
         began = time.monotonic()
         java = find_java()
         jars = jars_dir(self._jars)

@@ -25,6 +25,8 @@ _REPORT: list[str] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults: the test injects broker faults (outage) on every broker kind")
+    config.addinivalue_line("markers", "kafka_only: the test is about the real Kafka broker; it runs with "
+                                       "--broker=kafka or --broker=all and is deselected otherwise")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -33,10 +35,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("broker_kind", KINDS[choice])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "kafka" in KINDS[config.getoption("--broker")]:
+        return
+    deselected = [item for item in items if item.get_closest_marker("kafka_only")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("kafka_only")]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Kafka's jars are built (Maven, once per machine) before the first test, outside its timeout."""
-    if any(getattr(item, "callspec", None) and item.callspec.params.get("broker_kind") == "kafka"
-           for item in session.items):
+    if any(item.get_closest_marker("kafka_only") or getattr(item, "callspec", None)
+           and item.callspec.params.get("broker_kind") == "kafka" for item in session.items):
         prepare_kafka()
 
 

@@ -1,6 +1,6 @@
 """The real-Kafka test broker (streamlet.testing.kafka): what its settings promise holds.
 
-Runs with ``--broker=kafka`` or ``--broker=all`` (skipped otherwise: it needs Java). The tests
+Runs with ``--broker=kafka`` or ``--broker=all`` (deselected otherwise: it needs Java). The tests
 share the session's broker (each starts on an emptied one), except the one that checks a
 broker's own start and stop.
 """
@@ -21,17 +21,15 @@ from confluent_kafka.admin import AdminClient
 from streamlet.errors import KafkaBrokerError
 from streamlet.testing.kafka import KafkaBroker
 from tests.integration.kafka_procs import KafkaTestBroker
-from tests.integration.procs import KINDS, wait_until
+from tests.integration.procs import wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.kafka_only, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def kafka(request: pytest.FixtureRequest, tmp_path: Path) -> KafkaTestBroker:
-    if "kafka" not in KINDS[request.config.getoption("--broker")]:
-        pytest.skip("real Kafka runs with --broker=kafka or --broker=all (it needs Java 17+ and Maven)")
+def kafka(tmp_path: Path) -> KafkaTestBroker:
     return KafkaTestBroker(tmp_path, {})
 
 
