@@ -54,7 +54,8 @@ def broker(topics: tuple[str, ...], script: str | None, partitions: int, bootstr
         signal.signal(sig, lambda *_: stop.set())
     if real_kafka:
         if broker_count != 1:
-            raise click.UsageError("--brokers sets the number of embedded brokers; --kafka starts one Kafka node")
+            raise click.UsageError("--brokers sets the number of embedded brokers; "
+                                   "--kafka starts one Kafka node")
         _serve_kafka(wanted, script, partitions, bootstrap_file, stop)
         return
     from streamlet.broker.server import BrokerServer
@@ -71,7 +72,8 @@ def broker(topics: tuple[str, ...], script: str | None, partitions: int, bootstr
         server.stop()
 
 
-def _script_topics(script: str, wanted: dict[str, int], partitions: int) -> dict[str, tuple[int, dict[str, str]]]:
+def _script_topics(script: str, wanted: dict[str, int],
+                   partitions: int) -> dict[str, tuple[int, dict[str, str]]]:
     """The topics SCRIPT reads, writes and owns (inputs and outputs not in ``wanted``, internal
     topics, its dead-letter topic): name → (partitions, topic config)."""
     from streamlet.cli.loader import load_app
@@ -121,7 +123,8 @@ def _serve_kafka(wanted: dict[str, int], script: str | None, partitions: int, bo
         _announce(kafka.bootstrap_servers, bootstrap_file)
         while not stop.wait(0.5):
             if kafka.proc is not None and kafka.proc.poll() is not None:
-                raise click.ClickException(f"the Kafka broker exited ({kafka.proc.returncode}); its log ends:\n"
+                raise click.ClickException(f"the Kafka broker exited ({kafka.proc.returncode}); its log "
+                                           "ends:\n"
                                            + kafka.log_path.read_text(errors="replace")[-3000:])
     except StreamletError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -128,7 +128,8 @@ class KafkaBroker:
     @property
     def bootstrap_servers(self) -> str:
         if not self.port:
-            raise KafkaBrokerError("the Kafka broker is not started: call start() or use `with KafkaBroker()`")
+            raise KafkaBrokerError("the Kafka broker is not started: call start() or use "
+                                   "`with KafkaBroker()`")
         return f"127.0.0.1:{self.port}"
 
     def listener_bootstrap(self, name: str) -> str:
@@ -277,8 +278,8 @@ class KafkaBroker:
                 _ignore(fut, KafkaError.UNKNOWN_TOPIC_OR_PART, what=f"deleting topic {name!r}")
         while topics and set(topics) & set(admin.list_topics(timeout=10).topics):
             if time.monotonic() > deadline:
-                raise KafkaBrokerError(f"topics {sorted(topics)} were still listed {timeout:.0f} s after their "
-                                       "deletion")
+                raise KafkaBrokerError(f"topics {sorted(topics)} were still listed {timeout:.0f} s after "
+                                       "their deletion")
             time.sleep(0.05)
         while groups:
             for group, fut in admin.delete_consumer_groups(list(groups), request_timeout=10).items():

@@ -82,7 +82,8 @@ def find_java() -> str:
 def find_mvn() -> str:
     mvn = shutil.which("mvn")
     if not mvn:
-        raise KafkaBrokerError(f"building the Kafka broker's jars needs Maven: no `mvn` on PATH; {MAVEN_HINT}")
+        raise KafkaBrokerError(f"building the Kafka broker's jars needs Maven: no `mvn` on PATH; "
+                               f"{MAVEN_HINT}")
     return mvn
 
 

@@ -1,4 +1,4 @@
-"""Processes for the integration tests: brokers (`streamlet broker`, Tansu, Kafka) and workers; clients: kafka_io.
+"""Processes for the integration tests: brokers (`streamlet broker`, Tansu, Kafka), workers; clients: kafka_io.
 
 Every broker kind offers the same small interface to tests:
 

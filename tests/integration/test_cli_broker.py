@@ -30,7 +30,8 @@ orders.group_by(lambda k, v: v["u"]).count(name="per-user")
 """
 
 
-def test_broker_command_creates_the_script_topics_and_stops_on_sigterm(tmp_path: Path, broker_kind: str) -> None:
+def test_broker_command_creates_the_script_topics_and_stops_on_sigterm(tmp_path: Path,
+                                                                       broker_kind: str) -> None:
     if broker_kind == "tansu":
         pytest.skip("`streamlet broker` hosts the embedded broker or, with --kafka, Kafka; not Tansu")
     script = tmp_path / "app.py"

@@ -64,7 +64,8 @@ def test_transactions_hide_aborted_records_and_store_their_offsets(kafka: KafkaT
     p.produce("tx-out", b"aborted", b"k2")
     p.flush(10)  # written to the log, then aborted (unflushed records would just be purged)
     p.abort_transaction(30)
-    assert consume_all(kafka.bootstrap, "tx-out", 1, **{"isolation.level": "read_committed"}) == [(b"k1", b"kept")]
+    committed_only = consume_all(kafka.bootstrap, "tx-out", 1, **{"isolation.level": "read_committed"})
+    assert committed_only == [(b"k1", b"kept")]
     uncommitted = consume_all(kafka.bootstrap, "tx-out", 2, **{"isolation.level": "read_uncommitted"})
     assert (b"k2", b"aborted") in uncommitted
     c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "tx-group"})
@@ -153,7 +154,8 @@ def test_topics_are_never_created_by_accident(kafka: KafkaTestBroker) -> None:
     p.produce("no-such-topic", b"v", on_delivery=lambda err, _: errors.append(err))
     p.flush(10)
     assert errors and errors[0] is not None
-    assert "no-such-topic" not in AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10).topics
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    assert "no-such-topic" not in admin.list_topics(timeout=10).topics
 
 
 def test_reset_leaves_an_empty_broker(kafka: KafkaTestBroker, tmp_path: Path) -> None:
@@ -161,7 +163,8 @@ def test_reset_leaves_an_empty_broker(kafka: KafkaTestBroker, tmp_path: Path) ->
     p = Producer({"bootstrap.servers": kafka.bootstrap})
     p.produce("left-over", b"old", b"k")
     assert p.flush(10) == 0
-    c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "left-group", "auto.offset.reset": "earliest"})
+    c = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "left-group",
+                  "auto.offset.reset": "earliest"})
     c.subscribe(["left-over"])
     wait_until(lambda: any(m.error() is None for m in c.consume(10, 0.2)), 30, "the group to read")
     c.commit(asynchronous=False)

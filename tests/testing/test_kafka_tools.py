@@ -58,7 +58,8 @@ def test_no_java_says_how_to_install_it(tools: Path) -> None:
         find_java()
 
 
-def test_a_java_home_without_java_is_named(tools: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_java_home_without_java_is_named(tools: Path, monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
     with pytest.raises(KafkaBrokerError, match=r"JAVA_HOME=.*jdk has no bin/java"):
         find_java()
@@ -83,7 +84,8 @@ def test_no_maven_and_no_jars_says_how_to_get_either(tools: Path) -> None:
         jars_dir()
 
 
-def test_maven_builds_the_default_folder_once_and_again_when_the_pom_changes(tools: Path, tmp_path: Path) -> None:
+def test_maven_builds_the_default_folder_once_and_again_when_the_pom_changes(tools: Path,
+                                                                             tmp_path: Path) -> None:
     fake_tool(tools, "mvn", FAKE_MVN)
     folder = jars_dir()
     assert folder == tmp_path / "cache" / "streamlet" / f"kafka-{kafka_version()}" / "jars"
@@ -94,7 +96,8 @@ def test_maven_builds_the_default_folder_once_and_again_when_the_pom_changes(too
     assert not list(folder.parent.glob(".jars.tmp-*"))
 
 
-def test_a_chosen_folder_of_jars_is_used_as_it_is(tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_chosen_folder_of_jars_is_used_as_it_is(tools: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     libs = tmp_path / "kafka" / "libs"
     libs.mkdir(parents=True)
     (libs / "kafka_2.13-4.0.0.jar").touch()
@@ -102,7 +105,8 @@ def test_a_chosen_folder_of_jars_is_used_as_it_is(tools: Path, tmp_path: Path, m
     assert jars_dir() == libs  # no mvn on PATH, none needed
 
 
-def test_an_empty_chosen_folder_is_built_into(tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_chosen_folder_is_built_into(tools: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     fake_tool(tools, "mvn", FAKE_MVN)
     chosen = tmp_path / "my-jars"
     chosen.mkdir()
@@ -120,7 +124,8 @@ def test_a_chosen_folder_of_other_files_is_refused(tools: Path, tmp_path: Path) 
 
 
 def test_a_failing_maven_shows_its_output_and_leaves_nothing_half_built(tools: Path, tmp_path: Path) -> None:
-    fake_tool(tools, "mvn", "echo 'Could not resolve dependencies: repo.maven.apache.org unreachable'\nexit 1\n")
+    fake_tool(tools, "mvn", "echo 'Could not resolve dependencies: repo.maven.apache.org unreachable'\n"
+                            "exit 1\n")
     with pytest.raises(KafkaBrokerError, match=r"(?s)exited 1 without Kafka's jars.*Maven Central.*"
                                                r"Could not resolve dependencies"):
         jars_dir()
