@@ -26,6 +26,10 @@ class EmbeddedBrokerError(StreamletError):
     """The embedded (librdkafka mock) broker could not be loaded or used."""
 
 
+class KafkaBrokerError(StreamletError):
+    """A real Apache Kafka broker (``streamlet.testing.kafka``) could not be built, started or used."""
+
+
 class SerializationError(StreamletError):
     """A key or value could not be serialized or deserialized."""
 

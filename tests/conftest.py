@@ -4,5 +4,6 @@ from __future__ import annotations
 
 
 def pytest_addoption(parser):
-    parser.addoption("--broker", default="mock", choices=["mock", "tansu", "both"],
-                     help="broker(s) for integration tests: the embedded mock, Tansu, or both")
+    parser.addoption("--broker", default="mock", choices=["mock", "tansu", "kafka", "both", "all"],
+                     help="broker(s) for integration tests: the embedded mock, Tansu, real Apache Kafka "
+                          "(Java 17+ and Maven), both (mock and Tansu) or all three")

@@ -40,44 +40,96 @@ def _parse_topic(spec: str) -> tuple[str, int]:
 @click.option("--partitions", default=4, show_default=True, help="partitions of topics taken from --script")
 @click.option("--bootstrap-file", type=click.Path(dir_okay=False), help="also write the bootstrap servers here")
 @click.option("--brokers", "broker_count", default=1, show_default=True, help="number of mock brokers")
+@click.option("--kafka", "real_kafka", is_flag=True,
+              help="host a real Apache Kafka broker (a JVM: needs Java 17+, and Maven the first time) "
+                   "instead of the embedded one")
 @click.option("-v", "--verbose", is_flag=True)
 def broker(topics: tuple[str, ...], script: str | None, partitions: int, bootstrap_file: str | None,
-           broker_count: int, verbose: bool) -> None:
-    """Host an embedded Kafka-protocol broker until SIGTERM / SIGINT."""
-    from streamlet.broker.server import BrokerServer
-
+           broker_count: int, real_kafka: bool, verbose: bool) -> None:
+    """Host an embedded Kafka-protocol broker (or, with --kafka, real Kafka) until SIGTERM / SIGINT."""
     _setup_logging(verbose)
     wanted = dict(_parse_topic(t) for t in topics)
-    server = BrokerServer(brokers=broker_count, topics=wanted).start()
-    if script:
-        from streamlet.cli.loader import load_app
-        from streamlet.runtime.topics import internal_partitions
-
-        app = load_app(script)
-        topo = app.topology  # type: ignore[attr-defined]
-        external = {t: partitions for t in topo.external_source_topics() + topo.external_sink_topics()
-                    if t not in wanted}
-        server.cluster.create_topics(external)
-        known = {**external, **wanted}
-        server.cluster.create_topics(internal_partitions(topo, known, partitions))
-        if app.config.on_error == "dead_letter":  # type: ignore[attr-defined]
-            server.cluster.create_topic(app.config.dead_letter, 1)  # type: ignore[attr-defined]
-    line = f"bootstrap: {server.bootstrap_servers}"
-    if bootstrap_file:
-        tmp = bootstrap_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(server.bootstrap_servers + "\n")
-        os.replace(tmp, bootstrap_file)
-    click.echo(line)
-    sys.stdout.flush()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if real_kafka:
+        if broker_count != 1:
+            raise click.UsageError("--brokers sets the number of embedded brokers; "
+                                   "--kafka starts one Kafka node")
+        _serve_kafka(wanted, script, partitions, bootstrap_file, stop)
+        return
+    from streamlet.broker.server import BrokerServer
+
+    server = BrokerServer(brokers=broker_count, topics=wanted).start()
+    if script:
+        for name, (count, _) in _script_topics(script, wanted, partitions).items():
+            server.cluster.create_topic(name, count)
+    _announce(server.bootstrap_servers, bootstrap_file)
     try:
         while not stop.wait(0.5):
             pass
     finally:
         server.stop()
+
+
+def _script_topics(script: str, wanted: dict[str, int],
+                   partitions: int) -> dict[str, tuple[int, dict[str, str]]]:
+    """The topics SCRIPT reads, writes and owns (inputs and outputs not in ``wanted``, internal
+    topics, its dead-letter topic): name → (partitions, topic config)."""
+    from streamlet.cli.loader import load_app
+    from streamlet.runtime.topics import internal_partitions
+
+    app = load_app(script)
+    topo = app.topology  # type: ignore[attr-defined]
+    external = {t: partitions for t in topo.external_source_topics() + topo.external_sink_topics()
+                if t not in wanted}
+    out: dict[str, tuple[int, dict[str, str]]] = {t: (n, {}) for t, n in external.items()}
+    for name, count in internal_partitions(topo, {**external, **wanted}, partitions).items():
+        out[name] = (count, dict(topo.internal_topics[name].config))
+    if app.config.on_error == "dead_letter":  # type: ignore[attr-defined]
+        out[app.config.dead_letter] = (1, {})  # type: ignore[attr-defined]
+    return out
+
+
+def _announce(bootstrap: str, bootstrap_file: str | None) -> None:
+    """The contract of `streamlet broker`: the first stdout line is ``bootstrap: HOST:PORT``."""
+    if bootstrap_file:
+        tmp = bootstrap_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(bootstrap + "\n")
+        os.replace(tmp, bootstrap_file)
+    click.echo(f"bootstrap: {bootstrap}")
+    sys.stdout.flush()
+
+
+def _serve_kafka(wanted: dict[str, int], script: str | None, partitions: int, bootstrap_file: str | None,
+                 stop: threading.Event) -> None:
+    """`streamlet broker --kafka`: a real Kafka node, its topics created through the Admin API."""
+    from streamlet.broker.admin import KafkaTopicAdmin
+    from streamlet.testing.kafka import KafkaBroker
+
+    log = logging.getLogger("streamlet.broker")
+    kafka = KafkaBroker()
+    try:
+        kafka.start()
+        log.info("Kafka broker started in %.1f s (log: %s)", kafka.start_seconds, kafka.log_path)
+        admin = KafkaTopicAdmin(kafka.bootstrap_servers, {})
+        for name, count in wanted.items():
+            admin.create({name: count})
+        if script:
+            for name, (count, config) in _script_topics(script, wanted, partitions).items():
+                admin.create({name: count}, config or None)
+        admin.close()
+        _announce(kafka.bootstrap_servers, bootstrap_file)
+        while not stop.wait(0.5):
+            if kafka.proc is not None and kafka.proc.poll() is not None:
+                raise click.ClickException(f"the Kafka broker exited ({kafka.proc.returncode}); its log "
+                                           "ends:\n"
+                                           + kafka.log_path.read_text(errors="replace")[-3000:])
+    except StreamletError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        kafka.stop()
 
 
 @cli.command()

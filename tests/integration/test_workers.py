@@ -1,7 +1,7 @@
 """Stateless workers as real processes (`streamlet run SCRIPT`) on a real broker process.
 
-Runs on the embedded mock (`streamlet broker`) and on Tansu, chosen with
-`--broker mock|tansu|both`. Every test writes its topology script to a file,
+Runs on the embedded mock (`streamlet broker`), on Tansu and on real Kafka, chosen
+with `--broker mock|tansu|kafka|both|all`. Every test writes its topology script to a file,
 starts workers with `python -m streamlet run`, reads what they wrote with a
 plain confluent-kafka consumer and the group's offsets with
 ``Consumer.committed``. Outputs carry the input partition and offset they
@@ -316,7 +316,7 @@ def test_broker_down_for_a_few_seconds_loses_nothing(tmp_path: Path, broker: Any
 def test_transient_request_errors_lose_nothing(tmp_path: Path, broker: Any, report: Any) -> None:
     if broker.kind != "mock":
         pytest.skip("request-error injection is the embedded mock's C API "
-                    "(rd_kafka_mock_push_request_errors); Tansu has no equivalent")
+                    "(rd_kafka_mock_push_request_errors); Tansu and Kafka have no equivalent")
     script, data = setup(tmp_path, broker, "flaky", 4_000)
     produce(broker.bootstrap, "in", data)
     # NOT_LEADER_OR_FOLLOWER on produce, COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR on commit
@@ -338,7 +338,7 @@ def test_undeliverable_outputs_stop_the_worker_without_committing(tmp_path: Path
     their inputs (not even while it closes), so a restarted worker makes them all."""
     if broker.kind != "mock":
         pytest.skip("request-error injection is the embedded mock's C API "
-                    "(rd_kafka_mock_push_request_errors); Tansu has no equivalent")
+                    "(rd_kafka_mock_push_request_errors); Tansu and Kafka have no equivalent")
     script, data = setup(tmp_path, broker, "undeliverable", 4_000)
     produce(broker.bootstrap, "in", data)
     broker.fault(request_errors={"api": "Produce", "errors": [10] * 20})  # MESSAGE_TOO_LARGE: not retried
