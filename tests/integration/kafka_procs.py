@@ -105,8 +105,8 @@ class KafkaTestBroker:
         for name, count in topics.items():
             self.create_topic(name, count)
 
-    def create_topic(self, name: str, partitions: int) -> None:
-        self.session.broker.create_topic(name, partitions)
+    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
+        self.session.broker.create_topic(name, partitions, config)
 
     def outage(self, for_ms: int) -> None:
         if not self.proxied:

@@ -107,7 +107,8 @@ class BrokerProcess:
         self.bootstrap = line.split(": ", 1)[1].strip()
         self._outages = 0
 
-    def create_topic(self, name: str, partitions: int) -> None:
+    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
+        """``config`` (topic settings) is ignored: the mock has none (it takes records of any size)."""
         from streamlet.broker.admin import ControlTopicAdmin
 
         ControlTopicAdmin(self.bootstrap, {}).create({name: partitions})
@@ -199,10 +200,10 @@ class TansuProcess:
             self.stop()
             raise
 
-    def create_topic(self, name: str, partitions: int) -> None:
+    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
         from streamlet.broker.admin import KafkaTopicAdmin
 
-        KafkaTopicAdmin(self.bootstrap, {}).create({name: partitions})
+        KafkaTopicAdmin(self.bootstrap, {}).create({name: partitions}, config)
 
     def outage(self, for_ms: int) -> None:
         if self.proxy is None:

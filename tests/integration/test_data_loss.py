@@ -2,10 +2,14 @@
 
 The embedded broker (librdkafka's mock) keeps about 5 MiB per partition and
 drops older records without telling anyone; real Kafka does the same through
-retention. Each reproduction from the issue: the broker says so itself; an
-input partition whose committed offset fell below the log start is reported
-(warn + metric by default, fatal by a setting); a restore whose changelog lost
-records it needs fails (by default) naming store, partition and offsets.
+retention (here: DeleteRecords, on a changelog given ``cleanup.policy=
+compact,delete`` first, as retention on it would need). Each reproduction
+from the issue: the broker says so itself; an input partition whose committed
+offset fell below the log start is reported (warn + metric by default, fatal
+by a setting); a restore whose changelog lost records it needs fails (by
+default) naming store, partition and offsets. Tansu deletes nothing
+(no DeleteRecords, retention not applied): these tests run on the mock and
+Kafka.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 import streamlet as sl
 from streamlet.broker.mock import MockCluster
 from streamlet.errors import ChangelogTruncatedError, DataLossError
 from tests.integration.kafka_io import committed, wait_committed
-from tests.integration.procs import BrokerProcess, wait_until
+from tests.integration.kafka_io import end_offsets
+from tests.integration.procs import BROKERS, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -46,6 +52,24 @@ def produce(bootstrap: str, topic: str, records: list[tuple[str, Any]]) -> None:
 def flood(bootstrap: str, topic: str, count: int = 8_000) -> None:
     """~8 MB of 1 KB records: the mock drops the oldest of the partition."""
     produce(bootstrap, topic, [(f"f{i}", {"pad": PAD}) for i in range(count)])
+
+
+def truncate(broker: Any, topic: str, compacted: bool = False) -> None:
+    """Make ``topic`` [0] lose its oldest records: the mock past its cap, Kafka by DeleteRecords
+    (which a compacted topic refuses until its cleanup policy also deletes)."""
+    if broker.kind == "mock":
+        flood(broker.bootstrap, topic)
+        return
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    if compacted:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact,delete", incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([resource])[resource].result(10)
+    else:
+        produce(broker.bootstrap, topic, [(f"f{i}", {"pad": "x"}) for i in range(2_000)])
+    end = end_offsets(broker.bootstrap, topic, 1)[0]
+    for future in admin.delete_records([TopicPartition(topic, 0, end // 2)], request_timeout=10).values():
+        future.result(10)
 
 
 class Run:
@@ -85,9 +109,11 @@ def test_the_embedded_broker_says_when_it_drops_records(caplog) -> None:
 
 
 @pytest.fixture
-def broker(tmp_path: Path):
-    """`streamlet broker` (the mock) in its own process: its cap is what truncates here."""
-    b = BrokerProcess(tmp_path, {"events": 1})
+def broker(tmp_path: Path, broker_kind: str):
+    """The mock (`streamlet broker`, whose cap truncates) or Kafka (DeleteRecords); not Tansu."""
+    if broker_kind == "tansu":
+        pytest.skip("Tansu deletes no records (no DeleteRecords, retention not applied)")
+    b = BROKERS[broker_kind](tmp_path, {"events": 1})
     yield b
     b.stop()
 
@@ -112,8 +138,8 @@ def test_input_records_deleted_before_they_were_processed_are_reported(tmp_path:
     assert not run.errors, run.errors
     assert committed(broker.bootstrap, app_id, "events", 1) == {0: 10}
 
-    # while the app is down, the broker's cap deletes records it has not processed yet
-    flood(broker.bootstrap, "events")
+    # while the app is down, the broker deletes records it has not processed yet
+    truncate(broker, "events")
     app = counting_app(broker.bootstrap, tmp_path, app_id, on_input_truncated=policy)
     run = Run(app)
     if policy == "fail":
@@ -128,7 +154,7 @@ def test_input_records_deleted_before_they_were_processed_are_reported(tmp_path:
     run.stop()
     assert not run.errors, run.errors
     lost = app.metrics()['input_truncated_records{partition="0",topic="events"}']
-    assert lost > 1_000
+    assert lost > 900
     assert f"records 10 to {10 + lost - 1} were deleted before this application processed them" in caplog.text
 
 
@@ -152,7 +178,10 @@ def test_a_changelog_truncated_by_the_broker_fails_the_restore_unless_accepted(t
     run.stop()
     assert not run.errors, run.errors
     changelog = f"{app_id}-rows-changelog"
-    wait_until(lambda: broker_dropped(broker, changelog), 10, "the broker to report the dropped changelog")
+    if broker.kind == "mock":
+        wait_until(lambda: broker_dropped(broker, changelog), 10, "the broker to report the dropped changelog")
+    else:
+        truncate(broker, changelog, compacted=True)
 
     # a new worker (an empty disk) needs the whole changelog, whose start is gone
     import shutil
@@ -181,5 +210,5 @@ def test_a_changelog_truncated_by_the_broker_fails_the_restore_unless_accepted(t
     assert f"records 0 to {lost - 1} were deleted" in caplog.text
 
 
-def broker_dropped(broker: BrokerProcess, topic: str) -> bool:
+def broker_dropped(broker: Any, topic: str) -> bool:
     return f"DROPPED records of topic '{topic}'" in broker.log_path.read_text(errors="replace")

@@ -63,7 +63,7 @@ def outputs(bootstrap: str) -> list[int]:
 def test_a_record_too_large_to_produce_goes_through_the_error_policy(tmp_path: Path, broker: Any,
                                                                    policy: str) -> None:
     app_id = f"big-{policy.replace('_', '-')}"
-    broker.create_topic("in", PARTITIONS)
+    broker.create_topic("in", PARTITIONS, {"max.message.bytes": str(2 * BIG)})  # Kafka's default is ~1 MB
     broker.create_topic("out", PARTITIONS)
     produce(broker.bootstrap, "in", small_records(0, 100))
     produce(broker.bootstrap, "in", [("big", b"x" * BIG)], message_max_bytes=10_000_000)
@@ -191,6 +191,35 @@ def test_rejected_outputs_under_fail_stop_the_worker_naming_the_topic(tmp_path: 
     assert "max.message.bytes" in log and "Traceback" not in log, w.tail()
     offsets = committed(broker.bootstrap, "rejected-fail", "in", PARTITIONS)
     assert all(o < 0 for o in offsets.values()), f"inputs of rejected outputs were committed: {offsets}"
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead_letter"])
+def test_outputs_over_the_topics_max_message_bytes_are_rejected_by_kafka(tmp_path: Path, broker: Any,
+                                                                         policy: str) -> None:
+    """Real Kafka enforces a topic's max.message.bytes (2,000 here) on each batch; a 5 KB output makes
+    its batch rejected (MESSAGE_TOO_LARGE) with every record in it: skipped, or dead-lettered whole."""
+    if broker.kind != "kafka":
+        pytest.skip("only Kafka enforces a topic's max.message.bytes (the mock and Tansu take any size)")
+    app_id = f"kafka-rejects-{policy.replace('_', '-')}"
+    broker.create_topic("in", PARTITIONS)
+    broker.create_topic("out", PARTITIONS, {"max.message.bytes": "2000"})
+    if policy == "dead_letter":
+        broker.create_topic(f"{app_id}-dead-letter", 1)
+    records = [(k, {**v, "pad": "x" * 5_000} if v["n"] % 100 == 0 else v) for k, v in small_records(0, 1_000)]
+    produce(broker.bootstrap, "in", records)
+    w = start(tmp_path, broker, app_id, policy, script=PASS_THROUGH.replace("sl.serde.bytes()", "sl.serde.json()"))
+    wait_committed(broker.bootstrap, app_id, "in", PARTITIONS, 90, [w])
+    assert w.stop() == 0
+    log = w.text()
+    assert "MSG_SIZE_TOO_LARGE" in log and "Traceback" not in log, w.tail()
+    out = outputs(broker.bootstrap)
+    assert len(out) == len(set(out)) and not {n for n in out if n % 100 == 0}, "a 5 KB record got through"
+    if policy == "skip":
+        assert "output record(s) the broker rejected (on_error='skip'" in log, w.tail()
+        return
+    dead = read_all(broker.bootstrap, f"{app_id}-dead-letter", 1)
+    assert sorted(out + [orjson.loads(m.value())["n"] for m in dead]) == list(range(1_000))
+    assert all(dict(m.headers())["streamlet.output.topic"] == b"out" for m in dead)
 
 
 # -- changelog records are never skipped -------------------------------------------------------
