@@ -42,6 +42,8 @@ class Config:
     on_input_truncated: str = "warn"
     #: a co-partitioned input record on another partition than murmur2 of its key gives
     on_partition_mismatch: str = "warn"
+    #: how often records of repartition topics are deleted up to the committed offsets
+    repartition_purge_interval_ms: int = 30_000
 
     @property
     def embedded(self) -> bool:
@@ -63,6 +65,7 @@ _ENV = {
     "on_changelog_truncated": ("STREAMLET_ON_CHANGELOG_TRUNCATED", str),
     "on_input_truncated": ("STREAMLET_ON_INPUT_TRUNCATED", str),
     "on_partition_mismatch": ("STREAMLET_ON_PARTITION_MISMATCH", str),
+    "repartition_purge_interval_ms": ("STREAMLET_REPARTITION_PURGE_INTERVAL_MS", int),
 }
 
 
@@ -118,6 +121,9 @@ def check(config: Config) -> None:
             )
     if not isinstance(config.commit_interval_ms, int) or config.commit_interval_ms <= 0:
         raise ConfigError(f"commit_interval_ms={config.commit_interval_ms!r} must be a positive int")
+    if not isinstance(config.repartition_purge_interval_ms, int) or config.repartition_purge_interval_ms <= 0:
+        raise ConfigError(f"repartition_purge_interval_ms={config.repartition_purge_interval_ms!r} must be a "
+                          "positive int (milliseconds)")
     if not isinstance(config.batch_size, int) or config.batch_size <= 0:
         raise ConfigError(f"batch_size={config.batch_size!r} must be a positive int")
     if not isinstance(config.brokers, str) or not config.brokers.strip():

@@ -79,7 +79,7 @@ class _Grouped:
             parent = topo.add("source", [], name=f"{name}-repartition-source", topic=topic,
                               key_serde=self.key_serde, value_serde=source_value_serde).name
         changelog = f"{app.application_id}-{name}-changelog"
-        topo.add_internal_topic(InternalTopic(changelog, "changelog", config={"cleanup.policy": "compact"}))
+        topo.add_internal_topic(InternalTopic(changelog, "changelog"))
         topo.add_store(StoreSpec(name, "aggregate", self.key_serde, stored_serde(), changelog,
                                  present=spec.present))
         node = topo.add("table_aggregate" if self._table else "aggregate", [parent], name=name,

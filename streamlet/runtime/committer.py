@@ -47,6 +47,8 @@ class Committer:
         self.before_flush: list[Callable[[], None]] = []
         #: callbacks run after outputs are acknowledged and before offsets are committed
         self.before_offsets: list[Callable[[], None]] = []
+        #: callbacks run with the offsets just committed (``{(topic, partition): next offset}``)
+        self.after_commit: list[Callable[[dict[tuple[str, int], int]], None]] = []
 
     # librdkafka calls this from poll()/flush() for failed deliveries only
     def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
@@ -155,6 +157,8 @@ class Committer:
             if self.pending.get(key) == items[key]:
                 del self.pending[key]
         self.commits += 1
+        for after in self.after_commit:
+            after(items)
         return True
 
     def abandon(self) -> None:

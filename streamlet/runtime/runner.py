@@ -33,6 +33,7 @@ from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.log_start import InputLogStart
 from streamlet.runtime.metrics import Metrics
 from streamlet.runtime.partition_check import PartitionCheck, copartitioned_external_topics
+from streamlet.runtime.purge import RepartitionPurge
 from streamlet.runtime.restoring import RestoringTasks, fmt
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
@@ -60,6 +61,7 @@ class Runner:
         self.restoring: RestoringTasks | None = None  # held records, activation, resets
         self.partition_check: PartitionCheck | None = None  # keys of joined inputs on the right partition
         self.metrics = Metrics()
+        self.admin: Any = None  # an AdminClient: first offsets at assignment, repartition purges
         self.processed = 0
         self.ready = threading.Event()
 
@@ -111,6 +113,9 @@ class Runner:
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
         self.admin = AdminClient(admin_settings(bootstrap, with_client_logger(cfg.client_config)))
         self.log_start = InputLogStart(self.consumer, self.admin, cfg.on_input_truncated, self.metrics)
+        repartition = {name for name, t in topology.internal_topics.items() if t.kind == "repartition"}
+        purge = RepartitionPurge(self.admin, repartition, cfg.repartition_purge_interval_ms)
+        self.committer.after_commit.append(purge.after_commit)
         watched = copartitioned_external_topics(topology) if cfg.on_partition_mismatch != "ignore" else set()
         self.partition_check = PartitionCheck({t: partitions[t] for t in watched}, cfg.on_partition_mismatch,
                                               self.metrics) if watched else None
@@ -227,7 +232,8 @@ class Runner:
         held = restoring_tasks.held if restoring_tasks is not None else {}
         process = self._process
         check = self.partition_check.check if self.partition_check is not None else None
-        serve_admin_logs = self.admin.poll  # its log lines go through the repeat filter when served
+        # its log lines go through the repeat filter when served
+        serve_admin_logs = self.admin.poll if self.admin is not None else (lambda _: 0)
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:

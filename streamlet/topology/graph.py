@@ -41,13 +41,27 @@ class Node:
 
 @dataclass
 class InternalTopic:
-    """A topic the application owns (repartition, changelog)."""
+    """A topic the application owns (repartition, changelog), created with Kafka Streams' settings
+    for its kind (:data:`INTERNAL_TOPIC_CONFIG`) under the ones given in ``config``."""
 
     name: str
     kind: str  # "repartition" | "changelog"
     partitions: int | None = None  # None: same as the sub-topology's sources
     config: dict[str, str] = field(default_factory=dict)
     source_of: str | None = None  # the source topic whose partition count it copies
+
+    def __post_init__(self) -> None:
+        self.config = {**INTERNAL_TOPIC_CONFIG.get(self.kind, {}), **self.config}
+
+
+#: Kafka Streams' internal topic settings (RepartitionTopicConfig, UnwindowedChangelogTopicConfig):
+#: a changelog keeps the latest record per key; a repartition topic keeps records until the app has
+#: committed past them and deletes them itself (runtime/purge.py), never by time
+INTERNAL_TOPIC_CONFIG: dict[str, dict[str, str]] = {
+    "repartition": {"cleanup.policy": "delete", "retention.ms": "-1", "segment.bytes": "52428800",
+                    "message.timestamp.type": "CreateTime"},
+    "changelog": {"cleanup.policy": "compact", "message.timestamp.type": "CreateTime"},
+}
 
 
 @dataclass
