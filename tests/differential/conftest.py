@@ -17,7 +17,7 @@ def kstreams():
 
 @pytest.fixture(scope="session")
 def reference(kstreams):
-    """``reference(topology, seed, null_keys)`` → (the records, Kafka Streams' outputs), run once per session."""
+    """``reference(topology, seed, null_keys)`` → (records, Kafka Streams' outputs), once per session."""
     cache: dict[tuple[str, int, bool], tuple[list[dict], list[OutRecord]]] = {}
 
     def get(topology: str, seed: int, null_keys: bool) -> tuple[list[dict], list[OutRecord]]:

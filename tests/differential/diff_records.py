@@ -54,7 +54,8 @@ def by_topic(out: list[OutRecord], timestamps: bool) -> dict[str, list[tuple[Any
     """Output records per topic, in order: ``(key, value)`` or ``(key, value, timestamp)``."""
     topics: dict[str, list[tuple[Any, ...]]] = {}
     for r in out:
-        topics.setdefault(r.topic, []).append((r.key, r.value, r.timestamp) if timestamps else (r.key, r.value))
+        row = (r.key, r.value, r.timestamp) if timestamps else (r.key, r.value)
+        topics.setdefault(r.topic, []).append(row)
     return topics
 
 
@@ -65,7 +66,7 @@ def first_difference(ours: dict[str, list], theirs: dict[str, list]) -> str:
         if a == b:
             continue
         i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        return (f"topic {topic!r}: streamlet wrote {len(a)} records, Kafka Streams {len(b)}; first difference "
-                f"at #{i}: streamlet {a[i] if i < len(a) else '(none)'} vs Kafka Streams "
+        return (f"topic {topic!r}: streamlet wrote {len(a)} records, Kafka Streams {len(b)}; "
+                f"first difference at #{i}: streamlet {a[i] if i < len(a) else '(none)'} vs Kafka Streams "
                 f"{b[i] if i < len(b) else '(none)'}; the records before it: {b[max(0, i - 3):i]}")
     return "no difference"

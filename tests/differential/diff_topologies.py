@@ -43,9 +43,10 @@ def stateless(app: sl.App) -> None:
     s.map(lambda k, v: (None if v is None else v["tag"],
                         None if v is None else {"key": k, "double": v["amount"] * 2})).to("mapped")
     s.map_values(lambda v: None if v is None else {**v, "big": v["amount"] > 50}).to("mapped-values")
-    s.flat_map(lambda k, v: [] if v is None else
-               [(v["tag"], {"i": i, "amount": v["amount"]}) for i in range(v["amount"] % 3)]).to("flat-mapped")
-    s.flat_map_values(lambda v: [] if v is None else [v["amount"]] * (v["amount"] % 3)).to("flat-mapped-values")
+    s.flat_map(lambda k, v: [] if v is None else [(v["tag"], {"i": i, "amount": v["amount"]})
+                                                  for i in range(v["amount"] % 3)]).to("flat-mapped")
+    s.flat_map_values(lambda v: [] if v is None else [v["amount"]] * (v["amount"] % 3)) \
+        .to("flat-mapped-values")
     s.select_key(lambda k, v: None if v is None else v["user"]).to("rekeyed")
     branches = (s.split(name="size-")
                 .branch(lambda k, v: v is not None and v["amount"] < 30, name="small")
@@ -89,7 +90,8 @@ def table_group_by(app: sl.App) -> None:
     users = app.table("users")
     users.group_by(lambda k, v: v["city"]).count(name="per-city").to_stream().to("city-counts")
     (users.group_by(lambda k, v: v["city"])
-     .aggregate(lambda: 0, lambda k, v, agg: agg + v["age"], lambda k, v, agg: agg - v["age"], name="age-sum")
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["age"], lambda k, v, agg: agg - v["age"],
+                name="age-sum")
      .to_stream().to("city-ages"))
 
 
@@ -100,12 +102,25 @@ def table_to_stream(app: sl.App) -> None:
 
 @topology("table-filter", ["older"], ["users"])
 def table_filter(app: sl.App) -> None:
-    app.table("users").filter(lambda k, v: v["age"] >= 30).map_values(lambda v: v["city"]).to_stream().to("older")
+    (app.table("users").filter(lambda k, v: v["age"] >= 30).map_values(lambda v: v["city"])
+     .to_stream().to("older"))
 
 
 @topology("stream-table-join", ["enriched", "enriched-left"], ["in", "users"])
 def stream_table_join(app: sl.App) -> None:
     orders, users = app.stream("in"), app.table("users")
-    orders.join(users, lambda o, u: {"amount": None if o is None else o["amount"], "city": u["city"]}).to("enriched")
+    orders.join(users, lambda o, u: {"amount": None if o is None else o["amount"],
+                                     "city": u["city"]}).to("enriched")
     orders.left_join(users, lambda o, u: {"amount": None if o is None else o["amount"],
                                           "city": None if u is None else u["city"]}).to("enriched-left")
+
+
+@topology("named-aggregators", ["summary-out"], ["in"])
+def named_aggregators(app: sl.App) -> None:
+    (app.stream("in").group_by_key()
+     .aggregate(n=sl.agg.count(), total=sl.agg.sum("amount"),
+                low=sl.agg.min("amount"), high=sl.agg.max("amount"),
+                first=sl.agg.first_value("user"), latest=sl.agg.latest_by_offset("user"),
+                earliest=sl.agg.earliest_by_offset("user"), users=sl.agg.collect_list("user"),
+                tags=sl.agg.collect_set("tag"), top=sl.agg.top_k("amount", 2), name="summary")
+     .to_stream().to("summary-out"))

@@ -9,7 +9,7 @@ import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.Serializer;
 
-/** JSON values as Jackson trees: the bytes streamlet's json serde (orjson) reads and writes; null stays null. */
+/** JSON values as Jackson trees: the bytes streamlet's json serde (orjson) reads and writes. */
 public final class JsonSerde extends Serdes.WrapperSerde<JsonNode> {
   static final ObjectMapper MAPPER = new ObjectMapper();
   static final JsonSerde INSTANCE = new JsonSerde();

@@ -21,7 +21,6 @@ import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
-import org.apache.kafka.streams.kstream.Produced;
 
 /**
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
@@ -42,7 +41,8 @@ final class Topologies {
       "table-group-by", Topologies::tableGroupBy,
       "table-to-stream", Topologies::tableToStream,
       "table-filter", Topologies::tableFilter,
-      "stream-table-join", Topologies::streamTableJoin);
+      "stream-table-join", Topologies::streamTableJoin,
+      "named-aggregators", NamedAggregators::build);
   private static final Map<String, List<String>> OUTPUTS = Map.of(
       "stateless", List.of("filtered", "filtered-not", "mapped", "mapped-values", "flat-mapped",
           "flat-mapped-values", "rekeyed", "small", "medium", "large"),
@@ -53,7 +53,8 @@ final class Topologies {
       "table-group-by", List.of("city-counts", "city-ages"),
       "table-to-stream", List.of("users-changes"),
       "table-filter", List.of("older"),
-      "stream-table-join", List.of("enriched", "enriched-left"));
+      "stream-table-join", List.of("enriched", "enriched-left"),
+      "named-aggregators", List.of("summary-out"));
 
   private Topologies() {}
 
@@ -67,7 +68,7 @@ final class Topologies {
     return new Definition(name, builder.build(), OUTPUTS.get(name));
   }
 
-  private static KStream<String, JsonNode> in(StreamsBuilder b) {
+  static KStream<String, JsonNode> in(StreamsBuilder b) {
     return b.stream("in", Consumed.with(Serdes.String(), JsonSerde.json()));
   }
 
