@@ -97,9 +97,11 @@ def _build(folder: Path, digest: str) -> None:
     jar = tmp / "build" / "kstreams-diff-1.jar"
     if out is None or out.returncode != 0 or not jar.is_file():
         shutil.rmtree(tmp, ignore_errors=True)
-        tail = ((out.stdout + out.stderr) if out else "")[-3000:]
+        text = (out.stdout + out.stderr) if out else ""
+        errors = [line for line in text.splitlines() if line.startswith("[ERROR] /")]  # compiler errors
+        tail = "\n".join(dict.fromkeys(errors))[:3000] if errors else text[-3000:]
         raise KStreamsReferenceError(
-            f"`{' '.join(base)}` failed (does this machine reach Maven Central?); its output ends:\n{tail}")
+            f"`{' '.join(base)}` failed (a compile error, or no Maven Central?); its output:\n{tail}")
     shutil.copy2(jar, tmp / "jars" / jar.name)
     (tmp / "jars" / MARKER).write_text(digest + "\n")
     shutil.rmtree(folder, ignore_errors=True)

@@ -124,3 +124,24 @@ def named_aggregators(app: sl.App) -> None:
                 earliest=sl.agg.earliest_by_offset("user"), users=sl.agg.collect_list("user"),
                 tags=sl.agg.collect_set("tag"), top=sl.agg.top_k("amount", 2), name="summary")
      .to_stream().to("summary-out"))
+
+
+def _tag_age(o, u):
+    return {"tag": None if o is None else o["tag"], "age": None if u is None else u["age"]}
+
+
+@topology("rekeyed-join", ["by-amount", "by-amount-left"], ["in", "in2", "users"])
+def rekeyed_join(app: sl.App) -> None:
+    orders = (app.stream("in").merge(app.stream("in2"))
+              .select_key(lambda k, v: None if v is None else f"k{v['amount'] % 6}"))  # repartitioned
+    users = app.table("users")
+    orders.join(users, _tag_age).to("by-amount")
+    orders.left_join(users, _tag_age).to("by-amount-left")
+
+
+@topology("derived-table-join", ["older-cities"], ["in", "users"])
+def derived_table_join(app: sl.App) -> None:
+    older = app.table("users").filter(lambda k, v: v["age"] >= 30).map_values(lambda v: v["city"])
+    (app.stream("in")
+     .left_join(older, lambda o, city: {"amount": None if o is None else o["amount"], "city": city})
+     .to("older-cities"))

@@ -32,9 +32,10 @@ DIFFERENT_TIMESTAMPS: dict[str, str] = {
     "stream-group-by": _MAX_TIMESTAMP, "named-aggregators": _MAX_TIMESTAMP,
 }
 #: topology → how it differs only when some stream records have no key
+_KEYLESS_LEFT_JOIN = ("a stream record without a key in a stream-table left join: Kafka Streams (KIP-962, "
+                      "3.7+) calls the joiner with a None row and emits (None, result); streamlet drops it")
 DIFFERENT_NULL_KEYS: dict[str, str] = {
-    "stream-table-join": "a stream record without a key in a left join: Kafka Streams (KIP-962, 3.7+) "
-                         "calls the joiner with a None row and emits (None, result); streamlet drops it",
+    "stream-table-join": _KEYLESS_LEFT_JOIN, "derived-table-join": _KEYLESS_LEFT_JOIN,
 }
 
 

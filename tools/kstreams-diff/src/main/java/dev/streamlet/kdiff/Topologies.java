@@ -32,40 +32,39 @@ final class Topologies {
   record Definition(String name, Topology topology, List<String> outputs) {}
 
   private static final JsonNodeFactory F = JsonNodeFactory.instance;
-  private static final Map<String, Consumer<StreamsBuilder>> BUILDERS = Map.of(
-      "stateless", Topologies::stateless,
-      "count", Topologies::count,
-      "reduce", Topologies::reduce,
-      "aggregate", Topologies::aggregate,
-      "stream-group-by", Topologies::streamGroupBy,
-      "table-group-by", Topologies::tableGroupBy,
-      "table-to-stream", Topologies::tableToStream,
-      "table-filter", Topologies::tableFilter,
-      "stream-table-join", Topologies::streamTableJoin,
-      "named-aggregators", NamedAggregators::build);
-  private static final Map<String, List<String>> OUTPUTS = Map.of(
-      "stateless", List.of("filtered", "filtered-not", "mapped", "mapped-values", "flat-mapped",
-          "flat-mapped-values", "rekeyed", "small", "medium", "large"),
-      "count", List.of("counts-out"),
-      "reduce", List.of("reduced-out"),
-      "aggregate", List.of("agg-out"),
-      "stream-group-by", List.of("per-user-out"),
-      "table-group-by", List.of("city-counts", "city-ages"),
-      "table-to-stream", List.of("users-changes"),
-      "table-filter", List.of("older"),
-      "stream-table-join", List.of("enriched", "enriched-left"),
-      "named-aggregators", List.of("summary-out"));
+  /** How to build one topology, and the topics it writes (the ones compared). */
+  private record Spec(Consumer<StreamsBuilder> build, List<String> outputs) {}
+
+  private static Map.Entry<String, Spec> spec(String name, Consumer<StreamsBuilder> build,
+      String... outputs) {
+    return Map.entry(name, new Spec(build, List.of(outputs)));
+  }
+
+  private static final Map<String, Spec> SPECS = Map.ofEntries(
+      spec("stateless", Topologies::stateless, "filtered", "filtered-not", "mapped", "mapped-values",
+          "flat-mapped", "flat-mapped-values", "rekeyed", "small", "medium", "large"),
+      spec("count", Topologies::count, "counts-out"),
+      spec("reduce", Topologies::reduce, "reduced-out"),
+      spec("aggregate", Topologies::aggregate, "agg-out"),
+      spec("stream-group-by", Topologies::streamGroupBy, "per-user-out"),
+      spec("table-group-by", Topologies::tableGroupBy, "city-counts", "city-ages"),
+      spec("table-to-stream", Topologies::tableToStream, "users-changes"),
+      spec("table-filter", Topologies::tableFilter, "older"),
+      spec("stream-table-join", Topologies::streamTableJoin, "enriched", "enriched-left"),
+      spec("named-aggregators", NamedAggregators::build, "summary-out"),
+      spec("rekeyed-join", Topologies::rekeyedJoin, "by-amount", "by-amount-left"),
+      spec("derived-table-join", Topologies::derivedTableJoin, "older-cities"));
 
   private Topologies() {}
 
   static Definition get(String name) {
-    Consumer<StreamsBuilder> build = BUILDERS.get(name);
-    if (build == null) {
-      throw new IllegalArgumentException("no topology named " + name + "; known: " + BUILDERS.keySet());
+    Spec spec = SPECS.get(name);
+    if (spec == null) {
+      throw new IllegalArgumentException("no topology named " + name + "; known: " + SPECS.keySet());
     }
     StreamsBuilder builder = new StreamsBuilder();
-    build.accept(builder);
-    return new Definition(name, builder.build(), OUTPUTS.get(name));
+    spec.build().accept(builder);
+    return new Definition(name, builder.build(), spec.outputs());
   }
 
   static KStream<String, JsonNode> in(StreamsBuilder b) {
@@ -181,5 +180,23 @@ final class Topologies {
         .put("city", u.get("city").asText())).to("enriched");
     orders.leftJoin(users, (o, u) -> (JsonNode) obj().put("amount", o == null ? null : amount(o))
         .put("city", u == null ? null : u.get("city").asText())).to("enriched-left");
+  }
+
+  private static void rekeyedJoin(StreamsBuilder b) {
+    KStream<String, JsonNode> in2 = b.stream("in2", Consumed.with(Serdes.String(), JsonSerde.json()));
+    KStream<String, JsonNode> orders = in(b).merge(in2)
+        .selectKey((k, v) -> v == null ? null : "k" + amount(v) % 6);
+    KTable<String, JsonNode> users = users(b);
+    orders.join(users, (o, u) -> (JsonNode) obj().put("tag", o == null ? null : o.get("tag").asText())
+        .put("age", u.get("age").asLong())).to("by-amount");
+    orders.leftJoin(users, (o, u) -> (JsonNode) obj().put("tag", o == null ? null : o.get("tag").asText())
+        .put("age", u == null ? null : u.get("age").asLong())).to("by-amount-left");
+  }
+
+  private static void derivedTableJoin(StreamsBuilder b) {
+    KTable<String, JsonNode> older = users(b).filter((k, v) -> v.get("age").asLong() >= 30)
+        .mapValues(v -> (JsonNode) TextNode.valueOf(v.get("city").asText()));
+    in(b).leftJoin(older, (o, city) -> (JsonNode) obj().put("amount", o == null ? null : amount(o))
+        .set("city", city)).to("older-cities");
   }
 }
