@@ -16,10 +16,10 @@ from diff_topologies import TOPOLOGIES
 SEEDS = [0, 1, 2, 3]
 #: topology → how streamlet's keys and values differ from Kafka Streams' (a strict xfail)
 DIFFERENT: dict[str, str] = {
-    "table-group-by": "a table row updated within its group: Kafka Streams sends the subtract and the "
-                      "add as one repartition record and emits the group's new aggregate once (Rome 40 -> "
-                      "Rome 37); streamlet emits the subtraction, then the addition (Rome 40 -> Rome 0 -> "
-                      "Rome 37)",
+    "table-group-by": "a table row updated within its group: Kafka Streams (KIP-904) sends the subtract "
+                      "and the add as one repartition record and emits the group's new aggregate once "
+                      "(Rome 40 -> Rome 37); streamlet emits the subtraction, then the addition (Rome 40 "
+                      "-> Rome 0 -> Rome 37)",
     "table-to-stream": "a tombstone for a key the table does not hold: Kafka Streams' table source forwards "
                        "it (to_stream emits (key, None)); streamlet drops it",
 }
