@@ -1,0 +1,72 @@
+"""streamlet's TestDriver against Kafka Streams' TopologyTestDriver on the same seeded records.
+
+Each topology of diff_topologies.py runs on both sides (record caches off: streamlet has none in its
+TestDriver, Kafka Streams gets ``statestore.cache.max.bytes=0``); the output records of every output
+topic must be the same, in the same order. Known differences are strict xfails naming the difference
+(docs/testing.md lists them).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from diff_records import by_topic, first_difference, run_streamlet
+from diff_topologies import TOPOLOGIES
+
+SEEDS = [0, 1, 2, 3]
+#: topology → how streamlet's keys and values differ from Kafka Streams' (a strict xfail)
+DIFFERENT: dict[str, str] = {
+    "table-group-by": "a table row updated within its group: Kafka Streams (KIP-904) sends the subtract "
+                      "and the add as one repartition record and emits the group's new aggregate once "
+                      "(Rome 40 -> Rome 37); streamlet emits the subtraction, then the addition (Rome 40 "
+                      "-> Rome 0 -> Rome 37)",
+    "table-to-stream": "a tombstone for a key the table does not hold: Kafka Streams' table source forwards "
+                       "it (to_stream emits (key, None)); streamlet drops it",
+}
+_MAX_TIMESTAMP = ("an aggregation's output record: Kafka Streams stamps it with the largest timestamp the "
+                  "aggregate has seen (max of the previous aggregate's and the record's); streamlet with the "
+                  "timestamp of the record that changed it (lower when it arrives out of order)")
+#: topology → how only the timestamps differ
+DIFFERENT_TIMESTAMPS: dict[str, str] = {
+    "count": _MAX_TIMESTAMP, "reduce": _MAX_TIMESTAMP, "aggregate": _MAX_TIMESTAMP,
+    "stream-group-by": _MAX_TIMESTAMP, "named-aggregators": _MAX_TIMESTAMP,
+}
+#: topology → how it differs only when some stream records have no key
+_KEYLESS_LEFT_JOIN = ("a stream record without a key in a stream-table left join: Kafka Streams (KIP-962, "
+                      "3.7+) calls the joiner with a None row and emits (None, result); streamlet drops it")
+DIFFERENT_NULL_KEYS: dict[str, str] = {
+    "stream-table-join": _KEYLESS_LEFT_JOIN, "derived-table-join": _KEYLESS_LEFT_JOIN,
+}
+
+
+def cases(known: dict[str, str], null_keys: bool = False):
+    topologies = [t for t in TOPOLOGIES if not null_keys or "in" in TOPOLOGIES[t][2]]
+    # only a comparison that fails is the expected failure: a broken reference fails these tests too
+    marks = {t: [pytest.mark.xfail(strict=True, raises=AssertionError, reason=r)] for t, r in known.items()}
+    return [pytest.param(t, seed, id=f"{t}-{seed}", marks=marks.get(t, []))
+            for t in topologies for seed in SEEDS]
+
+
+def compare(reference, topology: str, seed: int, null_keys: bool, timestamps: bool) -> None:
+    recs, theirs = reference(topology, seed, null_keys)
+    ours = by_topic(run_streamlet(topology, recs), timestamps)
+    theirs_by_topic = by_topic(theirs, timestamps)
+    assert ours == theirs_by_topic, first_difference(ours, theirs_by_topic)
+
+
+@pytest.mark.parametrize("topology,seed", cases(DIFFERENT))
+def test_same_keys_and_values(reference, topology: str, seed: int) -> None:
+    """Same (key, value) records per output topic, in the same order."""
+    compare(reference, topology, seed, False, timestamps=False)
+
+
+@pytest.mark.parametrize("topology,seed", cases({**DIFFERENT, **DIFFERENT_TIMESTAMPS}))
+def test_same_timestamps(reference, topology: str, seed: int) -> None:
+    """The same, timestamps of the output records included."""
+    compare(reference, topology, seed, False, timestamps=True)
+
+
+@pytest.mark.parametrize("topology,seed", cases({**DIFFERENT, **DIFFERENT_NULL_KEYS}, null_keys=True))
+def test_same_outputs_with_keyless_records(reference, topology: str, seed: int) -> None:
+    """The same (key, value) records when some stream records have no key."""
+    compare(reference, topology, seed + 100, True, timestamps=False)

@@ -1,0 +1,202 @@
+package dev.streamlet.kdiff;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.LongNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.streams.KeyValue;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.Topology;
+import org.apache.kafka.streams.kstream.Branched;
+import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.KTable;
+import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.Named;
+
+/**
+ * The named topologies. Each mirrors, operator for operator and function for function, the Python
+ * topology of the same name in tests/differential/topologies.py (docs/testing.md has the table).
+ * Input values: streams {"user": str|null, "amount": int, "tag": str}, table "users" {"city": str,
+ * "age": int}; null = tombstone. Python functions test {@code v is None} where Java tests null.
+ */
+final class Topologies {
+  record Definition(String name, Topology topology, List<String> outputs) {}
+
+  private static final JsonNodeFactory F = JsonNodeFactory.instance;
+  /** How to build one topology, and the topics it writes (the ones compared). */
+  private record Spec(Consumer<StreamsBuilder> build, List<String> outputs) {}
+
+  private static Map.Entry<String, Spec> spec(String name, Consumer<StreamsBuilder> build,
+      String... outputs) {
+    return Map.entry(name, new Spec(build, List.of(outputs)));
+  }
+
+  private static final Map<String, Spec> SPECS = Map.ofEntries(
+      spec("stateless", Topologies::stateless, "filtered", "filtered-not", "mapped", "mapped-values",
+          "flat-mapped", "flat-mapped-values", "rekeyed", "small", "medium", "large"),
+      spec("count", Topologies::count, "counts-out"),
+      spec("reduce", Topologies::reduce, "reduced-out"),
+      spec("aggregate", Topologies::aggregate, "agg-out"),
+      spec("stream-group-by", Topologies::streamGroupBy, "per-user-out"),
+      spec("table-group-by", Topologies::tableGroupBy, "city-counts", "city-ages"),
+      spec("table-to-stream", Topologies::tableToStream, "users-changes"),
+      spec("table-filter", Topologies::tableFilter, "older"),
+      spec("stream-table-join", Topologies::streamTableJoin, "enriched", "enriched-left"),
+      spec("named-aggregators", NamedAggregators::build, "summary-out"),
+      spec("rekeyed-join", Topologies::rekeyedJoin, "by-amount", "by-amount-left"),
+      spec("derived-table-join", Topologies::derivedTableJoin, "older-cities"));
+
+  private Topologies() {}
+
+  static Definition get(String name) {
+    Spec spec = SPECS.get(name);
+    if (spec == null) {
+      throw new IllegalArgumentException("no topology named " + name + "; known: " + SPECS.keySet());
+    }
+    StreamsBuilder builder = new StreamsBuilder();
+    spec.build().accept(builder);
+    return new Definition(name, builder.build(), spec.outputs());
+  }
+
+  static KStream<String, JsonNode> in(StreamsBuilder b) {
+    return b.stream("in", Consumed.with(Serdes.String(), JsonSerde.json()));
+  }
+
+  private static KTable<String, JsonNode> users(StreamsBuilder b) {
+    return b.table("users", Consumed.with(Serdes.String(), JsonSerde.json()), Materialized.as("users"));
+  }
+
+  private static long amount(JsonNode v) {
+    return v.get("amount").asLong();
+  }
+
+  private static ObjectNode obj() {
+    return F.objectNode();
+  }
+
+  private static void stateless(StreamsBuilder b) {
+    KStream<String, JsonNode> s = in(b);
+    s.filter((k, v) -> v != null && amount(v) > 50).to("filtered");
+    s.filterNot((k, v) -> v != null && amount(v) > 50).to("filtered-not");
+    s.map((k, v) -> KeyValue.pair(v == null ? null : v.get("tag").asText(),
+        v == null ? null : (JsonNode) obj().put("key", k).put("double", amount(v) * 2))).to("mapped");
+    s.mapValues(v -> v == null ? null : (JsonNode) ((ObjectNode) v.deepCopy()).put("big", amount(v) > 50))
+        .to("mapped-values");
+    s.flatMap((k, v) -> {
+      List<KeyValue<String, JsonNode>> out = new ArrayList<>();
+      for (long i = 0; v != null && i < amount(v) % 3; i++) {
+        out.add(KeyValue.pair(v.get("tag").asText(), obj().put("i", i).put("amount", amount(v))));
+      }
+      return out;
+    }).to("flat-mapped");
+    s.flatMapValues(v -> {
+      List<JsonNode> out = new ArrayList<>();
+      for (long i = 0; v != null && i < amount(v) % 3; i++) {
+        out.add(LongNode.valueOf(amount(v)));
+      }
+      return out;
+    }).to("flat-mapped-values");
+    s.selectKey((k, v) -> v == null || v.get("user").isNull() ? null : v.get("user").asText()).to("rekeyed");
+    var branches = s.split(Named.as("size-"))
+        .branch((k, v) -> v != null && amount(v) < 30, Branched.as("small"))
+        .branch((k, v) -> v != null && amount(v) < 70, Branched.as("medium"))
+        .defaultBranch(Branched.as("large"));
+    branches.get("size-small").to("small");
+    branches.get("size-medium").to("medium");
+    branches.get("size-large").to("large");
+  }
+
+  private static void count(StreamsBuilder b) {
+    in(b).groupByKey().count(Materialized.as("counts"))
+        .toStream().mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("counts-out");
+  }
+
+  private static void reduce(StreamsBuilder b) {
+    in(b).groupByKey().reduce((a, v) -> (JsonNode) obj().put("amount", amount(a) + amount(v))
+            .set("user", v.get("user")), Materialized.as("reduced"))
+        .toStream().to("reduced-out");
+  }
+
+  private static void aggregate(StreamsBuilder b) {
+    in(b).groupByKey().aggregate(
+        () -> (JsonNode) obj().put("n", 0).put("sum", 0).set("tags", F.arrayNode()),
+        (k, v, agg) -> {
+          ArrayNode tags = F.arrayNode().addAll((ArrayNode) agg.get("tags")).add(v.get("tag"));
+          while (tags.size() > 3) {
+            tags.remove(0);
+          }
+          return obj().put("n", agg.get("n").asLong() + 1).put("sum", agg.get("sum").asLong() + amount(v))
+              .set("tags", tags);
+        },
+        Materialized.as("agg"))
+        .toStream().to("agg-out");
+  }
+
+  private static void streamGroupBy(StreamsBuilder b) {
+    in(b).groupBy((k, v) -> v == null || v.get("user").isNull() ? null : v.get("user").asText(),
+            Grouped.with(Serdes.String(), JsonSerde.json()))
+        .count(Materialized.as("per-user"))
+        .toStream().mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("per-user-out");
+  }
+
+  private static void tableGroupBy(StreamsBuilder b) {
+    KTable<String, JsonNode> users = users(b);
+    users.groupBy((k, v) -> KeyValue.pair(v.get("city").asText(), v), Grouped.with(Serdes.String(),
+            JsonSerde.json()))
+        .count(Materialized.as("per-city"))
+        .toStream().mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("city-counts");
+    users.groupBy((k, v) -> KeyValue.pair(v.get("city").asText(), v), Grouped.with(Serdes.String(),
+            JsonSerde.json()))
+        .aggregate(() -> (JsonNode) LongNode.valueOf(0),
+            (k, v, agg) -> LongNode.valueOf(agg.asLong() + v.get("age").asLong()),
+            (k, v, agg) -> LongNode.valueOf(agg.asLong() - v.get("age").asLong()),
+            Materialized.as("age-sum"))
+        .toStream().to("city-ages");
+  }
+
+  private static void tableToStream(StreamsBuilder b) {
+    users(b).toStream().to("users-changes");
+  }
+
+  private static void tableFilter(StreamsBuilder b) {
+    users(b).filter((k, v) -> v.get("age").asLong() >= 30)
+        .mapValues(v -> (JsonNode) TextNode.valueOf(v.get("city").asText()))
+        .toStream().to("older");
+  }
+
+  private static void streamTableJoin(StreamsBuilder b) {
+    KStream<String, JsonNode> orders = in(b);
+    KTable<String, JsonNode> users = users(b);
+    orders.join(users, (o, u) -> (JsonNode) obj().put("amount", o == null ? null : amount(o))
+        .put("city", u.get("city").asText())).to("enriched");
+    orders.leftJoin(users, (o, u) -> (JsonNode) obj().put("amount", o == null ? null : amount(o))
+        .put("city", u == null ? null : u.get("city").asText())).to("enriched-left");
+  }
+
+  private static void rekeyedJoin(StreamsBuilder b) {
+    KStream<String, JsonNode> in2 = b.stream("in2", Consumed.with(Serdes.String(), JsonSerde.json()));
+    KStream<String, JsonNode> orders = in(b).merge(in2)
+        .selectKey((k, v) -> v == null ? null : "k" + amount(v) % 6);
+    KTable<String, JsonNode> users = users(b);
+    orders.join(users, (o, u) -> (JsonNode) obj().put("tag", o == null ? null : o.get("tag").asText())
+        .put("age", u.get("age").asLong())).to("by-amount");
+    orders.leftJoin(users, (o, u) -> (JsonNode) obj().put("tag", o == null ? null : o.get("tag").asText())
+        .put("age", u == null ? null : u.get("age").asLong())).to("by-amount-left");
+  }
+
+  private static void derivedTableJoin(StreamsBuilder b) {
+    KTable<String, JsonNode> older = users(b).filter((k, v) -> v.get("age").asLong() >= 30)
+        .mapValues(v -> (JsonNode) TextNode.valueOf(v.get("city").asText()));
+    in(b).leftJoin(older, (o, city) -> (JsonNode) obj().put("amount", o == null ? null : amount(o))
+        .set("city", city)).to("older-cities");
+  }
+}
