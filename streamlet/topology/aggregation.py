@@ -116,15 +116,22 @@ def check_state(state: Any) -> None:
 
 
 def envelope_serde(inner: Any) -> FunctionSerde:
-    """Serde of table re-grouping records: ``(sign, value)`` with sign ``+`` (add) or ``-`` (subtract)."""
+    """Serde of table re-grouping records: ``(sign, value)`` with sign ``+`` (add) or ``-`` (subtract),
+    or ``("=", (new, old))``: a row updated within its group, one record (Kafka Streams KIP-904)."""
     ser, de = inner.serialize, inner.deserialize
 
     def serialize(pair: Any) -> bytes:
         sign, value = pair
+        if sign == "=":
+            new, old = (ser(v) or b"" for v in value)
+            return b"=" + len(old).to_bytes(4, "big") + old + new
         body = ser(value)
         return (b"+" if sign == "+" else b"-") + (body or b"")
 
     def deserialize(data: bytes) -> Any:
+        if data[:1] == b"=":
+            size = int.from_bytes(data[1:5], "big")
+            return ("=", (de(data[5 + size:]), de(data[5:5 + size])))
         sign = "+" if data[:1] == b"+" else "-"
         return (sign, de(data[1:]))
 

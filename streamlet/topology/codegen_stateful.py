@@ -137,8 +137,15 @@ def _stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> No
     comp = w.comp
     table = comp.topology.nodes[node.params["table"]]
     tv, vj = w.var("tv"), w.var("vj")
-    w.emit(depth, f"if {k} is not None and {v} is not None:  # join {table.name}")
-    d = depth + 1
+    left = bool(node.params.get("left"))
+    if left:  # a record without a key gets the joiner with no row (Kafka Streams KIP-962)
+        w.emit(depth, f"if {v} is not None:  # left join {table.name}")
+        w.emit(depth + 1, f"{tv} = None")
+        w.emit(depth + 1, f"if {k} is not None:")
+        d = depth + 2
+    else:
+        w.emit(depth, f"if {k} is not None and {v} is not None:  # join {table.name}")
+        d = depth + 1
     same_bytes = table.kind == "table_source" and comp.key_preserved_to(node.name) and all(
         s.params["key_serde"].name == table.params["key_serde"].name for s in comp.sources_of(node.name))
     if same_bytes:
@@ -152,6 +159,8 @@ def _stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> No
         w.key_used(k, None)
         w.needs_msg = True  # value getters may read ctx.msg
         w.emit(d, f"{tv} = {w.bind(getter_of(comp, table.name), 'table_lookup')}({k})")
+    if left:
+        d = depth + 1
     if not node.params.get("left"):
         w.emit(d, f"if {tv} is not None:")
         d += 1

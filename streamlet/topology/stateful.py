@@ -85,10 +85,9 @@ def _table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Comp
         next_offset = offset + 1
         kb = m.key()
         old = get(kb)
-        if v is None and old is None:
-            return
-        put(kb, v)
-        down(k, (v, old))
+        if v is not None or old is not None:
+            put(kb, v)
+        down(k, (v, old))  # a tombstone for a key not held is forwarded too, as in Kafka Streams
 
     return table_source
 
@@ -168,14 +167,15 @@ def _table_group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Co
 
     def table_group_by(k: Any, change: Any) -> None:
         new, old = change
-        if old is not None:
-            gk = fn(k, old)
-            if gk is not None:
-                down(gk, ("-", old))
-        if new is not None:
-            gk = fn(k, new)
-            if gk is not None:
-                down(gk, ("+", new))
+        old_key = None if old is None else fn(k, old)
+        new_key = None if new is None else fn(k, new)
+        if old_key is not None and old_key == new_key:
+            down(new_key, ("=", (new, old)))  # stays in its group: one update, one result (KIP-904)
+            return
+        if old_key is not None:
+            down(old_key, ("-", old))
+        if new_key is not None:
+            down(new_key, ("+", new))
 
     return table_group_by
 
@@ -231,7 +231,10 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
     def fold(state: Any, k: Any, v: Any, m: Any) -> Any:
         if table:
             sign, value = v
-            state = (add if sign == "+" else sub)(state, k, value, m.offset(), m.timestamp()[1])
+            if sign == "=":  # a row updated within this group: subtract its old value, add the new
+                state = sub(state, k, value[1], m.offset(), m.timestamp()[1])
+                value = value[0]
+            state = (add if sign != "-" else sub)(state, k, value, m.offset(), m.timestamp()[1])
         else:
             state = add(state, k, v, m.offset(), m.timestamp()[1])
         if check:
@@ -328,8 +331,12 @@ def _stream_table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp:
     joiner, down, left = node.fn, fan_out(downs), bool(node.params.get("left"))
 
     def stream_table_join(k: Any, v: Any) -> None:
-        if k is None or v is None:
-            return  # Kafka Streams ignores stream records without key or value
+        if v is None:
+            return  # Kafka Streams ignores stream records without a value
+        if k is None:  # a left join calls the joiner with no row (Kafka Streams KIP-962); a join drops it
+            if left:
+                down(k, joiner(v, None))
+            return
         tv = lookup(k)
         if tv is None:
             if left:

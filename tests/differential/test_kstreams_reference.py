@@ -16,12 +16,6 @@ from diff_topologies import TOPOLOGIES
 SEEDS = [0, 1, 2, 3]
 #: topology → how streamlet's keys and values differ from Kafka Streams' (a strict xfail)
 DIFFERENT: dict[str, str] = {
-    "table-group-by": "a table row updated within its group: Kafka Streams (KIP-904) sends the subtract "
-                      "and the add as one repartition record and emits the group's new aggregate once "
-                      "(Rome 40 -> Rome 37); streamlet emits the subtraction, then the addition (Rome 40 "
-                      "-> Rome 0 -> Rome 37)",
-    "table-to-stream": "a tombstone for a key the table does not hold: Kafka Streams' table source forwards "
-                       "it (to_stream emits (key, None)); streamlet drops it",
 }
 _MAX_TIMESTAMP = ("an aggregation's output record: Kafka Streams stamps it with the largest timestamp the "
                   "aggregate has seen (max of the previous aggregate's and the record's); streamlet with the "
@@ -29,14 +23,10 @@ _MAX_TIMESTAMP = ("an aggregation's output record: Kafka Streams stamps it with 
 #: topology → how only the timestamps differ
 DIFFERENT_TIMESTAMPS: dict[str, str] = {
     "count": _MAX_TIMESTAMP, "reduce": _MAX_TIMESTAMP, "aggregate": _MAX_TIMESTAMP,
-    "stream-group-by": _MAX_TIMESTAMP, "named-aggregators": _MAX_TIMESTAMP,
+    "stream-group-by": _MAX_TIMESTAMP, "named-aggregators": _MAX_TIMESTAMP, "table-group-by": _MAX_TIMESTAMP,
 }
 #: topology → how it differs only when some stream records have no key
-_KEYLESS_LEFT_JOIN = ("a stream record without a key in a stream-table left join: Kafka Streams (KIP-962, "
-                      "3.7+) calls the joiner with a None row and emits (None, result); streamlet drops it")
-DIFFERENT_NULL_KEYS: dict[str, str] = {
-    "stream-table-join": _KEYLESS_LEFT_JOIN, "derived-table-join": _KEYLESS_LEFT_JOIN,
-}
+DIFFERENT_NULL_KEYS: dict[str, str] = {}
 
 
 def cases(known: dict[str, str], null_keys: bool = False):
