@@ -113,8 +113,40 @@ class BrokerProcess:
         return total
 
 
-def check_fits(records: int, partitions: int, record_bytes: float, what: str) -> None:
+class KafkaProcess(BrokerProcess):
+    """A real Apache Kafka broker (:class:`streamlet.testing.kafka.KafkaBroker`, a JVM) with the topics
+    created through the Admin API; the same inspection as the embedded broker."""
+
+    def __init__(self, topics: dict[str, int]) -> None:
+        from streamlet.errors import KafkaBrokerError
+        from streamlet.testing.kafka import KafkaBroker
+
+        self.topics = dict(topics)
+        self.kafka = KafkaBroker(heap="1g")
+        err_console.print("starting a real Kafka broker (streamlet.testing.kafka.KafkaBroker)")
+        try:
+            self.kafka.start()
+            from streamlet.broker.admin import KafkaTopicAdmin
+
+            KafkaTopicAdmin(self.kafka.bootstrap_servers, {}).create(self.topics, None)
+        except KafkaBrokerError as exc:
+            self.kafka.stop()
+            raise BenchError(f"the Kafka broker did not start: {exc}") from None
+        self.bootstrap = self.kafka.bootstrap_servers
+
+    def stop(self) -> None:
+        self.kafka.stop()
+
+
+def open_broker(topics: dict[str, int], kind: str = "embedded") -> BrokerProcess:
+    """The broker of one case run: ``embedded`` (``streamlet broker``) or ``kafka`` (a real one)."""
+    return KafkaProcess(topics) if kind == "kafka" else BrokerProcess(topics)
+
+
+def check_fits(records: int, partitions: int, record_bytes: float, what: str, broker: str = "embedded") -> None:
     """Refuse data sets the embedded broker would silently truncate (10% margin for key skew)."""
+    if broker != "embedded":
+        return  # a real broker keeps everything
     per_partition = records / partitions * (record_bytes + RECORD_OVERHEAD) * 1.10
     if per_partition > MOCK_PARTITION_BYTES * 0.95:
         raise BenchError(
