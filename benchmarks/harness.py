@@ -129,10 +129,23 @@ class KafkaProcess(BrokerProcess):
             from streamlet.broker.admin import KafkaTopicAdmin
 
             KafkaTopicAdmin(self.kafka.bootstrap_servers, {}).create(self.topics, None)
+            self._warm_up()
         except KafkaBrokerError as exc:
             self.kafka.stop()
             raise BenchError(f"the Kafka broker did not start: {exc}") from None
         self.bootstrap = self.kafka.bootstrap_servers
+
+    def _warm_up(self) -> None:
+        """Create ``__consumer_offsets`` now (the broker makes it at the first group's first request),
+        so that no measured side pays for it."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": self.kafka.bootstrap_servers, "group.id": "bench-warm-up",
+                      "enable.auto.commit": False})
+        try:
+            c.commit(offsets=[TopicPartition(next(iter(self.topics)), 0, 0)], asynchronous=False)
+        finally:
+            c.close()
 
     def stop(self) -> None:
         self.kafka.stop()
