@@ -156,7 +156,8 @@ def open_broker(topics: dict[str, int], kind: str = "embedded") -> BrokerProcess
     return KafkaProcess(topics) if kind == "kafka" else BrokerProcess(topics)
 
 
-def check_fits(records: int, partitions: int, record_bytes: float, what: str, broker: str = "embedded") -> None:
+def check_fits(records: int, partitions: int, record_bytes: float, what: str,
+               broker: str = "embedded") -> None:
     """Refuse data sets the embedded broker would silently truncate (10% margin for key skew)."""
     if broker != "embedded":
         return  # a real broker keeps everything

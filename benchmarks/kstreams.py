@@ -67,7 +67,8 @@ def jars_dir() -> Path:
             raise BenchError(f"the Kafka Streams side is built with Maven: {exc}") from None
         tmp = Path(tempfile.mkdtemp(prefix=".jars.tmp-", dir=folder.parent))
         cmd = [mvn, "-q", "-B", "-f", str(PROJECT / "pom.xml"), "package", "dependency:copy-dependencies",
-               "-DincludeScope=runtime", f"-Dbench.build.dir={tmp / 'build'}", f"-DoutputDirectory={tmp / 'jars'}"]
+               "-DincludeScope=runtime", f"-Dbench.build.dir={tmp / 'build'}",
+               f"-DoutputDirectory={tmp / 'jars'}"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         jar = tmp / "build" / "kstreams-bench-1.jar"
         if out.returncode != 0 or not jar.is_file():
@@ -112,6 +113,8 @@ def run_kstreams(case: str, p: dict[str, Any], timeout: float = 600.0) -> SideRe
         shutil.rmtree(state, ignore_errors=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise BenchError(f"Kafka Streams side of {case} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise BenchError(f"Kafka Streams side of {case} failed (exit {proc.returncode}):\n"
+                         f"{proc.stderr[-3000:]}")
     out = json.loads(lines[-1])
-    return SideResult("kafka_streams", out.pop("records"), out.pop("seconds"), out.pop("peak_rss_mb", 0.0), out)
+    return SideResult("kafka_streams", out.pop("records"), out.pop("seconds"), out.pop("peak_rss_mb", 0.0),
+                      out)

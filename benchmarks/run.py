@@ -46,9 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="a librdkafka setting applied on both sides on top of streamlet's defaults "
                          "(repeatable), for experiments")
     ap.add_argument("--broker", choices=("embedded", "kafka"), default="embedded",
-                    help="embedded: `streamlet broker` (librdkafka's mock, default); kafka: a real Apache Kafka "
-                         "broker (Java 17+, Maven the first time), where stateless, stateful and join also "
-                         "run the same work as a Kafka Streams application")
+                    help="embedded: `streamlet broker` (librdkafka's mock, default); kafka: a real "
+                         "Apache Kafka broker (Java 17+, Maven the first time), where stateless, stateful "
+                         "and join also run the same work as a Kafka Streams application")
     ap.add_argument("--write", action="store_true",
                     help="also write benchmarks/results/latest.md for a single case (always for 'all')")
     args = ap.parse_args(argv)
@@ -77,7 +77,8 @@ def table_of(result: cases.CaseResult) -> Table:
     if result.kafka_streams_rps:
         ks_s = result.extra.get("kafka_streams_seconds")
         t.add_row("Kafka Streams", f"{result.kafka_streams_rps:,.0f}", f"{ks_s:.2f}" if ks_s else "-")
-        t.add_row("[bold]streamlet / Kafka Streams[/bold]", f"[bold]{result.kafka_streams_ratio:.2f}×[/bold]", "")
+        t.add_row("[bold]streamlet / Kafka Streams[/bold]",
+                  f"[bold]{result.kafka_streams_ratio:.2f}×[/bold]", "")
         t.add_row("raw-loop / Kafka Streams", f"{result.baseline_rps / result.kafka_streams_rps:.2f}×", "")
     t.add_row("peak RSS (streamlet)", f"{result.peak_rss_mb:.0f} MB", "")
     for label, value in result.details:

@@ -172,7 +172,8 @@ def kafka_streams_extra(runs: dict[str, list[SideResult]]) -> dict[str, Any]:
     if KAFKA_STREAMS not in runs:
         return {}
     ks = max(runs[KAFKA_STREAMS], key=lambda s: s.rps)
-    return {"kafka_streams_seconds": round(ks.seconds, 3), "kafka_streams_peak_rss_mb": round(ks.peak_rss_mb, 1)}
+    return {"kafka_streams_seconds": round(ks.seconds, 3),
+            "kafka_streams_peak_rss_mb": round(ks.peak_rss_mb, 1)}
 
 
 def measure(case: str, sides: dict[str, str], repeat: int, make_params: Callable[[str, int], dict[str, Any]],

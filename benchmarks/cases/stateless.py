@@ -132,7 +132,7 @@ def run(opts: Options) -> CaseResult:
                 res = run_one("stateless", side, params, profile)
                 broker.check_complete(out, expected[0])
                 runs[side].append(res)
-                err_console.print(f"  run {r + 1}/{opts.repeat} {sides[side]:<30} {res.rps:>10,.0f} records/s "
+                err_console.print(f"  run {r + 1}/{opts.repeat} {sides[side]:<30} {res.rps:>10,.0f} rec/s "
                                   f"({res.seconds:.2f} s, peak RSS {res.peak_rss_mb:.0f} MB)")
     best = {side: max(results, key=lambda s: s.rps) for side, results in runs.items()}
     raw, sem, sl = best["raw"], best["raw_semantics"], best["streamlet"]

@@ -32,6 +32,7 @@ import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StoreQueryParameters;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
@@ -219,7 +220,7 @@ public final class KStreamsBench {
         }
     }
 
-    /** stateful: per key, count + earliest and latest amount by offset, in a RocksDB store with a changelog. */
+    /** stateful: per key, count + earliest and latest amount by offset; RocksDB store, changelog. */
     static void stateful(StreamsBuilder b, Map<String, String> a) {
         b.stream(a.get("input"), Consumed.with(Serdes.String(), Serdes.ByteArray()))
                 .processValues(AmountWithOffset::new)
@@ -245,7 +246,8 @@ public final class KStreamsBench {
                 Consumed.with(Serdes.String(), jsonSerde()),
                 Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>as("users")
                         .withKeySerde(Serdes.String()).withValueSerde(jsonSerde()));
-        KStream<String, JsonNode> orders = b.stream(a.get("input"), Consumed.with(Serdes.String(), Serdes.ByteArray()))
+        KStream<String, JsonNode> orders = b
+                .stream(a.get("input"), Consumed.with(Serdes.String(), Serdes.ByteArray()))
                 .mapValues(KStreamsBench::parse);
         orders.join(users, (v, u) -> {
             ((ObjectNode) v).set("tier", u.get("tier"));
@@ -300,7 +302,8 @@ public final class KStreamsBench {
             case "stateful" -> stateful(builder, a);
             case "join" -> {
                 join(builder, a);
-                props.put(StreamsConfig.TOPOLOGY_OPTIMIZATION_CONFIG, StreamsConfig.REUSE_KTABLE_SOURCE_TOPICS);
+                props.put(StreamsConfig.TOPOLOGY_OPTIMIZATION_CONFIG,
+                        StreamsConfig.REUSE_KTABLE_SOURCE_TOPICS);
             }
             default -> throw new IllegalArgumentException("unknown case " + kase);
         }
@@ -309,12 +312,15 @@ public final class KStreamsBench {
         props.put(StreamsConfig.STATE_DIR_CONFIG, a.get("state"));
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
-        props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Long.parseLong(a.getOrDefault("commit_ms", "1000")));
+        props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG,
+                Long.parseLong(a.getOrDefault("commit_ms", "1000")));
         props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
         props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.ByteArraySerde.class);
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
-        props.put(StreamsConfig.mainConsumerPrefix(ConsumerConfig.INTERCEPTOR_CLASSES_CONFIG), Commits.class.getName());
-        props.put(StreamsConfig.producerPrefix(ProducerConfig.INTERCEPTOR_CLASSES_CONFIG), Acks.class.getName());
+        props.put(StreamsConfig.mainConsumerPrefix(ConsumerConfig.INTERCEPTOR_CLASSES_CONFIG),
+                Commits.class.getName());
+        props.put(StreamsConfig.producerPrefix(ProducerConfig.INTERCEPTOR_CLASSES_CONFIG),
+                Acks.class.getName());
         // streamlet's producer settings where the Java client has them (Kafka Streams' own default is 100 ms)
         props.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), 5);
         props.put(StreamsConfig.producerPrefix(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG), true);
@@ -341,8 +347,7 @@ public final class KStreamsBench {
         streams.setUncaughtExceptionHandler(e -> {
             failure[0] = e;
             DONE.countDown();
-            return org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse
-                    .SHUTDOWN_CLIENT;
+            return StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
         streams.start();
         long timeout = Long.parseLong(a.getOrDefault("timeout_s", "600"));
@@ -360,9 +365,11 @@ public final class KStreamsBench {
         double seconds = (t1 - t0) / 1e9;
         long total = kase.equals("stateful") ? storedCount(streams) : -1;
         streams.close(Duration.ofSeconds(30));
-        System.out.println("{\"records\": " + records + ", \"seconds\": " + seconds + ", \"outputs\": " + ACKED.get()
+        System.out.println("{\"records\": " + records + ", \"seconds\": " + seconds
+                + ", \"outputs\": " + ACKED.get()
                 + ", \"processed\": " + (kase.equals("stateful") ? PROCESSED.get() : records)
-                + (total >= 0 ? ", \"total_count\": " + total : "") + ", \"peak_rss_mb\": " + peakRssMb() + "}");
+                + (total >= 0 ? ", \"total_count\": " + total : "")
+                + ", \"peak_rss_mb\": " + peakRssMb() + "}");
         System.out.flush();
         System.exit(0);
     }
