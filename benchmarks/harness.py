@@ -136,14 +136,24 @@ class KafkaProcess(BrokerProcess):
         self.bootstrap = self.kafka.bootstrap_servers
 
     def _warm_up(self) -> None:
-        """Create ``__consumer_offsets`` now (the broker makes it at the first group's first request),
-        so that no measured side pays for it."""
-        from confluent_kafka import Consumer, TopicPartition
+        """What a fresh broker does once, done before any side is measured: create
+        ``__consumer_offsets`` (at a group's first request), allocate producer ids (an idempotent
+        producer's first InitProducerId), serve a first fetch."""
+        from confluent_kafka import Consumer, Producer, TopicPartition
 
-        c = Consumer({"bootstrap.servers": self.kafka.bootstrap_servers, "group.id": "bench-warm-up",
-                      "enable.auto.commit": False})
+        from streamlet.broker.admin import KafkaTopicAdmin
+
+        topic, bootstrap = "bench-warm-up", self.kafka.bootstrap_servers
+        KafkaTopicAdmin(bootstrap, {}).create({topic: 1}, None)
+        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+        p.produce(topic, b"warm-up")
+        p.flush(30)
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-warm-up", "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest"})
         try:
-            c.commit(offsets=[TopicPartition(next(iter(self.topics)), 0, 0)], asynchronous=False)
+            c.assign([TopicPartition(topic, 0, 0)])
+            c.consume(1, 10)
+            c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
         finally:
             c.close()
 

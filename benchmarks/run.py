@@ -80,6 +80,9 @@ def table_of(result: cases.CaseResult) -> Table:
         t.add_row("[bold]streamlet / Kafka Streams[/bold]",
                   f"[bold]{result.kafka_streams_ratio:.2f}×[/bold]", "")
         t.add_row("raw-loop / Kafka Streams", f"{result.baseline_rps / result.kafka_streams_rps:.2f}×", "")
+        half = result.extra.get("kafka_streams_second_half_rps")
+        if half:
+            t.add_row("Kafka Streams, 2nd half of the run (JIT warm)", f"{half:,.0f}", "")
     t.add_row("peak RSS (streamlet)", f"{result.peak_rss_mb:.0f} MB", "")
     for label, value in result.details:
         t.add_row(label, value, "")
