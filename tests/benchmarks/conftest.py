@@ -1,21 +1,8 @@
-"""The benchmark smoke tests on a real Kafka broker (``kafka_only``) run with ``--broker=kafka|all`` only."""
+"""The benchmark smoke tests on a real Kafka broker (``kafka_only``) run with ``--broker=kafka|all`` only:
+the integration suite's marker and deselection hooks, also when only ``tests/benchmarks`` is collected."""
 
 from __future__ import annotations
 
-import pytest
+from tests.integration.conftest import pytest_collection_modifyitems, pytest_configure
 
-from tests.integration.procs import KINDS
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "kafka_only: the test is about the real Kafka broker; it runs with "
-                                       "--broker=kafka or --broker=all and is deselected otherwise")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "kafka" in KINDS[config.getoption("--broker")]:
-        return
-    deselected = [item for item in items if item.get_closest_marker("kafka_only")]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("kafka_only")]
+__all__ = ["pytest_collection_modifyitems", "pytest_configure"]
