@@ -49,8 +49,7 @@ def _digest() -> str:
 
 def jars_dir() -> Path:
     """The folder of the application's jar and its dependencies, built with Maven if missing or stale."""
-    from streamlet.errors import KafkaBrokerError
-    from streamlet.testing.kafka_jars import _locked, find_mvn
+    from streamlet.testing.kafka_jars import _locked
 
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = Path(cache) / "streamlet" / "kstreams-bench-4.4.0" / "jars"
@@ -61,10 +60,11 @@ def jars_dir() -> Path:
     with _locked(folder.parent / ".jars.lock"):
         if marker.is_file() and marker.read_text().strip() == digest:
             return folder
-        try:
-            mvn = find_mvn()
-        except KafkaBrokerError as exc:
-            raise BenchError(f"the Kafka Streams side is built with Maven: {exc}") from None
+        mvn = shutil.which("mvn")
+        if not mvn:
+            raise BenchError(f"the Kafka Streams side ({PROJECT.relative_to(ROOT)}) is built with Maven once, "
+                             "and there is no `mvn` on PATH: install Maven 3.6 or newer (Debian/Ubuntu: "
+                             "`apt-get install maven`; macOS: `brew install maven`)")
         tmp = Path(tempfile.mkdtemp(prefix=".jars.tmp-", dir=folder.parent))
         cmd = [mvn, "-q", "-B", "-f", str(PROJECT / "pom.xml"), "package", "dependency:copy-dependencies",
                "-DincludeScope=runtime", f"-Dbench.build.dir={tmp / 'build'}",
@@ -91,7 +91,7 @@ def check_tools() -> None:
     try:
         find_java()
     except KafkaBrokerError as exc:
-        raise BenchError(f"the Kafka Streams side needs Java: {exc}") from None
+        raise BenchError(str(exc)) from None
     jars_dir()
 
 
