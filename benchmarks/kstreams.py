@@ -69,7 +69,10 @@ def jars_dir() -> Path:
         cmd = [mvn, "-q", "-B", "-f", str(PROJECT / "pom.xml"), "package", "dependency:copy-dependencies",
                "-DincludeScope=runtime", f"-Dbench.build.dir={tmp / 'build'}",
                f"-DoutputDirectory={tmp / 'jars'}"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        for attempt in ([cmd[0], "-o", *cmd[1:]], cmd):  # offline first (~/.m2), then Maven Central
+            out = subprocess.run(attempt, capture_output=True, text=True, timeout=1800)
+            if out.returncode == 0:
+                break
         jar = tmp / "build" / "kstreams-bench-1.jar"
         if out.returncode != 0 or not jar.is_file():
             shutil.rmtree(tmp, ignore_errors=True)
