@@ -113,11 +113,16 @@ class BrokerProcess:
         return total
 
 
+#: a topic of the real broker that no side reads: the broker's one-time work is done there
+WARM_UP_TOPIC = "bench-warm-up"
+
+
 class KafkaProcess(BrokerProcess):
     """A real Apache Kafka broker (:class:`streamlet.testing.kafka.KafkaBroker`, a JVM) with the topics
     created through the Admin API; the same inspection as the embedded broker."""
 
     def __init__(self, topics: dict[str, int]) -> None:
+        from streamlet.broker.admin import KafkaTopicAdmin
         from streamlet.errors import KafkaBrokerError
         from streamlet.testing.kafka import KafkaBroker
 
@@ -126,14 +131,15 @@ class KafkaProcess(BrokerProcess):
         err_console.print("starting a real Kafka broker (streamlet.testing.kafka.KafkaBroker)")
         try:
             self.kafka.start()
-            from streamlet.broker.admin import KafkaTopicAdmin
-
-            KafkaTopicAdmin(self.kafka.bootstrap_servers, {}).create(self.topics, None)
+            self.bootstrap = self.kafka.bootstrap_servers
+            KafkaTopicAdmin(self.bootstrap, {}).create({**self.topics, WARM_UP_TOPIC: 1}, None)
             self._warm_up()
         except KafkaBrokerError as exc:
             self.kafka.stop()
             raise BenchError(f"the Kafka broker did not start: {exc}") from None
-        self.bootstrap = self.kafka.bootstrap_servers
+        except BaseException:
+            self.kafka.stop()
+            raise
 
     def _warm_up(self) -> None:
         """What a fresh broker does once, done before any side is measured: create
@@ -141,10 +147,7 @@ class KafkaProcess(BrokerProcess):
         producer's first InitProducerId), serve a first fetch."""
         from confluent_kafka import Consumer, Producer, TopicPartition
 
-        from streamlet.broker.admin import KafkaTopicAdmin
-
-        topic, bootstrap = "bench-warm-up", self.kafka.bootstrap_servers
-        KafkaTopicAdmin(bootstrap, {}).create({topic: 1}, None)
+        topic, bootstrap = WARM_UP_TOPIC, self.bootstrap
         p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
         p.produce(topic, b"warm-up")
         p.flush(30)
