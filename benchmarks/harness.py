@@ -148,7 +148,7 @@ class KafkaProcess(BrokerProcess):
         from confluent_kafka import Consumer, Producer, TopicPartition
 
         topic, bootstrap = WARM_UP_TOPIC, self.bootstrap
-        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "log_level": 3})
         p.produce(topic, b"warm-up")
         p.flush(30)
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-warm-up", "enable.auto.commit": False,
