@@ -116,6 +116,7 @@ def main(argv: list[str]) -> int:
 
 
 def markdown(results: list[CaseResult], command: str, env: dict[str, str], seconds: float) -> str:
+    ks = any(r.kafka_streams_rps for r in results)  # --broker kafka: Kafka Streams' columns
     lines = [
         "# Benchmark results (latest run)",
         "",
@@ -124,12 +125,17 @@ def markdown(results: list[CaseResult], command: str, env: dict[str, str], secon
         "",
         "![records per second](latest.svg)",
         "",
-        "| case | records | streamlet rec/s | baseline | baseline rec/s | ratio | peak RSS (MB) | seconds |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        "| case | records | streamlet rec/s | baseline | baseline rec/s | ratio | peak RSS (MB) | seconds |"
+        + (" Kafka Streams rec/s | streamlet / Kafka Streams |" if ks else ""),
+        "|---|---:|---:|---|---:|---:|---:|---:|" + ("---:|---:|" if ks else ""),
     ]
     for r in results:
-        lines.append(f"| {r.case} | {r.records:,} | {r.streamlet_rps:,.0f} | {r.baseline} | "
-                     f"{r.baseline_rps:,.0f} | **{r.ratio:.2f}×** | {r.peak_rss_mb:.0f} | {r.seconds:.2f} |")
+        row = (f"| {r.case} | {r.records:,} | {r.streamlet_rps:,.0f} | {r.baseline} | "
+               f"{r.baseline_rps:,.0f} | **{r.ratio:.2f}×** | {r.peak_rss_mb:.0f} | {r.seconds:.2f} |")
+        if ks:
+            row += (f" {r.kafka_streams_rps:,.0f} | **{r.kafka_streams_ratio:.2f}×** |" if r.kafka_streams_rps
+                    else " — | — |")
+        lines.append(row)
     lines += ["", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".", ""]
     for r in results:
         if r.details:
