@@ -36,17 +36,8 @@ import time
 from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._common import (
-    Window,
-    best,
-    kafka_streams_extra,
-    kafka_streams_fields,
-    measure,
-    raw_clients,
-    run_app_until,
-    summary_rows,
-    with_kafka_streams,
-)
+from benchmarks.cases._common import Window, best, measure, raw_clients, run_app_until, summary_rows
+from benchmarks.cases._common import kafka_streams_extra, kafka_streams_fields, with_kafka_streams
 from benchmarks.cases.stateless import make_records, record_size
 from benchmarks.harness import open_broker, check_fits, err_console, load, side_entry, tune_gc
 
