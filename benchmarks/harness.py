@@ -113,8 +113,67 @@ class BrokerProcess:
         return total
 
 
-def check_fits(records: int, partitions: int, record_bytes: float, what: str) -> None:
+#: a topic of the real broker that no side reads: the broker's one-time work is done there
+WARM_UP_TOPIC = "bench-warm-up"
+
+
+class KafkaProcess(BrokerProcess):
+    """A real Apache Kafka broker (:class:`streamlet.testing.kafka.KafkaBroker`, a JVM) with the topics
+    created through the Admin API; the same inspection as the embedded broker."""
+
+    def __init__(self, topics: dict[str, int]) -> None:
+        from streamlet.broker.admin import KafkaTopicAdmin
+        from streamlet.errors import KafkaBrokerError
+        from streamlet.testing.kafka import KafkaBroker
+
+        self.topics = dict(topics)
+        self.kafka = KafkaBroker(heap="1g")
+        err_console.print("starting a real Kafka broker (streamlet.testing.kafka.KafkaBroker)")
+        try:
+            self.kafka.start()
+            self.bootstrap = self.kafka.bootstrap_servers
+            KafkaTopicAdmin(self.bootstrap, {}).create({**self.topics, WARM_UP_TOPIC: 1}, None)
+            self._warm_up()
+        except KafkaBrokerError as exc:
+            self.kafka.stop()
+            raise BenchError(f"the Kafka broker did not start: {exc}") from None
+        except BaseException:
+            self.kafka.stop()
+            raise
+
+    def _warm_up(self) -> None:
+        """What a fresh broker does once, done before any side is measured: create
+        ``__consumer_offsets`` (at a group's first request), allocate producer ids (an idempotent
+        producer's first InitProducerId), serve a first fetch."""
+        from confluent_kafka import Consumer, Producer, TopicPartition
+
+        topic, bootstrap = WARM_UP_TOPIC, self.bootstrap
+        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "log_level": 3})
+        p.produce(topic, b"warm-up")
+        p.flush(30)
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-warm-up", "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest"})
+        try:
+            c.assign([TopicPartition(topic, 0, 0)])
+            c.consume(1, 10)
+            c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+        finally:
+            c.close()
+
+    def stop(self) -> None:
+        self.kafka.stop()
+
+
+def open_broker(topics: dict[str, int], kind: str = "embedded") -> BrokerProcess:
+    """The broker of one case run: ``embedded`` (``streamlet broker``) or ``kafka`` (a real one)."""
+    return KafkaProcess(topics) if kind == "kafka" else BrokerProcess(topics)
+
+
+def check_fits(records: int, partitions: int, record_bytes: float, what: str,
+               broker: str = "embedded") -> None:
     """Refuse data sets the embedded broker would silently truncate (10% margin for key skew)."""
+    if broker != "embedded":
+        return  # a real broker keeps everything
     per_partition = records / partitions * (record_bytes + RECORD_OVERHEAD) * 1.10
     if per_partition > MOCK_PARTITION_BYTES * 0.95:
         raise BenchError(

@@ -17,8 +17,10 @@ import sys
 from html import escape
 from typing import Any
 
-from benchmarks.cases import CaseResult
-from benchmarks.harness import BENCH_DIR
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.cases import CaseResult  # noqa: E402
+from benchmarks.harness import BENCH_DIR  # noqa: E402
 
 RESULTS = os.path.join(BENCH_DIR, "results")
 
@@ -44,11 +46,22 @@ def _nice(x: float) -> float:
     return next(m * scale for m in (1, 2, 2.5, 5, 10) if m * scale >= x)
 
 
+def _bars(r: CaseResult) -> list[tuple[str, float, str]]:
+    bars = [("streamlet", r.streamlet_rps, "#2f6db5"), (r.baseline, r.baseline_rps, "#9aa5b1")]
+    if r.kafka_streams_rps:
+        bars.append(("Kafka Streams", r.kafka_streams_rps, "#d9822b"))
+    return bars
+
+
 def svg_bars(results: list[CaseResult]) -> str:
-    """Records/s of streamlet and its baseline per case, as horizontal bars."""
-    row_h, bar_h, left, width, right = 64, 22, 120, 520, 240
+    """Records/s of streamlet, its baseline and (``--broker kafka``) Kafka Streams per case, as bars.
+
+    The ratio on the right is streamlet / baseline, and streamlet / Kafka Streams under it."""
+    bar_h, left, width, right = 22, 120, 520, 240
+    n_bars = max([len(_bars(r)) for r in results] + [2])
+    row_h = 20 + n_bars * (bar_h + 2)
     height = 40 + row_h * len(results) + 30
-    top = _nice(max([r.streamlet_rps for r in results] + [r.baseline_rps for r in results] + [1.0]))
+    top = _nice(max([v for r in results for _, v, _ in _bars(r)] + [1.0]))
     scale = width / top
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + right}" height="{height}" '
            'font-family="sans-serif" font-size="13">',
@@ -58,15 +71,17 @@ def svg_bars(results: list[CaseResult]) -> str:
         y = 40 + i * row_h
         out.append(f'<text x="{left - 8}" y="{y + bar_h + 4}" text-anchor="end" '
                    f'font-weight="bold">{escape(r.case)}</text>')
-        for j, (label, value, color) in enumerate((("streamlet", r.streamlet_rps, "#2f6db5"),
-                                                   (r.baseline, r.baseline_rps, "#9aa5b1"))):
+        for j, (label, value, color) in enumerate(_bars(r)):
             by = y + j * (bar_h + 2)
             w = max(1.0, value * scale)
             out.append(f'<rect x="{left}" y="{by}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
             out.append(f'<text x="{left + w + 6:.1f}" y="{by + bar_h - 6}">{escape(label)} '
                        f'{value:,.0f}</text>')
         out.append(f'<text x="{left + width + right - 10}" y="{y + bar_h + 4}" text-anchor="end" '
-                   f'font-weight="bold">{r.ratio:.2f}×</text>')
+                   f'font-weight="bold">{r.ratio:.2f}× {escape(r.baseline)}</text>')
+        if r.kafka_streams_ratio:
+            out.append(f'<text x="{left + width + right - 10}" y="{y + 2 * bar_h + 6}" text-anchor="end" '
+                       f'font-weight="bold">{r.kafka_streams_ratio:.2f}× Kafka Streams</text>')
     out.append(f'<line x1="{left}" y1="{height - 24}" x2="{left + width}" y2="{height - 24}" stroke="#444"/>')
     for frac in (0, 0.25, 0.5, 0.75, 1.0):
         x = left + width * frac
@@ -77,7 +92,31 @@ def svg_bars(results: list[CaseResult]) -> str:
     return "\n".join(out) + "\n"
 
 
+def from_contract(line: dict[str, Any]) -> CaseResult:
+    """A :class:`CaseResult` back from the JSON line ``benchmarks/run.py`` printed (for plots)."""
+    return CaseResult(case=line["case"], records=line["records"], streamlet_rps=line["streamlet_rps"],
+                      baseline=line["baseline"], baseline_rps=line["baseline_rps"],
+                      peak_rss_mb=line["peak_rss_mb"], seconds=line["seconds"],
+                      kafka_streams_rps=line.get("kafka_streams_rps"))
+
+
+def main(argv: list[str]) -> int:
+    """``python benchmarks/report.py svg OUT.svg RUN_OUTPUT...``: the plot of saved ``run.py`` outputs
+    (the last JSON line of each file), e.g. for docs/benchmarks.md."""
+    if len(argv) < 3 or argv[0] != "svg":
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    results = []
+    for path in argv[2:]:
+        with open(path) as f:
+            results.append(from_contract(json.loads([ln for ln in f if ln.startswith("{")][-1])))
+    with open(argv[1], "w") as f:
+        f.write(svg_bars(results))
+    return 0
+
+
 def markdown(results: list[CaseResult], command: str, env: dict[str, str], seconds: float) -> str:
+    ks = any(r.kafka_streams_rps for r in results)  # --broker kafka: Kafka Streams' columns
     lines = [
         "# Benchmark results (latest run)",
         "",
@@ -86,12 +125,17 @@ def markdown(results: list[CaseResult], command: str, env: dict[str, str], secon
         "",
         "![records per second](latest.svg)",
         "",
-        "| case | records | streamlet rec/s | baseline | baseline rec/s | ratio | peak RSS (MB) | seconds |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
+        "| case | records | streamlet rec/s | baseline | baseline rec/s | ratio | peak RSS (MB) | seconds |"
+        + (" Kafka Streams rec/s | streamlet / Kafka Streams |" if ks else ""),
+        "|---|---:|---:|---|---:|---:|---:|---:|" + ("---:|---:|" if ks else ""),
     ]
     for r in results:
-        lines.append(f"| {r.case} | {r.records:,} | {r.streamlet_rps:,.0f} | {r.baseline} | "
-                     f"{r.baseline_rps:,.0f} | **{r.ratio:.2f}×** | {r.peak_rss_mb:.0f} | {r.seconds:.2f} |")
+        row = (f"| {r.case} | {r.records:,} | {r.streamlet_rps:,.0f} | {r.baseline} | "
+               f"{r.baseline_rps:,.0f} | **{r.ratio:.2f}×** | {r.peak_rss_mb:.0f} | {r.seconds:.2f} |")
+        if ks:
+            row += (f" {r.kafka_streams_rps:,.0f} | **{r.kafka_streams_ratio:.2f}×** |" if r.kafka_streams_rps
+                    else " — | — |")
+        lines.append(row)
     lines += ["", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".", ""]
     for r in results:
         if r.details:
@@ -120,3 +164,7 @@ def write_latest(results: list[CaseResult], args: Any, seconds: float) -> str:
     with open(path, "w") as f:
         f.write(markdown(results, command, env, seconds))
     return path
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py CASE [--records N] [--partitions P] [--keys K] [--repeat R]
     python benchmarks/run.py all          # every built case; writes benchmarks/results/latest.md
+    python benchmarks/run.py CASE --broker kafka   # a real Kafka broker; + Kafka Streams (3 cases)
 
 Each case starts an embedded broker in its own process (``streamlet broker``),
 loads its data, measures streamlet and its baseline in the same run, and
@@ -44,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                     help="a librdkafka setting applied on both sides on top of streamlet's defaults "
                          "(repeatable), for experiments")
+    ap.add_argument("--broker", choices=("embedded", "kafka"), default="embedded",
+                    help="embedded: `streamlet broker` (librdkafka's mock, default); kafka: a real "
+                         "Apache Kafka broker (Java 17+, Maven the first time), where stateless, stateful "
+                         "and join also run the same work as a Kafka Streams application")
     ap.add_argument("--write", action="store_true",
                     help="also write benchmarks/results/latest.md for a single case (always for 'all')")
     args = ap.parse_args(argv)
@@ -69,6 +74,15 @@ def table_of(result: cases.CaseResult) -> Table:
         base_s = result.records / result.baseline_rps
     t.add_row(result.baseline, f"{result.baseline_rps:,.0f}", f"{base_s:.2f}" if base_s is not None else "-")
     t.add_row("[bold]ratio[/bold]", f"[bold]{result.ratio:.2f}×[/bold]", "")
+    if result.kafka_streams_rps:
+        ks_s = result.extra.get("kafka_streams_seconds")
+        t.add_row("Kafka Streams", f"{result.kafka_streams_rps:,.0f}", f"{ks_s:.2f}" if ks_s else "-")
+        t.add_row("[bold]streamlet / Kafka Streams[/bold]",
+                  f"[bold]{result.kafka_streams_ratio:.2f}×[/bold]", "")
+        t.add_row("raw-loop / Kafka Streams", f"{result.baseline_rps / result.kafka_streams_rps:.2f}×", "")
+        half = result.extra.get("kafka_streams_second_half_rps")
+        if half:
+            t.add_row("Kafka Streams, 2nd half of the run (JIT warm)", f"{half:,.0f}", "")
     t.add_row("peak RSS (streamlet)", f"{result.peak_rss_mb:.0f} MB", "")
     for label, value in result.details:
         t.add_row(label, value, "")
@@ -78,7 +92,8 @@ def table_of(result: cases.CaseResult) -> Table:
 def run_case(name: str, args: argparse.Namespace) -> cases.CaseResult:
     module = cases.load(name)
     opts = cases.Options(records=args.records, partitions=args.partitions, keys=args.keys,
-                         repeat=args.repeat, profile_dir=args.profile, client_config=args.client_config)
+                         repeat=args.repeat, profile_dir=args.profile, client_config=args.client_config,
+                         broker=args.broker)
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     return module.run(opts)

@@ -38,6 +38,8 @@ class Options:
     keys: int = 10_000
     repeat: int = 1
     profile_dir: str | None = None
+    #: ``embedded`` (``streamlet broker``, the mock) or ``kafka`` (a real Apache Kafka broker)
+    broker: str = "embedded"
     #: librdkafka settings applied on top of streamlet's defaults, on both sides
     client_config: dict[str, Any] = field(default_factory=dict)
 
@@ -55,10 +57,19 @@ class CaseResult:
     details: list[tuple[str, str]] = field(default_factory=list)
     #: extra keys appended to the JSON line
     extra: dict[str, Any] = field(default_factory=dict)
+    #: records/s of the same work as a Kafka Streams application (``--broker kafka`` only)
+    kafka_streams_rps: float | None = None
 
     @property
     def ratio(self) -> float:
         return self.streamlet_rps / self.baseline_rps if self.baseline_rps else 0.0
+
+    @property
+    def kafka_streams_ratio(self) -> float | None:
+        """streamlet / Kafka Streams (records/s), when Kafka Streams ran."""
+        if not self.kafka_streams_rps:
+            return None
+        return self.streamlet_rps / self.kafka_streams_rps
 
     def contract(self) -> dict[str, Any]:
         """The last line of ``benchmarks/run.py`` (DESIGN §6)."""
@@ -66,7 +77,13 @@ class CaseResult:
                 "streamlet_rps": round(self.streamlet_rps, 1), "baseline": self.baseline,
                 "baseline_rps": round(self.baseline_rps, 1), "ratio": round(self.ratio, 3),
                 "peak_rss_mb": round(self.peak_rss_mb, 1), "seconds": round(self.seconds, 3),
-                **self.extra}
+                **self.extra, **self._kafka_streams_keys()}
+
+    def _kafka_streams_keys(self) -> dict[str, Any]:
+        if self.kafka_streams_rps is None:
+            return {}
+        return {"kafka_streams_rps": round(self.kafka_streams_rps, 1),
+                "kafka_streams_ratio": round(self.kafka_streams_ratio or 0.0, 3)}
 
 
 def module_name(case: str) -> str:

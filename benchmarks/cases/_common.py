@@ -136,6 +136,49 @@ def run_app_until(app: Any, n: int, window: Window, finish_in_runner: bool) -> d
     return out
 
 
+#: the side name of the Kafka Streams application (``--broker kafka``; see ``benchmarks/kstreams.py``)
+KAFKA_STREAMS = "kafka_streams"
+
+
+def with_kafka_streams(sides: dict[str, str], broker: str) -> dict[str, str]:
+    """``sides`` plus the Kafka Streams side on a real broker (its Java build checked first)."""
+    if broker != "kafka":
+        return dict(sides)
+    from benchmarks.kstreams import check_tools
+
+    check_tools()
+    return {**sides, KAFKA_STREAMS: "Kafka Streams"}
+
+
+def run_one(case: str, side: str, params: dict[str, Any], profile: str | None = None) -> SideResult:
+    """One run of one side: a Python side in a fresh interpreter, or the Kafka Streams application."""
+    if side == KAFKA_STREAMS:
+        from benchmarks.kstreams import run_kstreams
+
+        return run_kstreams(case, params)
+    return run_side(case, side, params, profile=profile)
+
+
+def kafka_streams_fields(runs: dict[str, list[SideResult]]) -> dict[str, Any]:
+    """``CaseResult`` keyword arguments for the Kafka Streams side's best run (none without it)."""
+    if KAFKA_STREAMS not in runs:
+        return {}
+    ks = max(runs[KAFKA_STREAMS], key=lambda s: s.rps)
+    return {"kafka_streams_rps": ks.rps}
+
+
+def kafka_streams_extra(runs: dict[str, list[SideResult]]) -> dict[str, Any]:
+    """Extra JSON keys of the Kafka Streams side's best run: its seconds and the JVM's peak RSS."""
+    if KAFKA_STREAMS not in runs:
+        return {}
+    ks = max(runs[KAFKA_STREAMS], key=lambda s: s.rps)
+    out = {"kafka_streams_seconds": round(ks.seconds, 3), "kafka_streams_peak_rss_mb": round(ks.peak_rss_mb, 1)}
+    half = ks.extra.get("half_seconds")
+    if half and 0 < half < ks.seconds:  # records/s of the second half: the JIT warmed up
+        out["kafka_streams_second_half_rps"] = round(ks.records / 2 / (ks.seconds - half), 1)
+    return out
+
+
 def measure(case: str, sides: dict[str, str], repeat: int, make_params: Callable[[str, int], dict[str, Any]],
             profile_dir: str | None, check: Callable[[str, int, SideResult], None] | None = None,
             unit: str = "records/s") -> dict[str, list[SideResult]]:
@@ -146,7 +189,7 @@ def measure(case: str, sides: dict[str, str], repeat: int, make_params: Callable
         k = r % len(order)
         for side in order[k:] + order[:k]:  # rotate: no side always runs first
             profile = f"{profile_dir}/{case}-{side}-{r}.speedscope.json" if profile_dir else None
-            res = run_side(case, side, make_params(side, r), profile=profile)
+            res = run_one(case, side, make_params(side, r), profile)
             if check is not None:
                 check(side, r, res)
             runs[side].append(res)

@@ -37,8 +37,9 @@ from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
 from benchmarks.cases._common import Window, best, measure, raw_clients, run_app_until, summary_rows
+from benchmarks.cases._common import kafka_streams_extra, kafka_streams_fields, with_kafka_streams
 from benchmarks.cases.stateless import make_records, record_size
-from benchmarks.harness import BrokerProcess, check_fits, err_console, load, side_entry, tune_gc
+from benchmarks.harness import open_broker, check_fits, err_console, load, side_entry, tune_gc
 
 BASELINE = "raw-loop"
 INPUT = "bench-input"
@@ -73,13 +74,14 @@ def commit_table_end(bootstrap: str, group: str, topic: str, partitions: int) ->
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
     size = record_size(opts.keys)
-    check_fits(opts.records, opts.partitions, size, "input")
-    check_fits(opts.records, opts.partitions, size + len(b',"tier":"silver"'), "output")
+    check_fits(opts.records, opts.partitions, size, "input", opts.broker)
+    check_fits(opts.records, opts.partitions, size + len(b',"tier":"silver"'), "output", opts.broker)
+    sides = with_kafka_streams(SIDES, opts.broker)
     topics = {INPUT: opts.partitions, USERS: opts.partitions}
     for r in range(opts.repeat):
-        for side in SIDES:
+        for side in sides:
             topics[f"bench-out-{side}-{r}"] = opts.partitions
-    with BrokerProcess(topics) as broker:
+    with open_broker(topics, opts.broker) as broker:
         data, _ = make_records(opts.records, opts.keys)
         load_s = load(broker.bootstrap, INPUT, data, opts.records)
         load(broker.bootstrap, USERS, make_users(opts.keys), opts.keys)
@@ -97,10 +99,10 @@ def run(opts: Options) -> CaseResult:
         def check(side: str, r: int, res: Any) -> None:
             broker.check_complete(f"bench-out-{side}-{r}", opts.records)
 
-        runs = measure("join", SIDES, opts.repeat, params, opts.profile_dir, check)
+        runs = measure("join", sides, opts.repeat, params, opts.profile_dir, check)
     b = best(runs)
     raw, sl = b["raw"], b["streamlet"]
-    rows, median_ratio = summary_rows(runs, SIDES, opts.records, "streamlet", "raw")
+    rows, median_ratio = summary_rows(runs, sides, opts.records, "streamlet", "raw")
     details = [
         ("records / partitions / table rows", f"{opts.records:,} / {opts.partitions} / {opts.keys:,}"),
         ("input load", f"{load_s:.1f} s"),
@@ -114,7 +116,8 @@ def run(opts: Options) -> CaseResult:
         extra={"partitions": opts.partitions, "table_rows": opts.keys, "outputs": opts.records,
                "baseline_seconds": round(raw.seconds, 3), "repeat": opts.repeat,
                "median_ratio": round(median_ratio, 3), "target_ratio": 0.6,
-               "total_seconds": round(time.perf_counter() - t_start, 1)},
+               "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs)},
+        **kafka_streams_fields(runs),
     )
 
 

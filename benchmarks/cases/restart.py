@@ -45,7 +45,7 @@ from benchmarks.cases import CaseResult, Options
 from benchmarks.cases.join import commit_table_end
 from benchmarks.cases.stateful import stateful_app
 from benchmarks.cases.stateless import make_records, record_size
-from benchmarks.harness import BrokerProcess, SideResult, check_fits, err_console, load, run_side, side_entry
+from benchmarks.harness import open_broker, SideResult, check_fits, err_console, load, run_side, side_entry
 
 BASELINE = "raw-consume"
 INPUT = "bench-input"
@@ -73,11 +73,11 @@ def _produce_one(bootstrap: str, i: int) -> None:
 
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
-    check_fits(opts.records, opts.partitions, record_size(opts.keys), "input")
+    check_fits(opts.records, opts.partitions, record_size(opts.keys), "input", opts.broker)
     state_dir = tempfile.mkdtemp(prefix="bench-restart-")
     runs: dict[str, list[SideResult]] = {side: [] for side in SIDES}
     try:
-        with BrokerProcess({INPUT: opts.partitions}) as broker:
+        with open_broker({INPUT: opts.partitions}, opts.broker) as broker:
             data, _ = make_records(opts.records, opts.keys)
             load_s = load(broker.bootstrap, INPUT, data, opts.records)
             broker.check_complete(INPUT, opts.records)

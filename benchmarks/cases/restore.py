@@ -36,7 +36,7 @@ from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
 from benchmarks.cases._common import Window, best, measure, summary_rows
-from benchmarks.harness import BenchError, BrokerProcess, check_fits, err_console, load, side_entry, tune_gc
+from benchmarks.harness import BenchError, open_broker, check_fits, err_console, load, side_entry, tune_gc
 
 BASELINE = "raw-consume"
 TOPIC = "bench-app-stats-changelog"
@@ -63,8 +63,8 @@ def make_changelog(records: int, keys: int, distinct: list[int], seed: int = 11)
 
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
-    check_fits(opts.records, opts.partitions, 10 + 30, "changelog")
-    with BrokerProcess({TOPIC: opts.partitions}) as broker:
+    check_fits(opts.records, opts.partitions, 10 + 30, "changelog", opts.broker)
+    with open_broker({TOPIC: opts.partitions}, opts.broker) as broker:
         distinct: list[int] = []
         load_s = load(broker.bootstrap, TOPIC, make_changelog(opts.records, opts.keys, distinct), opts.records)
         broker.check_complete(TOPIC, opts.records)

@@ -46,8 +46,9 @@ from typing import Any
 
 from benchmarks.cases import CaseResult, Options
 from benchmarks.cases._common import Window, best, measure, raw_clients, run_app_until, summary_rows
+from benchmarks.cases._common import kafka_streams_extra, kafka_streams_fields, with_kafka_streams
 from benchmarks.cases.stateless import make_records, record_size
-from benchmarks.harness import BenchError, BrokerProcess, check_fits, err_console, load, side_entry, tune_gc
+from benchmarks.harness import BenchError, open_broker, check_fits, err_console, load, side_entry, tune_gc
 
 BASELINE = "raw-loop"
 INPUT = "bench-input"
@@ -59,12 +60,13 @@ QUARTER = "streamlet_quarter"
 
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
-    check_fits(opts.records, opts.partitions, record_size(opts.keys), "input")
+    check_fits(opts.records, opts.partitions, record_size(opts.keys), "input", opts.broker)
+    sides = with_kafka_streams(SIDES, opts.broker)
     topics = {INPUT: opts.partitions}
     for r in range(opts.repeat):
         for side in ("raw", "raw_batch"):
             topics[f"bench-{side}-{r}-changelog"] = opts.partitions
-    with BrokerProcess(topics) as broker:
+    with open_broker(topics, opts.broker) as broker:
         data, _ = make_records(opts.records, opts.keys)
         load_s = load(broker.bootstrap, INPUT, data, opts.records)
         broker.check_complete(INPUT, opts.records)
@@ -80,13 +82,13 @@ def run(opts: Options) -> CaseResult:
             if total != processed:
                 raise BenchError(f"{side}: the stored counts add up to {total}, expected {processed}")
 
-        runs = measure("stateful", SIDES, opts.repeat, params, opts.profile_dir, check)
+        runs = measure("stateful", sides, opts.repeat, params, opts.profile_dir, check)
         quarter = max(opts.records // 4, 1)
         small = measure("stateful", {QUARTER: f"streamlet on {quarter:,} records"}, 1,
                         lambda side, r: params(side, r, quarter), None, check)[QUARTER][0]
     b = best(runs)
     raw, per_batch, sl = b["raw"], b["raw_batch"], b["streamlet"]
-    rows, median_ratio = summary_rows(runs, SIDES, opts.records, "streamlet", "raw")
+    rows, median_ratio = summary_rows(runs, sides, opts.records, "streamlet", "raw")
     details = [
         ("records / partitions / keys", f"{opts.records:,} / {opts.partitions} / {opts.keys:,}"),
         ("input load", f"{load_s:.1f} s"),
@@ -105,7 +107,8 @@ def run(opts: Options) -> CaseResult:
                "flush_per_batch_rps": round(per_batch.rps, 1), "repeat": opts.repeat,
                "median_ratio": round(median_ratio, 3), "target_ratio": 0.8,
                "peak_rss_mb_quarter": round(small.peak_rss_mb, 1), "quarter_records": quarter,
-               "total_seconds": round(time.perf_counter() - t_start, 1)},
+               "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs)},
+        **kafka_streams_fields(runs),
     )
 
 

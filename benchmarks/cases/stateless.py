@@ -36,14 +36,21 @@ import time
 from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._common import Window, raw_clients, run_app_until
+from benchmarks.cases._common import (
+    Window,
+    kafka_streams_extra,
+    kafka_streams_fields,
+    raw_clients,
+    run_app_until,
+    run_one,
+    with_kafka_streams,
+)
 from benchmarks.harness import (
-    BrokerProcess,
+    open_broker,
     check_fits,
     err_console,
     load,
     SideResult,
-    run_side,
     side_entry,
     tune_gc,
 )
@@ -97,33 +104,35 @@ SIDES = {"raw": "raw-loop", "raw_semantics": "raw-loop + streamlet semantics", "
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
     size = record_size(opts.keys)
-    check_fits(opts.records, opts.partitions, size, "input")
-    check_fits(opts.records, opts.partitions, size + ADDED_BYTES, "output")
+    check_fits(opts.records, opts.partitions, size, "input", opts.broker)
+    check_fits(opts.records, opts.partitions, size + ADDED_BYTES, "output", opts.broker)
+    sides = with_kafka_streams(SIDES, opts.broker)
     topics = {INPUT: opts.partitions}
     for r in range(opts.repeat):
-        for side in SIDES:
+        for side in sides:
             topics[f"bench-out-{side}-{r}"] = opts.partitions
-    runs: dict[str, list[SideResult]] = {side: [] for side in SIDES}
-    with BrokerProcess(topics) as broker:
+    runs: dict[str, list[SideResult]] = {side: [] for side in sides}
+    with open_broker(topics, opts.broker) as broker:
         data, expected = make_records(opts.records, opts.keys)
         load_s = load(broker.bootstrap, INPUT, data, opts.records)
         broker.check_complete(INPUT, opts.records)
         err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s; "
                           f"{expected[0]:,} pass the filter")
-        order = list(SIDES)
+        order = list(sides)
         for r in range(opts.repeat):
-            for side in order[r % 3:] + order[:r % 3]:  # rotate: no side always runs first
+            k = r % len(order)
+            for side in order[k:] + order[:k]:  # rotate: no side always runs first
                 out = f"bench-out-{side}-{r}"
                 params = {"bootstrap": broker.bootstrap, "input": INPUT, "output": out,
                           "records": opts.records, "group": f"bench-{side}-{r}", "threshold": THRESHOLD,
-                          "config": opts.client_config}
+                          "expected": expected[0], "config": opts.client_config}
                 profile = None
                 if opts.profile_dir:
                     profile = f"{opts.profile_dir}/stateless-{side}-{r}.speedscope.json"
-                res = run_side("stateless", side, params, profile=profile)
+                res = run_one("stateless", side, params, profile)
                 broker.check_complete(out, expected[0])
                 runs[side].append(res)
-                err_console.print(f"  run {r + 1}/{opts.repeat} {SIDES[side]:<30} {res.rps:>10,.0f} records/s "
+                err_console.print(f"  run {r + 1}/{opts.repeat} {sides[side]:<30} {res.rps:>10,.0f} rec/s "
                                   f"({res.seconds:.2f} s, peak RSS {res.peak_rss_mb:.0f} MB)")
     best = {side: max(results, key=lambda s: s.rps) for side, results in runs.items()}
     raw, sem, sl = best["raw"], best["raw_semantics"], best["streamlet"]
@@ -134,17 +143,19 @@ def run(opts: Options) -> CaseResult:
         ("raw-loop + streamlet semantics", f"{sem.rps:,.0f} rec/s ({sem.rps / raw.rps:.2f}× raw-loop)"),
         ("streamlet / same-semantics loop", f"{sl.rps / sem.rps:.2f}×"),
     ]
-    for side, label in SIDES.items():
+    for side, label in sides.items():
         cpu = best[side].extra.get("main_thread_cpu_seconds")
         if cpu:
             details.append((f"main-thread CPU, {label}", f"{cpu * 1e6 / opts.records:.2f} µs/record"))
     details.append(("raw-loop peak RSS", f"{raw.peak_rss_mb:.0f} MB"))
+    if "kafka_streams" in best:
+        details.append(("Kafka Streams peak RSS (JVM)", f"{best['kafka_streams'].peak_rss_mb:.0f} MB"))
     median = {side: statistics.median(s.rps for s in results) for side, results in runs.items()}
     if opts.repeat > 1:
         details.append(("median of runs: streamlet / raw-loop",
                         f"{median['streamlet']:,.0f} / {median['raw']:,.0f} rec/s "
                         f"({median['streamlet'] / median['raw']:.2f}×)"))
-        for side, label in SIDES.items():
+        for side, label in sides.items():
             details.append((f"all runs, {label}", ", ".join(f"{s.rps:,.0f}" for s in runs[side])))
     return CaseResult(
         case="stateless", records=opts.records, streamlet_rps=sl.rps, baseline=BASELINE,
@@ -152,7 +163,8 @@ def run(opts: Options) -> CaseResult:
         extra={"partitions": opts.partitions, "outputs": expected[0], "baseline_seconds": round(raw.seconds, 3),
                "same_semantics_rps": round(sem.rps, 1), "repeat": opts.repeat,
                "median_ratio": round(median["streamlet"] / median["raw"], 3),
-               "total_seconds": round(time.perf_counter() - t_start, 1)},
+               "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs)},
+        **kafka_streams_fields(runs),
     )
 
 

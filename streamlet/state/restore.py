@@ -45,6 +45,10 @@ _OUT_OF_RANGE = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET}
 _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
                   KafkaError.TOPIC_AUTHORIZATION_FAILED}
 
+#: a partition without a known leader yet (just created, or moving): asked again (the error object
+#: from get_watermark_offsets does not always carry librdkafka's retriable flag)
+_LEADER_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+
 
 def restore_consumer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
     """Settings for a restore consumer (``assign`` only, no group membership, no commits).
@@ -78,12 +82,22 @@ def restore_consumer_config(bootstrap_servers: str, **overrides: Any) -> dict[st
 
 def list_offsets(consumer: Any, topic: str, partition: int, timeout_s: float = 30.0) -> tuple[int, int]:
     """``(low, high)`` watermarks of a changelog partition from the broker (ListOffsets); another
-    thread may ask ahead of the restore (librdkafka's calls are thread-safe)."""
-    try:
-        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s, cached=False)
-    except KafkaException as exc:
-        raise StateError(f"cannot read the offsets of changelog {topic!r} partition {partition} to restore "
-                         f"its store: {exc}") from exc
+    thread may ask ahead of the restore (librdkafka's calls are thread-safe). A retriable error
+    (a changelog created a moment ago whose leader the broker does not know yet: NOT_LEADER_FOR_PARTITION
+    on a real Kafka broker) is retried until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                  timeout=max(deadline - time.monotonic(), 0.1), cached=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if (isinstance(err, KafkaError) and (err.retriable() or err.code() in _LEADER_MOVING)
+                    and err.code() not in _MISSING_TOPIC and time.monotonic() < deadline):
+                time.sleep(0.05)
+                continue
+            raise StateError(f"cannot read the offsets of changelog {topic!r} partition {partition} to "
+                             f"restore its store: {exc}") from exc
 
 
 class _OutOfRange(Exception):

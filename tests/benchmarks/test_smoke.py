@@ -65,3 +65,17 @@ def test_unknown_and_unbuilt_cases_say_so() -> None:
 def test_data_that_the_embedded_broker_would_truncate_is_refused() -> None:
     proc = _run("stateless", "--records", "1000000", "--partitions", "2")
     assert proc.returncode == 2 and "does not fit the embedded broker" in proc.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.kafka_only
+@pytest.mark.parametrize("case", ["stateless", "stateful", "join"])
+def test_case_runs_beside_kafka_streams_on_a_real_broker(case: str) -> None:
+    """``--broker kafka``: a real broker, and the same work as a Kafka Streams application."""
+    proc = _run(case, "--broker", "kafka", "--records", "5000", "--partitions", "4", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert CONTRACT_KEYS | {"kafka_streams_rps", "kafka_streams_ratio"} <= set(result), result
+    assert result["case"] == case and result["records"] == 5000
+    assert result["streamlet_rps"] > 0 and result["baseline_rps"] > 0
+    assert result["kafka_streams_rps"] > 0 and result["kafka_streams_ratio"] > 0

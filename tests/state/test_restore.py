@@ -413,3 +413,34 @@ def test_cancel_stops_a_restore_between_batches_and_keeps_its_progress(cluster, 
     store.write = write  # type: ignore[method-assign]
     assert restore_store(store, consumer, topic, 0) == 5000 - got_to  # resumes at the checkpoint
     assert store.approximate_count() == 5000
+
+
+class _LeaderNotKnownYet:
+    """A consumer whose ListOffsets fails like a changelog created a moment ago on real Kafka."""
+
+    def __init__(self, failures: int, code: int) -> None:
+        self.failures, self.code, self.calls = failures, code, 0
+
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float, cached: bool) -> tuple[int, int]:
+        from confluent_kafka import KafkaError, KafkaException
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise KafkaException(KafkaError(self.code))
+        return (0, 7)
+
+
+def test_list_offsets_asks_again_while_the_partition_has_no_leader() -> None:
+    from confluent_kafka import KafkaError
+
+    from streamlet.state.restore import list_offsets
+
+    consumer = _LeaderNotKnownYet(2, KafkaError.NOT_LEADER_FOR_PARTITION)
+    assert list_offsets(consumer, "app-store-changelog", 0, timeout_s=5) == (0, 7)
+    assert consumer.calls == 3
+    with pytest.raises(StateError, match="NOT_LEADER"):
+        list_offsets(_LeaderNotKnownYet(1000, KafkaError.NOT_LEADER_FOR_PARTITION), "t", 0, timeout_s=0.2)
+    missing = _LeaderNotKnownYet(1, KafkaError.UNKNOWN_TOPIC_OR_PART)
+    with pytest.raises(StateError):
+        list_offsets(missing, "t", 0, timeout_s=5)
+    assert missing.calls == 1
