@@ -20,7 +20,6 @@ streamlet's side commits right after its last batch).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,57 +32,17 @@ from benchmarks.harness import ROOT, BenchError, SideResult
 
 PROJECT = Path(ROOT) / "tools" / "kstreams-bench"
 MAIN = "dev.streamlet.bench.KStreamsBench"
-MARKER = ".streamlet-complete"
-
-
-def _sources() -> list[Path]:
-    return [PROJECT / "pom.xml", *sorted((PROJECT / "src").rglob("*.java"))]
-
-
-def _digest() -> str:
-    h = hashlib.sha256()
-    for path in _sources():
-        h.update(path.relative_to(PROJECT).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
 
 
 def jars_dir() -> Path:
     """The folder of the application's jar and its dependencies, built with Maven if missing or stale."""
-    from streamlet.testing.kafka_jars import _locked
+    from streamlet.errors import KafkaBrokerError
+    from streamlet.testing.maven_app import app_jars
 
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(cache) / "streamlet" / "kstreams-bench-4.4.0" / "jars"
-    digest = _digest()
-    marker = folder / MARKER
-    if marker.is_file() and marker.read_text().strip() == digest:
-        return folder
-    with _locked(folder.parent / ".jars.lock"):
-        if marker.is_file() and marker.read_text().strip() == digest:
-            return folder
-        mvn = shutil.which("mvn")
-        if not mvn:
-            raise BenchError(f"the Kafka Streams side ({PROJECT.relative_to(ROOT)}) is built with Maven once, "
-                             "and there is no `mvn` on PATH: install Maven 3.6 or newer (Debian/Ubuntu: "
-                             "`apt-get install maven`; macOS: `brew install maven`)")
-        tmp = Path(tempfile.mkdtemp(prefix=".jars.tmp-", dir=folder.parent))
-        cmd = [mvn, "-q", "-B", "-f", str(PROJECT / "pom.xml"), "package", "dependency:copy-dependencies",
-               "-DincludeScope=runtime", f"-Dbench.build.dir={tmp / 'build'}",
-               f"-DoutputDirectory={tmp / 'jars'}"]
-        for attempt in ([cmd[0], "-o", *cmd[1:]], cmd):  # offline first (~/.m2), then Maven Central
-            out = subprocess.run(attempt, capture_output=True, text=True, timeout=1800)
-            if out.returncode == 0:
-                break
-        jar = tmp / "build" / "kstreams-bench-1.jar"
-        if out.returncode != 0 or not jar.is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise BenchError(f"`{' '.join(cmd)}` failed ({out.returncode}); its output ends:\n"
-                             f"{(out.stdout + out.stderr)[-3000:]}")
-        shutil.copy(jar, tmp / "jars" / jar.name)
-        (tmp / "jars" / MARKER).write_text(digest + "\n")
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp / "jars", folder)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    try:
+        return app_jars(PROJECT, "Kafka Streams side of the benchmarks")
+    except KafkaBrokerError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def check_tools() -> None:

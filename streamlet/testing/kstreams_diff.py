@@ -10,10 +10,7 @@ version>/jars``, rebuilt when the pom or a Java source changes; Maven runs offli
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +19,8 @@ from typing import Any, Iterable
 import orjson
 
 from streamlet.errors import KafkaBrokerError
-from streamlet.testing.kafka_jars import MARKER, _locked, find_java, find_mvn, kafka_version
+from streamlet.testing.kafka_jars import find_java
+from streamlet.testing.maven_app import app_jars
 
 log = logging.getLogger("streamlet.testing.kstreams_diff")
 
@@ -45,69 +43,9 @@ class OutRecord:
     timestamp: int
 
 
-def _sources() -> list[Path]:
-    if not (PROJECT / "pom.xml").is_file():
-        raise KStreamsReferenceError(f"{PROJECT}/pom.xml is missing: the differential test runs from a "
-                                     "source checkout of streamlet (tools/kstreams-diff)")
-    return [PROJECT / "pom.xml", *sorted((PROJECT / "src").rglob("*.java"))]
-
-
-def _digest() -> str:
-    h = hashlib.sha256()
-    for path in _sources():
-        h.update(str(path.relative_to(PROJECT)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
 def jars_dir() -> Path:
     """The folder of the reference's jar and its runtime jars, built with Maven when stale."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(cache) / "streamlet" / f"kstreams-diff-{kafka_version()}" / "jars"
-    digest = _digest()
-    marker = folder / MARKER
-    if marker.is_file() and marker.read_text().strip() == digest:
-        return folder
-    with _locked(folder.parent / ".jars.lock"):
-        if marker.is_file() and marker.read_text().strip() == digest:
-            return folder  # another process built it meanwhile
-        _build(folder, digest)
-    return folder
-
-
-def _build(folder: Path, digest: str) -> None:
-    try:
-        mvn = find_mvn()
-    except KafkaBrokerError as exc:
-        raise KStreamsReferenceError(f"the Kafka Streams reference needs Maven: {exc}") from exc
-    tmp = folder.parent / f".jars.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    base = [mvn, "-q", "-B", "-f", str(PROJECT / "pom.xml"), f"-Dkdiff.build.dir={tmp / 'build'}",
-            "package", "dependency:copy-dependencies", "-DincludeScope=runtime",
-            f"-DoutputDirectory={tmp / 'jars'}"]
-    log.warning("building the Kafka Streams reference (tools/kstreams-diff) into %s, once", folder)
-    out = None
-    for cmd in ([*base[:1], "-o", *base[1:]], base):  # offline first (~/.m2), then Maven Central
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise KStreamsReferenceError(f"`{' '.join(cmd)}` failed: {exc}") from exc
-        if out.returncode == 0:
-            break
-    jar = tmp / "build" / "kstreams-diff-1.jar"
-    if out is None or out.returncode != 0 or not jar.is_file():
-        shutil.rmtree(tmp, ignore_errors=True)
-        text = (out.stdout + out.stderr) if out else ""
-        errors = [line for line in text.splitlines() if line.startswith("[ERROR] /")]  # compiler errors
-        tail = "\n".join(dict.fromkeys(errors))[:3000] if errors else text[-3000:]
-        raise KStreamsReferenceError(
-            f"`{' '.join(base)}` failed (a compile error, or no Maven Central?); its output:\n{tail}")
-    shutil.copy2(jar, tmp / "jars" / jar.name)
-    (tmp / "jars" / MARKER).write_text(digest + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp / "jars", folder)
-    shutil.rmtree(tmp, ignore_errors=True)
+    return app_jars(PROJECT, "Kafka Streams reference", KStreamsReferenceError)
 
 
 class ReferenceDriver:
