@@ -22,10 +22,13 @@ class FunctionSerde:
     >>> upper = FunctionSerde("upper", lambda s: s.upper().encode(), bytes.decode)
     """
 
-    __slots__ = ("name", "_ser", "_de", "serialize", "deserialize")
+    __slots__ = ("name", "identity", "_ser", "_de", "serialize", "deserialize")
 
-    def __init__(self, name: str, ser: Callable[[Any], bytes], de: Callable[[bytes], Any]) -> None:
+    def __init__(self, name: str, ser: Callable[[Any], bytes], de: Callable[[bytes], Any],
+                 identity: Any = None) -> None:
         self.name = name
+        #: what makes two serdes write the same bytes for the same value (see :func:`same_bytes`)
+        self.identity = identity
         self._ser, self._de = ser, de
 
         def serialize(value: Any, _ser: Callable[[Any], bytes] = ser) -> bytes | None:
@@ -39,3 +42,17 @@ class FunctionSerde:
 
     def __repr__(self) -> str:
         return f"serde.{self.name}()"
+
+
+def same_bytes(a: Any, b: Any) -> bool:
+    """Whether serdes ``a`` and ``b`` give the same bytes for the same value, so that bytes written by
+    one can be reused as the other's (a key passed through, a store read by the input's key bytes).
+
+    Built-in serdes say what they are (``identity``: ``("string", "utf-8")``, ``("json",)``...);
+    any other serde is the same only as itself — never by its name, which two serdes may share
+    (``string("latin-1")`` and ``string()`` are both called "string").
+    """
+    if a is b:
+        return True
+    ia, ib = getattr(a, "identity", None), getattr(b, "identity", None)
+    return ia is not None and ia == ib

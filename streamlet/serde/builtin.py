@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import struct
 from typing import Any
 
@@ -21,7 +22,7 @@ def string(encoding: str = "utf-8") -> FunctionSerde:
             raise TypeError(f"string serde expects str, got {type(value).__name__}: {value!r}")
         return value.encode(encoding)
 
-    return FunctionSerde("string", ser, lambda b: b.decode(encoding))
+    return FunctionSerde("string", ser, lambda b: b.decode(encoding), ("string", codecs.lookup(encoding).name))
 
 
 def _bytes_ser(value: Any) -> bytes:
@@ -32,7 +33,7 @@ def _bytes_ser(value: Any) -> bytes:
 
 def bytes_() -> FunctionSerde:
     """Raw bytes, unchanged."""
-    return FunctionSerde("bytes", _bytes_ser, lambda b: b)
+    return FunctionSerde("bytes", _bytes_ser, lambda b: b, ("bytes",))
 
 
 def _fixed_int(name: str, st: struct.Struct) -> FunctionSerde:
@@ -46,7 +47,7 @@ def _fixed_int(name: str, st: struct.Struct) -> FunctionSerde:
             raise TypeError(f"{name} serde expects int, got {type(value).__name__}: {value!r}")
         return st.pack(value)
 
-    return FunctionSerde(name, ser, de)
+    return FunctionSerde(name, ser, de, (name,))
 
 
 def long() -> FunctionSerde:
@@ -70,7 +71,7 @@ def integer(size: int = 8) -> FunctionSerde:
 
 def json() -> FunctionSerde:
     """JSON through orjson (UTF-8, compact)."""
-    return FunctionSerde("json", orjson.dumps, orjson.loads)
+    return FunctionSerde("json", orjson.dumps, orjson.loads, ("json",))
 
 
 def msgpack() -> FunctionSerde:
@@ -80,4 +81,4 @@ def msgpack() -> FunctionSerde:
     def de(data: bytes) -> Any:
         return _msgpack.unpackb(data, raw=False, strict_map_key=False)
 
-    return FunctionSerde("msgpack", packer.pack, de)
+    return FunctionSerde("msgpack", packer.pack, de, ("msgpack",))

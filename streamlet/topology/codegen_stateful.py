@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamlet.agg.aggregation import inline_update
+from streamlet.serde.base import same_bytes
 from streamlet.state.cache import MISSING
 from streamlet.topology.codegen import _Writer, generator
 from streamlet.topology.graph import Node
@@ -146,9 +147,9 @@ def _stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> No
     else:
         w.emit(depth, f"if {k} is not None and {v} is not None:  # join {table.name}")
         d = depth + 1
-    same_bytes = table.kind == "table_source" and comp.key_preserved_to(node.name) and all(
-        s.params["key_serde"].name == table.params["key_serde"].name for s in comp.sources_of(node.name))
-    if same_bytes:
+    by_key_bytes = table.kind == "table_source" and comp.key_preserved_to(node.name) and all(
+        same_bytes(s.params["key_serde"], table.params["key_serde"]) for s in comp.sources_of(node.name))
+    if by_key_bytes:
         cache = comp.ctx.stores[table.params["store"]]
         values = w.bind(cache.hot_path()[0], "table_values")
         get, missing = w.bind(cache.get, "table_get"), w.bind(MISSING, "MISSING")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from streamlet.errors import TopologyError
+from streamlet.serde.base import same_bytes
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node, Topology
 
@@ -135,9 +136,9 @@ def fan_out(downs: list[Forward]) -> Forward:
 def reuses_key_bytes(comp: Compilation, sink: Node) -> bool:
     """True when ``sink`` can write the input key bytes as they came: every path from a source
     keeps the key, and every source reading it has the sink's key serde."""
-    serde = sink.params["key_serde"].name
+    serde = sink.params["key_serde"]
     return comp.key_preserved_to(sink.name) and all(
-        s.params["key_serde"].name == serde for s in comp.sources_of(sink.name)
+        same_bytes(s.params["key_serde"], serde) for s in comp.sources_of(sink.name)
     )
 
 

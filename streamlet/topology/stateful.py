@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from streamlet.agg.aggregation import Aggregation
 from streamlet.errors import TopologyError
+from streamlet.serde.base import same_bytes
 from streamlet.topology.aggregation import check_state
 from streamlet.topology.compile import Compilation, Forward, compiler, fan_out
 from streamlet.topology.context import TaskContext
@@ -197,7 +198,7 @@ def _same_key_bytes(node: Node, comp: Compilation) -> bool:
     """Whether the input message's key bytes are the store key (key and key serde unchanged)."""
     spec_key_serde = comp.topology.stores[node.params["store"]].key_serde
     return comp.key_preserved_to(node.name) and all(
-        s.params["key_serde"].name == spec_key_serde.name for s in comp.sources_of(node.name))
+        same_bytes(s.params["key_serde"], spec_key_serde) for s in comp.sources_of(node.name))
 
 
 def _key_bytes(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any], bytes]:

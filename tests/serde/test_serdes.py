@@ -43,3 +43,24 @@ def test_json_is_compact_utf8() -> None:
 def test_wrong_types_raise_clearly(serde, bad) -> None:
     with pytest.raises(TypeError, match="serde expects"):
         serde.serialize(bad)
+
+
+def test_same_bytes_tells_serdes_apart_by_what_they_write_not_by_name() -> None:
+    from streamlet.serde.base import FunctionSerde, same_bytes
+
+    assert same_bytes(sl.serde.string(), sl.serde.string("UTF8"))  # one codec, two spellings
+    assert not same_bytes(sl.serde.string(), sl.serde.string("latin-1"))  # both are called "string"
+    assert same_bytes(sl.serde.json(), sl.serde.json()) and not same_bytes(sl.serde.json(), sl.serde.msgpack())
+    mine = FunctionSerde("string", str.encode, bytes.decode)  # a user's serde with a built-in's name
+    assert same_bytes(mine, mine) and not same_bytes(mine, sl.serde.string())
+
+
+def test_a_latin1_key_is_not_passed_through_as_utf8_bytes() -> None:
+    """Source keys in latin-1, sink keys in UTF-8: the sink must encode the key, not reuse its bytes."""
+    app = sl.App("serde-bytes")
+    app.stream("in", key_serde=sl.serde.string("latin-1")).to("out", key_serde=sl.serde.string())
+    with sl.testing.TestDriver(app) as d:
+        d.send_raw("in", "café".encode("latin-1"), b'{"x": 1}')
+        [out] = d.read_records("out")
+        raw_key = d.log["out"][out.partition][out.offset][0]
+    assert out.key == "café" and raw_key == "café".encode("utf-8")
