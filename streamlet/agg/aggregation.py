@@ -189,12 +189,10 @@ def inline_update(agg: Aggregator, i: int, namespace: dict[str, Any], f: str, fi
         return InlineUpdate(f"{dict_only}({{s}} := {{state}}[{i}]) is not None{order}", "", (), "", call)
     if kind is not LatestByOffset:
         return None
-    getter = getattr(agg.get, "__defaults__", None)
-    if agg.n is None and agg.ignore_nulls and getter and isinstance(getter[0], str) \
-            and getattr(agg.get, "__name__", "") == "get":
-        # field_getter(str): v.get(field) if v is a dict; anything else goes through add itself
+    if agg.n is None and agg.ignore_nulls and isinstance(agg.field, str):
+        # a field name: v.get(field) if v is a dict; anything else goes through add itself
         namespace[f] = agg.add
-        namespace[field] = getter[0]
+        namespace[field] = agg.field
         return InlineUpdate(
             f"{{value}}.__class__ is dict and ({{x}} := {{value}}.get({field})) is not None "
             f"and ({{s}} := {{state}}[{i}]) is not None" + ("" if newer else " and {offset} >= {s}[0]"),

@@ -31,6 +31,8 @@ class _ByOffset(BuiltinAggregator):
     def __init__(self, field: Field, n: int | None = None, ignore_nulls: bool = True) -> None:
         if not isinstance(ignore_nulls, bool):
             raise TopologyError(f"ignore_nulls must be True or False, got {ignore_nulls!r}")
+        #: what the aggregator reads (code generation reads it too: a str field is read inline)
+        self.field = field
         self.get = self.field_getter(field)
         self.n = positive_int(n, "n", allow_none=True)
         self.ignore_nulls = ignore_nulls

@@ -8,6 +8,7 @@ from streamlet.errors import TopologyError
 from streamlet.record import Record
 from streamlet.serde.base import Serde
 from streamlet.topology.graph import InternalTopic
+from streamlet.topology.kinds import KINDS
 
 if TYPE_CHECKING:
     from streamlet.app import App
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
     from streamlet.dsl.split import BranchedStreams
     from streamlet.dsl.table import KTable
 
-
-KEY_CHANGING = {"map", "select_key", "flat_map", "process"}
 
 
 class KStream:
@@ -42,7 +41,7 @@ class KStream:
             raise TypeError(f"{kind}() expects a function, got {type(fn).__name__}")
         node = self._app.topology.add(kind, [self._node], fn=fn, name=name, **params)
         return KStream(self._app, node.name, self.key_serde, self.value_serde,
-                       self.key_changed or kind in KEY_CHANGING)
+                       self.key_changed or not KINDS[kind].keeps_key)
 
     # -- stateless operations ----------------------------------------------
     def filter(self, predicate: Callable[[Any, Any], bool], name: str | None = None) -> "KStream":

@@ -35,6 +35,9 @@ class AggregateSpec:
         self.result = result
         #: user functions may return anything: check states as they are made
         self.check_serializable = check_serializable
+        #: the named aggregators' :class:`~streamlet.agg.Aggregation` (code generation writes its
+        #: columns' updates inline), None for count / reduce / user functions
+        self.aggregation: Any = None
 
     def present(self, stored: Any) -> Any:
         """What users see for a stored ``[mark, state, ...]`` row."""
@@ -95,8 +98,10 @@ class AggregateSpec:
         def sub(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
             return a_sub(s, v, o, t)
 
-        return cls("named", aggregation.initial, add, sub if aggregation.supports_subtract else None,
+        spec = cls("named", aggregation.initial, add, sub if aggregation.supports_subtract else None,
                    aggregation.result, check_serializable=aggregation.needs_state_check)
+        spec.aggregation = aggregation
+        return spec
 
 
 def stored_serde() -> FunctionSerde:

@@ -50,21 +50,21 @@ closure is reachable. Semantics are those of the closures, node for node.
 
 from __future__ import annotations
 
-import codecs
-import dis
 import hashlib
-import inspect
 import itertools
 import linecache
-import types
 from types import CodeType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from confluent_kafka import KafkaException
 
 from streamlet.serde.base import FunctionSerde
-from streamlet.topology.compile import Compilation, DeserializationFailure, RunFailure, SourceFn
+from streamlet.topology.chain import DeserializationFailure, RunFailure, SourceFn
 from streamlet.topology.graph import Node
+from streamlet.topology.kinds import KINDS, resolve
+
+if TYPE_CHECKING:
+    from streamlet.topology.compile import Compilation
 
 #: Set to False to run every chain through the closures alone (debugging, tests).
 enabled = True
@@ -72,91 +72,34 @@ enabled = True
 #: Python allows 20 nested blocks; deeper chains continue through closures.
 MAX_DEPTH = 12
 
+#: ``generate(writer, node, key_var, value_var, depth)``: writes one node's code (see kinds.NodeKind.generate)
 NodeGenerator = Callable[["_Writer", Node, str, str, int], None]
-GENERATORS: dict[str, NodeGenerator] = {}
-#: kinds whose generators report every use of the key (``_Writer.key_used``); for any other
-#: kind the source key counts as read
-KEY_AWARE = {"filter", "map", "map_values", "select_key", "flat_map", "flat_map_values", "peek",
-             "foreach", "branch", "split", "sink", "aggregate",
-             "stream_table_join"}
 _CODE: dict[str, CodeType] = {}
 
 
-def generator(*kinds: str) -> Callable[[NodeGenerator], NodeGenerator]:
-    """Register the code generator of one or more node kinds."""
-
-    def register(fn: NodeGenerator) -> NodeGenerator:
-        for kind in kinds:
-            GENERATORS[kind] = fn
-        return fn
-
-    return register
-
-
-def _string_de_code() -> Any:
-    from streamlet.serde.builtin import string
-
-    return getattr(string()._de, "__code__", None)
-
-
-_STRING_DE_CODE = _string_de_code()
-
-
-def _is_utf8_string(serde: Any) -> bool:
-    """The built-in ``string()`` serde with UTF-8 (its decode is ``b.decode(encoding)``)."""
-    if not isinstance(serde, FunctionSerde) or _STRING_DE_CODE is None:
-        return False
-    de = serde._de
-    if getattr(de, "__code__", None) is not _STRING_DE_CODE:
-        return False
-    (cell,) = de.__closure__  # the encoding
-    return codecs.lookup(cell.cell_contents).name == "utf-8"
+def _string_encoding(serde: Any) -> str | None:
+    """The encoding of a string serde that says it is one (``identity == ("string", encoding)``)."""
+    identity = getattr(serde, "identity", None)
+    if isinstance(serde, FunctionSerde) and isinstance(identity, tuple) and len(identity) == 2 \
+            and identity[0] == "string":
+        return str(identity[1])
+    return None
 
 
 def _deserialize_expr(w: "_Writer", serde: Any, var: str, hint: str) -> str:
     """The expression that deserializes the bytes in ``var`` (``None`` stays ``None``).
 
     A :class:`FunctionSerde`'s inner function is called directly (one Python call
-    less); the built-in string serde's ``b.decode(encoding)`` is written inline.
+    less); a string serde's ``b.decode(encoding)`` is written inline.
     """
     if isinstance(serde, FunctionSerde):
-        de = serde._de
-        if getattr(de, "__code__", None) is _STRING_DE_CODE and _STRING_DE_CODE is not None:
-            (cell,) = de.__closure__  # the encoding
-            encoding = cell.cell_contents
-            if codecs.lookup(encoding).name == "utf-8":
-                return f"None if {var} is None else {var}.decode()"
+        encoding = _string_encoding(serde)
+        if encoding == "utf-8":
+            return f"None if {var} is None else {var}.decode()"
+        if encoding is not None:
             return f"None if {var} is None else {var}.decode({w.bind(encoding, 'encoding')})"
-        return f"None if {var} is None else {w.bind(de, hint)}({var})"
+        return f"None if {var} is None else {w.bind(serde._de, hint)}({var})"
     return f"{w.bind(serde.deserialize, hint)}({var})"
-
-
-#: names through which a function could read its arguments without naming them
-_INTROSPECTION = frozenset({"locals", "vars", "eval", "exec", "_getframe", "currentframe", "getframeinfo",
-                            "stack", "f_locals", "getargvalues", "settrace", "setprofile"})
-
-
-def reads_first_argument(fn: Any) -> bool:
-    """False only when ``fn`` provably never reads its first parameter (e.g. ``lambda k, v: v["x"]``).
-
-    Conservative: anything but a plain Python function with two or more
-    positional parameters, no ``*args``/``**kwargs``, no closure over the
-    parameter and no frame introspection counts as reading it.
-    """
-    code = getattr(fn, "__code__", None)
-    if type(fn) is not types.FunctionType or not isinstance(code, types.CodeType):
-        return True
-    if code.co_argcount < 2 or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
-        return True
-    name = code.co_varnames[0]
-    if name in code.co_cellvars or _INTROSPECTION & set(code.co_names):
-        return True
-    for ins in dis.get_instructions(code):
-        if "FAST" in ins.opname or "DEREF" in ins.opname or "CLOSURE" in ins.opname or "CELL" in ins.opname:
-            val = ins.argval
-            if val == name or (isinstance(val, tuple) and name in val):
-                return True
-    return False
 
 
 def _raw_ser(serde: Any) -> tuple[Callable[[Any], bytes], bool]:
@@ -168,7 +111,7 @@ def _raw_ser(serde: Any) -> tuple[Callable[[Any], bytes], bool]:
 class _Writer:
     """Accumulates the source of one generated function and the globals it uses."""
 
-    def __init__(self, comp: Compilation) -> None:
+    def __init__(self, comp: "Compilation") -> None:
         self.comp = comp
         self.lines: list[str] = []
         self.globals: dict[str, Any] = {"DeserializationFailure": DeserializationFailure,
@@ -199,21 +142,21 @@ class _Writer:
 
     def node(self, name: str, k: str, v: str, depth: int) -> None:
         node = self.comp.topology.nodes[name]
-        gen = GENERATORS.get(node.kind)
-        if gen is None or len(node.parents) != 1 or depth > MAX_DEPTH:
+        kind = KINDS[node.kind]
+        if kind.generate is None or len(node.parents) != 1 or depth > MAX_DEPTH:
             self.closure(name, k, v, depth)
             return
-        if node.kind not in KEY_AWARE:
-            self.key_used(k, None)
-        gen(self, node, k, v, depth)
+        if not kind.key_aware:
+            self.key_used(k)
+        resolve(kind.generate)(self, node, k, v, depth)
 
-    def key_used(self, k: str, fn: Any) -> None:
-        """Step ``fn`` (None: unknown code) receives key ``k``."""
-        if k == "k0" and (fn is None or reads_first_argument(fn)):
+    def key_used(self, k: str) -> None:
+        """A step receives key ``k``: the source key must be decoded if it is ``k0``."""
+        if k == "k0":
             self.reads_k0 = True
 
     def closure(self, name: str, k: str, v: str, depth: int) -> None:
-        self.key_used(k, None)
+        self.key_used(k)
         fn = self.bind(self.comp.forward_of(name), name)
         self.needs_msg = True
         self.emit(depth, f"{fn}({k}, {v})")
@@ -222,7 +165,7 @@ class _Writer:
         return not self.comp.topology.children[name]
 
 
-def generate_source(comp: Compilation, node: Node) -> SourceFn:
+def generate_source(comp: "Compilation", node: Node) -> SourceFn:
     """The generated ``fn(message)`` of source ``node`` for this task.
 
     ``fn.run(m, rest)`` is the same chain as a loop, for the record loop of the
@@ -240,7 +183,7 @@ def generate_source(comp: Compilation, node: Node) -> SourceFn:
     w.emit(0, "kb = m.key()")
     w.emit(0, "vb = m.value()")
     w.emit(0, "try:")
-    if w.reads_k0 or not _is_utf8_string(key_serde):
+    if w.reads_k0 or _string_encoding(key_serde) != "utf-8":
         w.emit(1, f"k0 = {_deserialize_expr(w, key_serde, 'kb', 'key_de')}")
     else:
         # No step reads the decoded key (sinks reuse its bytes, functions ignore it): only
@@ -319,6 +262,3 @@ def _ident(text: str) -> str:
     out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
     return out if out and not out[0].isdigit() else "_" + out
 
-
-# the generators of the stateless kinds register themselves
-from streamlet.topology import codegen_nodes, codegen_stateful  # noqa: E402,F401

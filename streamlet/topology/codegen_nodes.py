@@ -6,13 +6,13 @@ and walks on to its children; see :mod:`streamlet.topology.codegen`.
 
 from __future__ import annotations
 
-from streamlet.topology.codegen import _raw_ser, _Writer, generator
+from streamlet.topology.codegen import _raw_ser, _Writer
+from streamlet.topology.compile import writes_repartition
 from streamlet.topology.graph import Node
 
 
-@generator("filter")
-def _filter(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
-    w.key_used(k, node.fn)
+def filter_(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k)
     pred = w.bind(node.fn, "filter")
     neg = "not " if node.params.get("negate") else ""
     w.emit(depth, f"if {neg}{pred}({k}, {v}):")
@@ -21,32 +21,28 @@ def _filter(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.children(node.name, k, v, depth + 1)
 
 
-@generator("map_values")
-def _map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+def map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     fn, out = w.bind(node.fn, "map_values"), w.var("v")
     w.emit(depth, f"{out} = {fn}({v})")
     w.children(node.name, k, out, depth)
 
 
-@generator("map")
-def _map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
-    w.key_used(k, node.fn)
+def map_(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k)
     fn, k2, v2 = w.bind(node.fn, "map"), w.var("k"), w.var("v")
     w.emit(depth, f"{k2}, {v2} = {fn}({k}, {v})")
     w.children(node.name, k2, v2, depth)
 
 
-@generator("select_key")
-def _select_key(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
-    w.key_used(k, node.fn)
+def select_key(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k)
     fn, k2 = w.bind(node.fn, "select_key"), w.var("k")
     w.emit(depth, f"{k2} = {fn}({k}, {v})")
     w.children(node.name, k2, v, depth)
 
 
-@generator("flat_map")
-def _flat_map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
-    w.key_used(k, node.fn)
+def flat_map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k)
     fn, k2, v2 = w.bind(node.fn, "flat_map"), w.var("k"), w.var("v")
     w.emit(depth, f"for {k2}, {v2} in {fn}({k}, {v}):")
     if w.subtree_empty(node.name):
@@ -54,8 +50,7 @@ def _flat_map(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.children(node.name, k2, v2, depth + 1)
 
 
-@generator("flat_map_values")
-def _flat_map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+def flat_map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     fn, v2 = w.bind(node.fn, "flat_map_values"), w.var("v")
     w.emit(depth, f"for {v2} in {fn}({v}):")
     if w.subtree_empty(node.name):
@@ -63,28 +58,25 @@ def _flat_map_values(w: _Writer, node: Node, k: str, v: str, depth: int) -> None
     w.children(node.name, k, v2, depth + 1)
 
 
-@generator("peek", "foreach")
-def _peek(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
-    w.key_used(k, node.fn)
+def peek(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    w.key_used(k)
     fn = w.bind(node.fn, node.kind)
     w.emit(depth, f"{fn}({k}, {v})")
     w.children(node.name, k, v, depth)
 
 
-@generator("branch")
-def _branch(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+def branch(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.children(node.name, k, v, depth)
 
 
-@generator("split")
-def _split(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+def split(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     # Children are branch nodes in declaration order; the default branch (if any) is last.
     topo = w.comp.topology
     branches = [topo.nodes[c] for c in topo.children[node.name]]
     tests = [b for b in branches if b.fn is not None]
     default = next((b for b in branches if b.fn is None), None)
     for i, b in enumerate(tests):
-        w.key_used(k, b.fn)
+        w.key_used(k)
         pred = w.bind(b.fn, "branch")
         w.emit(depth, f"{'if' if i == 0 else 'elif'} {pred}({k}, {v}):")
         w.emit(depth + 1, "pass")
@@ -98,10 +90,7 @@ def _split(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
             w.node(default.name, k, v, depth)
 
 
-@generator("sink")
-def _sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
-    from streamlet.topology.compile import reuses_key_bytes, writes_repartition
-
+def sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     p = node.params
     if p.get("partitioner") is not None or writes_repartition(w.comp, node):
         w.closure(node.name, k, v, depth)
@@ -110,10 +99,10 @@ def _sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     vser, v_none = _raw_ser(p["value_serde"])
     vs = w.bind(vser, "value_ser")
     value = f"{vs}({v})" if v_none else f"None if {v} is None else {vs}({v})"
-    if reuses_key_bytes(comp, node):
+    if comp.same_key_bytes(node.name, p["key_serde"]):
         key = "kb"
     else:
-        w.key_used(k, None)
+        w.key_used(k)
         kser, k_none = _raw_ser(p["key_serde"])
         ks = w.bind(kser, "key_ser")
         key = f"{ks}({k})" if k_none else f"None if {k} is None else {ks}({k})"

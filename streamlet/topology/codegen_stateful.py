@@ -15,68 +15,89 @@ from __future__ import annotations
 from typing import Any
 
 from streamlet.agg.aggregation import inline_update
-from streamlet.serde.base import same_bytes
 from streamlet.state.cache import MISSING
-from streamlet.topology.codegen import _Writer, generator
+from streamlet.topology.codegen import _Writer
 from streamlet.topology.graph import Node
+from streamlet.topology.origin import read_origin
+from streamlet.topology.stateful import getter_of
 
 #: a column's state kept (maybe updated in place) rather than replaced
 KEEP = object()
 
-#: kinds that pass a record on at most once (a split sends it to one branch)
-_SINGLE_OUTPUT = {"source", "filter", "map_values", "map", "select_key", "peek", "split", "branch",
-                  "group_by"}
 
+def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    """A stream aggregation with its row updated in the cache inline: named aggregators column by
+    column (built-ins' usual cases without a call), count / reduce / user aggregates through their add.
 
-def _single_output_path(w: _Writer, name: str) -> bool:
-    nodes = w.comp.topology.nodes
-    node = nodes[name]
-    while node.parents:
-        if len(node.parents) != 1:
-            return False
-        node = nodes[node.parents[0]]
-        if node.kind not in _SINGLE_OUTPUT:
-            return False
-    return True
-
-
-@generator("aggregate")
-def _aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+    Rows are those of :func:`streamlet.topology.stateful.aggregate`: ``[offset, state, 0]`` when the
+    aggregation reads its input topic, ``[{upstream partition: [offset, sequence, 0]}, state]``
+    when it reads a repartition topic (``group_by(...)``); the local sequence is 0 because each
+    input record reaches the aggregation at most once on a single-output path.
+    """
     plan = getattr(w.comp.forward_of(node.name), "plan", None)
-    if plan is None or not _single_output_path(w, node.name):
+    if plan is None or not w.comp.single_output_path(node.name):
         w.closure(node.name, k, v, depth)
         return
     g = {name: w.bind(getattr(plan, name), f"agg_{name}")
          for name in ("values", "dirty", "get", "initial", "add", "present")}
     missing = w.bind(MISSING, "MISSING")
-    if plan.down is not None or not plan.same_key:
-        w.key_used(k, None)
+    aggregation = plan.aggregation
+    if plan.down is not None or not plan.same_key or aggregation is None:
+        w.key_used(k)
     o, key, cur, st, old = w.var("o"), w.var("akb"), w.var("row"), w.var("st"), w.var("old")
     ts = "m.timestamp()[1]" if plan.uses_ts else "0"
     w.emit(depth, f"if {v} is not None and {k} is not None:  # aggregate {node.name}")
     d = depth + 1
     w.emit(d, f"{o} = m.offset()")
     w.emit(d, f"{key} = kb" if plan.same_key else f"{key} = {w.bind(plan.kser, 'agg_kser')}({k})")
+    if plan.repartitioned:
+        uo, us, up, marks, done = w.var("uo"), w.var("us"), w.var("up"), w.var("marks"), w.var("done")
+        w.emit(d, f"{uo}, {us}, {up} = {w.bind(read_origin, 'read_origin')}(m)")
     w.emit(d, f"{cur} = {g['values']}.get({key}, {missing})")
     w.emit(d, f"if {cur} is {missing}:")
     w.emit(d + 1, f"{cur} = {g['get']}({key})")
-    aggregation = plan.aggregation
-    w.emit(d + 1, f"if {cur} is not None:")  # a stored row: its columns as this aggregation's?
-    w.emit(d + 2, f"{w.bind(aggregation._check_shape, 'agg_check_shape')}({cur}[1])")
+    if aggregation is not None:
+        w.emit(d + 1, f"if {cur} is not None:")  # a stored row: its columns as this aggregation's?
+        w.emit(d + 2, f"{w.bind(aggregation._check_shape, 'agg_check_shape')}({cur}[1])")
     w.emit(d, f"if {cur} is None:")
-    w.emit(d + 1, f"{st} = {g['add']}({g['initial']}(), {v}, {o}, {ts})")
-    w.emit(d + 1, f"{g['values']}[{key}] = [{o}, {st}, 0]")
+    if aggregation is not None:
+        w.emit(d + 1, f"{st} = {g['add']}({g['initial']}(), {v}, {o}, {ts})")
+    else:
+        w.emit(d + 1, f"{st} = {g['add']}({g['initial']}(), {k}, {v}, {o}, {ts})")
+        if plan.check is not None:
+            w.emit(d + 1, f"{w.bind(plan.check, 'agg_check')}({st})")
+    if plan.repartitioned:
+        w.emit(d + 1, f"{g['values']}[{key}] = [{{{up}: [{uo}, {us}, 0]}}, {st}]")
+    else:
+        w.emit(d + 1, f"{g['values']}[{key}] = [{o}, {st}, 0]")
     w.emit(d + 1, f"{g['dirty']}[{key}] = None")
     down = w.bind(plan.down, "agg_down") if plan.down is not None else None
     if down is not None:
         w.needs_msg = True  # the closures downstream read ctx.msg
         w.emit(d + 1, f"{down}({k}, ({g['present']}({st}), None))")
-    w.emit(d, f"elif {o} > {cur}[0]:  # at or below: already applied (a replay)")
+    if plan.repartitioned:
+        # applied unless the upstream task wrote this record before (at or below the partition's mark)
+        w.emit(d, "else:")
+        w.emit(d + 1, f"{marks} = {cur}[0]")
+        w.emit(d + 1, f"{done} = {marks}.get({up})")
+        w.emit(d + 1, f"if {done} is None or {uo} > {done}[0] or ({uo} == {done}[0] and {us} > {done}[1]):")
+        d += 1
+    else:
+        w.emit(d, f"elif {o} > {cur}[0]:  # at or below: already applied (a replay)")
     if down is not None and plan.want_old:
         w.emit(d + 1, f"{old} = {g['present']}({cur}[1])")
-    _add_in_place(w, aggregation, f"{cur}[1]", st, v, o, ts, d + 1)
-    w.emit(d + 1, f"{cur}[0] = {o}")
-    w.emit(d + 1, f"{cur}[2] = 0")
+    if aggregation is not None:
+        _add_in_place(w, aggregation, f"{cur}[1]", st, v, o, ts, d + 1)
+    else:
+        w.emit(d + 1, f"{st} = {g['add']}({cur}[1], {k}, {v}, {o}, {ts})")
+        if plan.check is not None:
+            w.emit(d + 1, f"{w.bind(plan.check, 'agg_check')}({st})")
+        w.emit(d + 1, f"{cur}[1] = {st}")
+    if plan.repartitioned:
+        w.emit(d + 1, f"{marks}[{up}] = [{uo}, {us}, 0]")
+    else:
+        w.emit(d + 1, f"{cur}[0] = {o}")
+        w.emit(d + 1, f"{cur}[2] = 0")
     w.emit(d + 1, f"{g['dirty']}[{key}] = None")
     if down is not None:
         w.emit(d + 1, f"{down}({k}, ({g['present']}({st}), {old if plan.want_old else 'None'}))")
@@ -126,15 +147,12 @@ def _add_in_place(w: _Writer, aggregation: Any, row_state: str, st: str, v: str,
         w.emit(d, line)
 
 
-@generator("stream_table_join")
-def _stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
+def stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     """The lookup inline, then the rest of the chain generated on the joined value.
 
     A source table keyed like the stream is read by the input's key bytes
     straight from its cache; any other table through its value getter.
     """
-    from streamlet.topology.stateful import getter_of
-
     comp = w.comp
     table = comp.topology.nodes[node.params["table"]]
     tv, vj = w.var("tv"), w.var("vj")
@@ -147,8 +165,7 @@ def _stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> No
     else:
         w.emit(depth, f"if {k} is not None and {v} is not None:  # join {table.name}")
         d = depth + 1
-    by_key_bytes = table.kind == "table_source" and comp.key_preserved_to(node.name) and all(
-        same_bytes(s.params["key_serde"], table.params["key_serde"]) for s in comp.sources_of(node.name))
+    by_key_bytes = table.kind == "table_source" and comp.same_key_bytes(node.name, table.params["key_serde"])
     if by_key_bytes:
         cache = comp.ctx.stores[table.params["store"]]
         values = w.bind(cache.hot_path()[0], "table_values")
@@ -157,7 +174,7 @@ def _stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> No
         w.emit(d, f"if {tv} is {missing}:")
         w.emit(d + 1, f"{tv} = {get}(kb)")
     else:
-        w.key_used(k, None)
+        w.key_used(k)
         w.needs_msg = True  # value getters may read ctx.msg
         w.emit(d, f"{tv} = {w.bind(getter_of(comp, table.name), 'table_lookup')}({k})")
     if left:

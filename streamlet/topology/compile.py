@@ -1,66 +1,31 @@
 """Compile a :class:`Topology` into one function per source topic for one task.
 
-Each node becomes a closure that calls its children directly: no graph walk,
-no dispatch and no allocation per record (EXAMPLES.md, "compile once").
-Values are not copied where the graph branches: user functions must not
-mutate a value they receive in place.
+Each node becomes a closure that calls its children directly (see
+:mod:`streamlet.topology.chain`); the node kind's descriptor
+(:mod:`streamlet.topology.kinds`) names the function that builds it. The
+stateless part of each chain, and the aggregations and joins in it, are
+then written out as one generated function (:mod:`streamlet.topology.codegen`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from streamlet.errors import TopologyError
 from streamlet.serde.base import same_bytes
+from streamlet.topology import codegen
+from streamlet.topology.chain import DeserializationFailure, Forward, RunFailure, SourceFn, fan_out
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node, Topology
+from streamlet.topology.kinds import KINDS, resolve
 
-Forward = Callable[[Any, Any], None]
-SourceFn = Callable[[Any], None]
-NodeCompiler = Callable[[Node, TaskContext, list[Forward], "Compilation"], Forward]
-
-COMPILERS: dict[str, NodeCompiler] = {}
-
-#: Node kinds that leave the key as it came from the source.
-KEY_PRESERVING = {"filter", "map_values", "flat_map_values", "peek", "split", "branch", "merge", "sink",
-                  "table_source", "table_filter", "table_map_values", "to_stream", "aggregate",
-                  "table_aggregate", "stream_table_join"}
-
-
-class DeserializationFailure(Exception):
-    """Raised by a source when the key or value bytes cannot be deserialized."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-class RunFailure(Exception):
-    """Raised by a generated run function (``fn.run``) when processing record ``msg`` failed.
-
-    ``stage`` is ``"deserialize"`` or ``"process"``; ``cause`` the original exception.
-    """
-
-    def __init__(self, msg: Any, cause: BaseException, stage: str) -> None:
-        super().__init__(str(cause))
-        self.msg = msg
-        self.cause = cause
-        self.stage = stage
-
-
-def compiler(*kinds: str) -> Callable[[NodeCompiler], NodeCompiler]:
-    """Register the compiler of one or more node kinds."""
-
-    def register(fn: NodeCompiler) -> NodeCompiler:
-        for kind in kinds:
-            COMPILERS[kind] = fn
-        return fn
-
-    return register
+__all__ = ["Compilation", "DeserializationFailure", "Forward", "RunFailure", "SourceFn", "compile_task",
+           "fan_out", "load_compilers"]
 
 
 class Compilation:
-    """Compiles the nodes of one sub-topology for one task, each node once."""
+    """Compiles the nodes of one sub-topology for one task, each node once, and answers the
+    questions compilers and generators ask about the graph."""
 
     def __init__(self, topology: Topology, ctx: TaskContext) -> None:
         self.topology = topology
@@ -72,31 +37,15 @@ class Compilation:
         if fn is None:
             node = self.topology.nodes[name]
             downs = [self.forward_of(child) for child in self.topology.children[name]]
-            make = COMPILERS.get(node.kind)
-            if make is None:
+            kind = KINDS.get(node.kind)
+            if kind is None:
                 raise TopologyError(f"no compiler for node kind {node.kind!r} ({name})")
-            fn = make(node, self.ctx, downs, self)
+            fn = resolve(kind.compile)(node, self.ctx, downs, self)
             self._done[name] = fn
         return fn
 
-    def key_preserved_to(self, name: str) -> bool:
-        """True when every path from a source to ``name`` keeps the source key untouched."""
-        nodes = self.topology.nodes
-        stack, seen = [name], set()
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            node = nodes[n]
-            if node.kind == "source":
-                continue
-            if node.kind not in KEY_PRESERVING:
-                return False
-            stack.extend(node.parents)
-        return True
-
-    def sources_of(self, name: str) -> list[Node]:
+    def upstream(self, name: str) -> list[Node]:
+        """``name`` and every node before it, each once."""
         nodes = self.topology.nodes
         out, stack, seen = [], [name], set()
         while stack:
@@ -104,42 +53,46 @@ class Compilation:
             if n in seen:
                 continue
             seen.add(n)
-            if nodes[n].kind == "source":
-                out.append(nodes[n])
+            out.append(nodes[n])
             stack.extend(nodes[n].parents)
         return out
 
+    def key_preserved_to(self, name: str) -> bool:
+        """True when every path from a source to ``name`` keeps the source key untouched."""
+        return all(KINDS[n.kind].keeps_key for n in self.upstream(name))
 
-def fan_out(downs: list[Forward]) -> Forward:
-    """One forward that calls every child in order."""
-    if not downs:
-        return lambda k, v: None
-    if len(downs) == 1:
-        return downs[0]
-    if len(downs) == 2:
-        a, b = downs
+    def single_output_path(self, name: str) -> bool:
+        """True when every record reaching ``name`` from its one source came on one path, each input
+        record at most once (no ``flat_map``, no ``merge`` on the way)."""
+        nodes = self.topology.nodes
+        node = nodes[name]
+        while node.parents:
+            if len(node.parents) != 1:
+                return False
+            node = nodes[node.parents[0]]
+            if not KINDS[node.kind].single_output:
+                return False
+        return True
 
-        def two(k: Any, v: Any) -> None:
-            a(k, v)
-            b(k, v)
+    def sources_of(self, name: str) -> list[Node]:
+        return [n for n in self.upstream(name) if n.kind == "source"]
 
-        return two
-    children = tuple(downs)
+    def same_key_bytes(self, name: str, serde: Any) -> bool:
+        """True when the input message's key bytes are what ``serde`` would write for the key at
+        ``name``: the key is unchanged and every source reading it has a serde writing the same bytes."""
+        return self.key_preserved_to(name) and all(
+            same_bytes(s.params["key_serde"], serde) for s in self.sources_of(name))
 
-    def many(k: Any, v: Any) -> None:
-        for d in children:
-            d(k, v)
-
-    return many
+    def reads_repartition(self, name: str) -> bool:
+        """True when a source of ``name`` reads a repartition topic (its records carry their origin)."""
+        internal = self.topology.internal_topics
+        return any(getattr(internal.get(src.params["topic"]), "kind", None) == "repartition"
+                   for src in self.sources_of(name))
 
 
 def reuses_key_bytes(comp: Compilation, sink: Node) -> bool:
-    """True when ``sink`` can write the input key bytes as they came: every path from a source
-    keeps the key, and every source reading it has the sink's key serde."""
-    serde = sink.params["key_serde"]
-    return comp.key_preserved_to(sink.name) and all(
-        same_bytes(s.params["key_serde"], serde) for s in comp.sources_of(sink.name)
-    )
+    """True when ``sink`` can write the input key bytes as they came."""
+    return comp.same_key_bytes(sink.name, sink.params["key_serde"])
 
 
 def writes_repartition(comp: Compilation, sink: Node) -> bool:
@@ -149,19 +102,16 @@ def writes_repartition(comp: Compilation, sink: Node) -> bool:
 
 
 def load_compilers() -> None:
-    """Import the node compilers now rather than when the first task is compiled (a worker
-    calls it before its first assignment: the imports take ~20 ms)."""
-    from streamlet.topology import codegen, operators, stateful  # noqa: F401
+    """Import every node kind's compiler and generator now rather than when the first task is
+    compiled (a worker calls it before its first assignment: the imports take ~20 ms)."""
+    for kind in KINDS.values():
+        for ref in (kind.compile, kind.generate, kind.lookup):
+            if ref is not None:
+                resolve(ref)
 
 
 def compile_task(topology: Topology, ctx: TaskContext, topics: list[str]) -> dict[str, SourceFn]:
-    """Source topic → ``fn(message)`` that runs the whole chain for that message.
-
-    The stateless part of each chain is generated as one function
-    (:mod:`streamlet.topology.codegen`); other nodes run as their closures.
-    """
-    from streamlet.topology import codegen, operators, stateful  # noqa: F401  (register the compilers)
-
+    """Source topic → ``fn(message)`` that runs the whole chain for that message."""
     comp = Compilation(topology, ctx)
     out: dict[str, SourceFn] = {}
     for topic in topics:

@@ -1,26 +1,19 @@
-"""Compilers of the stateless node kinds (source, filter, map..., sink)."""
+"""Compilers of the stream node kinds (source, filter, map..., process, sink): each builds the
+``forward(key, value)`` closure of one node; :mod:`streamlet.topology.kinds` names them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from streamlet.record import Record, RecordMessage
-from streamlet.topology.compile import (
-    Compilation,
-    DeserializationFailure,
-    Forward,
-    compiler,
-    fan_out,
-    reuses_key_bytes,
-    writes_repartition,
-)
+from streamlet.topology.chain import DeserializationFailure, Forward, fan_out
+from streamlet.topology.compile import Compilation, reuses_key_bytes, writes_repartition
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.topology.origin import input_message, origin_stamper
 
 
-@compiler("source")
-def _source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Any:
+def source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Any:
     kde = node.params["key_serde"].deserialize
     vde = node.params["value_serde"].deserialize
     down = fan_out(downs)
@@ -37,8 +30,7 @@ def _source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilatio
     return source
 
 
-@compiler("filter")
-def _filter(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def filter_(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     pred, down = node.fn, fan_out(downs)
     if node.params.get("negate"):
         def filter_not(k: Any, v: Any) -> None:
@@ -54,8 +46,7 @@ def _filter(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilatio
     return filter_
 
 
-@compiler("map_values")
-def _map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def map_values(k: Any, v: Any) -> None:
@@ -64,8 +55,7 @@ def _map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
     return map_values
 
 
-@compiler("map")
-def _map(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def map_(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def map_(k: Any, v: Any) -> None:
@@ -75,8 +65,7 @@ def _map(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) 
     return map_
 
 
-@compiler("select_key")
-def _select_key(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def select_key(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def select_key(k: Any, v: Any) -> None:
@@ -85,8 +74,7 @@ def _select_key(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
     return select_key
 
 
-@compiler("flat_map")
-def _flat_map(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def flat_map(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def flat_map(k: Any, v: Any) -> None:
@@ -96,8 +84,7 @@ def _flat_map(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilat
     return flat_map
 
 
-@compiler("flat_map_values")
-def _flat_map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def flat_map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def flat_map_values(k: Any, v: Any) -> None:
@@ -107,8 +94,7 @@ def _flat_map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
     return flat_map_values
 
 
-@compiler("peek", "foreach")
-def _peek(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def peek(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def peek(k: Any, v: Any) -> None:
@@ -118,13 +104,11 @@ def _peek(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation)
     return peek
 
 
-@compiler("merge", "branch")
-def _pass(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def pass_through(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     return fan_out(downs)
 
 
-@compiler("split")
-def _split(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def split(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     # Children are branch nodes in declaration order; the default branch (if any) is last.
     branches = [comp.topology.nodes[c] for c in comp.topology.children[node.name]]
     pairs = tuple((b.fn, d) for b, d in zip(branches, downs) if b.fn is not None)
@@ -141,8 +125,7 @@ def _split(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation
     return split
 
 
-@compiler("process")
-def _process(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def process(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def forward(r: Record, m: Any) -> None:
@@ -171,8 +154,7 @@ def _process(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilati
     return process
 
 
-@compiler("sink")
-def _sink(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def sink(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     p = node.params
     topic = p["topic"]
     kser = p["key_serde"].serialize

@@ -11,42 +11,29 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from streamlet.agg.aggregation import Aggregation
 from streamlet.errors import TopologyError
-from streamlet.serde.base import same_bytes
 from streamlet.topology.aggregation import check_state
-from streamlet.topology.compile import Compilation, Forward, compiler, fan_out
+from streamlet.topology.chain import Forward, fan_out
+from streamlet.topology.compile import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
+from streamlet.topology.kinds import KINDS, resolve
 from streamlet.topology.origin import InputSequence, input_message, read_origin
 
 Getter = Callable[[Any], Any]
-GETTERS: dict[str, Callable[[Node, TaskContext, Compilation], Getter]] = {}
-
-#: table kinds whose consumers need the old value of a change
-_NEEDS_OLD = {"table_group_by"}
-_PASSES_CHANGES = {"table_filter", "table_map_values"}
 
 
 class TableKeyError(ValueError):
     """A table record without a key."""
 
 
-def getter(*kinds: str) -> Callable[[Any], Any]:
-    def register(fn: Any) -> Any:
-        for kind in kinds:
-            GETTERS[kind] = fn
-        return fn
-
-    return register
-
-
 def getter_of(comp: Compilation, name: str) -> Getter:
+    """The value getter of table node ``name`` (its kind's ``lookup``)."""
     node = comp.topology.nodes[name]
-    make = GETTERS.get(node.kind)
-    if make is None:
+    ref = KINDS[node.kind].lookup
+    if ref is None:
         raise TopologyError(f"{name} ({node.kind}) is not a table that can be looked up")
-    return make(node, comp.ctx, comp)
+    return resolve(ref)(node, comp.ctx, comp)  # type: ignore[no-any-return]
 
 
 def needs_old(comp: Compilation, name: str) -> bool:
@@ -55,16 +42,16 @@ def needs_old(comp: Compilation, name: str) -> bool:
     stack = list(topo.children[name])
     while stack:
         child = topo.nodes[stack.pop()]
-        if child.kind in _NEEDS_OLD:
+        kind = KINDS[child.kind]
+        if kind.needs_old:
             return True
-        if child.kind in _PASSES_CHANGES:
+        if kind.passes_changes:
             stack.extend(topo.children[child.name])
     return False
 
 
 # -- source tables ------------------------------------------------------------
-@compiler("table_source")
-def _table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     cache = ctx.stores[node.params["store"]]
     get, put = cache.get, cache.put
     down = fan_out(downs)
@@ -93,16 +80,14 @@ def _table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Comp
     return table_source
 
 
-@getter("table_source")
-def _table_source_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+def table_source_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
     get = ctx.stores[node.params["store"]].get
     kser = node.params["key_serde"].serialize
     return lambda k: get(kser(k))
 
 
 # -- stateless table operations -----------------------------------------------
-@compiler("table_filter")
-def _table_filter(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def table_filter(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     pred, down, negate = node.fn, fan_out(downs), bool(node.params.get("negate"))
 
     def keep(k: Any, v: Any) -> Any:
@@ -118,8 +103,7 @@ def _table_filter(node: Node, ctx: TaskContext, downs: list[Forward], comp: Comp
     return table_filter
 
 
-@getter("table_filter")
-def _table_filter_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+def table_filter_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
     parent = getter_of(comp, node.parents[0])
     pred, negate = node.fn, bool(node.params.get("negate"))
 
@@ -130,8 +114,7 @@ def _table_filter_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter
     return get
 
 
-@compiler("table_map_values")
-def _table_map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def table_map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def table_map_values(k: Any, change: Any) -> None:
@@ -141,8 +124,7 @@ def _table_map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
     return table_map_values
 
 
-@getter("table_map_values")
-def _table_map_values_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+def table_map_values_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
     parent, fn = getter_of(comp, node.parents[0]), node.fn
 
     def get(k: Any) -> Any:
@@ -152,8 +134,7 @@ def _table_map_values_get(node: Node, ctx: TaskContext, comp: Compilation) -> Ge
     return get
 
 
-@compiler("to_stream")
-def _to_stream(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def to_stream(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     down = fan_out(downs)
 
     def to_stream(k: Any, change: Any) -> None:
@@ -162,8 +143,7 @@ def _to_stream(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
     return to_stream
 
 
-@compiler("table_group_by")
-def _table_group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def table_group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def table_group_by(k: Any, change: Any) -> None:
@@ -181,8 +161,7 @@ def _table_group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Co
     return table_group_by
 
 
-@compiler("group_by")
-def _group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
     def group_by(k: Any, v: Any) -> None:
@@ -196,21 +175,13 @@ def _group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilat
 # -- aggregations ---------------------------------------------------------------
 def _same_key_bytes(node: Node, comp: Compilation) -> bool:
     """Whether the input message's key bytes are the store key (key and key serde unchanged)."""
-    spec_key_serde = comp.topology.stores[node.params["store"]].key_serde
-    return comp.key_preserved_to(node.name) and all(
-        same_bytes(s.params["key_serde"], spec_key_serde) for s in comp.sources_of(node.name))
+    return comp.same_key_bytes(node.name, comp.topology.stores[node.params["store"]].key_serde)
 
 
 def _key_bytes(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any], bytes]:
     if _same_key_bytes(node, comp):
         return lambda k: ctx.msg.key()
-    return comp.topology.stores[node.params["store"]].key_serde.serialize
-
-
-def _reads_repartition(comp: Compilation, name: str) -> bool:
-    internal = comp.topology.internal_topics
-    return any(getattr(internal.get(src.params["topic"]), "kind", None) == "repartition"
-               for src in comp.sources_of(name))
+    return comp.topology.stores[node.params["store"]].key_serde.serialize  # type: ignore[no-any-return]
 
 
 def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation,
@@ -287,23 +258,26 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
         put(kb, [marks, state])
         down(k, (present(state), old))
 
-    if _reads_repartition(comp, node.name):
-        return aggregate_repartitioned
-    aggregation = getattr(spec.initial, "__self__", None)
-    if not table and not check and isinstance(aggregation, Aggregation):
-        # named aggregators on a stream (the common case): what codegen_stateful needs to write
-        # these steps inline into the generated chain, with the Aggregation's own add
+    repartitioned = comp.reads_repartition(node.name)
+    chosen = aggregate_repartitioned if repartitioned else aggregate
+    if not table:
+        # what codegen_stateful needs to write these steps inline into the generated chain: named
+        # aggregators column by column (the Aggregation's own add), any other spec through its add
+        aggregation = spec.aggregation
         values, dirty = cache.hot_path()
-        aggregate.plan = SimpleNamespace(  # type: ignore[attr-defined]
-            values=values, dirty=dirty, get=get, initial=initial, add=aggregation.add, aggregation=aggregation,
-            uses_ts=aggregation.uses_timestamp, same_key=_same_key_bytes(node, comp),
-            kser=comp.topology.stores[node.params["store"]].key_serde.serialize, present=present,
-            want_old=want_old, down=down if downs else None)
-    return aggregate
+        chosen.plan = SimpleNamespace(  # type: ignore[attr-defined]
+            values=values, dirty=dirty, get=get, initial=initial, present=present, aggregation=aggregation,
+            add=aggregation.add if aggregation is not None else add,
+            check=check_state if check else None,
+            uses_ts=aggregation.uses_timestamp if aggregation is not None else True,
+            same_key=_same_key_bytes(node, comp),
+            kser=comp.topology.stores[node.params["store"]].key_serde.serialize,
+            want_old=want_old, down=down if downs else None, repartitioned=repartitioned)
+    return chosen
 
 
-@compiler("aggregate")
-def _aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    """A stream aggregation (``group_by_key()`` / ``group_by(...)`` then count, reduce, aggregate)."""
     if len(comp.sources_of(node.name)) > 1:
         raise TopologyError(
             f"aggregation {node.name!r} reads several topics: its replay protection compares the "
@@ -312,13 +286,11 @@ def _aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
     return _compile_aggregate(node, ctx, downs, comp, table=False)
 
 
-@compiler("table_aggregate")
-def _table_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def table_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     return _compile_aggregate(node, ctx, downs, comp, table=True)
 
 
-@getter("aggregate", "table_aggregate")
-def _aggregate_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+def aggregate_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
     get = ctx.stores[node.params["store"]].get
     kser = comp.topology.stores[node.params["store"]].key_serde.serialize
     present = node.params["spec"].present
@@ -326,8 +298,7 @@ def _aggregate_get(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
 
 
 # -- stream–table join ------------------------------------------------------------
-@compiler("stream_table_join")
-def _stream_table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+def stream_table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     lookup = getter_of(comp, node.params["table"])
     joiner, down, left = node.fn, fan_out(downs), bool(node.params.get("left"))
 

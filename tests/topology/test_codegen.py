@@ -8,51 +8,17 @@ headers, order) and every error must be the same.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import pytest
 
 import streamlet as sl
-from streamlet.errors import RecordError
 from streamlet.record import Record
 from streamlet.testing import TestDriver
 from streamlet.topology import codegen
 
-Build = Callable[[sl.App], None]
-
-
-def _run(build: Build, inputs: list[tuple[Any, ...]], generated: bool, partitions: int = 1,
-         **app_kw: Any) -> tuple[dict[str, Any], list[str]]:
-    old = codegen.enabled
-    codegen.enabled = generated
-    try:
-        app = sl.App("codegen-test", **app_kw)
-        build(app)
-        errors: list[str] = []
-        with TestDriver(app, partitions=partitions) as d:
-            for item in inputs:
-                topic, key, value, *rest = item
-                ts = rest[0] if rest else 1000
-                headers = rest[1] if len(rest) > 1 else None
-                try:
-                    if isinstance(value, bytes):
-                        d.send_raw(topic, key.encode() if isinstance(key, str) else key, value, ts, headers)
-                    else:
-                        d.send(topic, key=key, value=value, timestamp=ts, headers=headers)
-                except RecordError as exc:
-                    errors.append(f"{exc.topic}/{exc.partition}/{exc.offset}/{exc.stage}")
-            log = {t: {p: list(rs) for p, rs in parts.items()} for t, parts in d.log.items()}
-        return log, errors
-    finally:
-        codegen.enabled = old
-
-
-def _same(build: Build, inputs: list[tuple[Any, ...]], **kw: Any) -> dict[str, Any]:
-    gen = _run(build, inputs, True, **kw)
-    closures = _run(build, inputs, False, **kw)
-    assert gen == closures
-    return gen[0]
+from codegen_helpers import Build, _run, _same
 
 
 ORDERS = [("orders", f"k{i % 3}", {"amount": i * 40, "n": i}, 1000 + i) for i in range(8)]
@@ -219,41 +185,12 @@ def test_stateful_nodes_behind_generated_code() -> None:
     _same(build, inputs)
 
 
-def test_reads_first_argument_is_conservative() -> None:
-    import functools
-
-    from streamlet.topology.codegen import reads_first_argument
-
-    def uses_locals(k: Any, v: Any) -> bool:
-        return bool(locals())
-
-    def nested(k: Any, v: Any) -> bool:
-        return (lambda: k)() is not None
-
-    def ignores(k: Any, v: Any, limit: int = 3) -> bool:
-        return v > limit
-
-    class Pred:
-        def __call__(self, k: Any, v: Any) -> bool:
-            return True
-
-        def method(self, k: Any, v: Any) -> bool:
-            return True
-
-    assert not reads_first_argument(lambda k, v: v["x"] > 1)
-    assert not reads_first_argument(ignores)
-    for fn in (lambda k, v: k, lambda k, v: [k for _ in v], lambda *a: a[1], uses_locals, nested,
-               functools.partial(ignores, limit=1), Pred(), Pred().method, print, lambda v: v,
-               lambda k, v, **kw: v):
-        assert reads_first_argument(fn), fn
-
-
 def test_key_not_decoded_when_nothing_reads_it_but_still_validated() -> None:
     seen: list[Any] = []
 
     def build(app: sl.App) -> None:
         s = app.stream("orders")
-        s.filter(lambda k, v: v is not None).map_values(lambda v: v).to("lazy")  # key unread
+        s.map_values(lambda v: v).flat_map_values(lambda v: [v]).to("lazy")  # no step gets the key
 
     def build_reading(app: sl.App) -> None:
         s = app.stream("orders")
