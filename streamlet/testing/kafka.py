@@ -89,7 +89,8 @@ def _cluster_id() -> str:
             return cid
 
 
-def _tail(path: Path, chars: int = 4000) -> str:
+def log_tail(path: Path, chars: int = 4000) -> str:
+    """The last ``chars`` characters of a process's log file ("" if it cannot be read)."""
     try:
         return path.read_text(errors="replace")[-chars:]
     except OSError:
@@ -188,7 +189,7 @@ class KafkaBroker:
             said = "\n".join(line for line in (fmt.stdout + fmt.stderr).splitlines()
                              if not line.startswith("\tat "))  # the Java exception, not its stack
             raise KafkaBrokerError(f"formatting the Kafka storage failed ({fmt.returncode}):\n"
-                                   f"{said[-3000:]}\n{_tail(self.log_path)}")
+                                   f"{said[-3000:]}\n{log_tail(self.log_path)}")
         self.timings["format"] = time.monotonic() - t
         t = time.monotonic()
         out = open(self.dir / "kafka.out", "ab")
@@ -198,7 +199,7 @@ class KafkaBroker:
         try:
             self._wait_ready(time.monotonic() + self.start_timeout)
         except KafkaBrokerError:
-            log_text = _tail(self.log_path, 20000) + _tail(self.dir / "kafka.out", 20000)
+            log_text = log_tail(self.log_path, 20000) + log_tail(self.dir / "kafka.out", 20000)
             if not last and self.proc.poll() is not None and "Address already in use" in log_text:
                 return False
             raise
@@ -247,7 +248,7 @@ class KafkaBroker:
     def _failure(self, what: str) -> str:
         assert self.dir is not None
         return (f"{what} (Kafka {kafka_version()}, data in {self.dir}); its log ends:\n"
-                f"{_tail(self.log_path)}\n{_tail(self.dir / 'kafka.out')}")
+                f"{log_tail(self.log_path)}\n{log_tail(self.dir / 'kafka.out')}")
 
     # -- use -----------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Iterator
 import orjson
 from confluent_kafka import Producer
 
+from streamlet.testing.kafka import log_tail
 from tests.integration.kafka_procs import KafkaTestBroker
 from tests.integration.proxy import TcpProxy
 
@@ -78,13 +79,6 @@ def wait_until(condition: Callable[[], Any], deadline_s: float, what: str, *,
         time.sleep(interval)
 
 
-def _tail(path: Path, chars: int = 3000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
 # -- brokers ------------------------------------------------------------------
 
 class BrokerProcess:
@@ -103,7 +97,7 @@ class BrokerProcess:
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith("bootstrap: "):
             self.stop()
-            raise RuntimeError(f"broker did not start: {line!r}\n{_tail(self.log_path)}")
+            raise RuntimeError(f"broker did not start: {line!r}\n{log_tail(self.log_path)}")
         self.bootstrap = line.split(": ", 1)[1].strip()
         self._outages = 0
 
@@ -132,17 +126,17 @@ class BrokerProcess:
         raise AssertionError(f"the broker refused the control request {request}: {failures}")
 
     def _log_count(self, needle: str) -> int:
-        return _tail(self.log_path, 10**7).count(needle)
+        return log_tail(self.log_path, 10**7).count(needle)
 
     def outage(self, for_ms: int) -> None:
         self.fault(broker_down=1, for_ms=for_ms)
         self._outages += 1
         wait_until(lambda: self._log_count("fault: broker 1 down") >= self._outages, 10,
-                   "the broker to go down", detail=lambda: _tail(self.log_path))
+                   "the broker to go down", detail=lambda: log_tail(self.log_path))
 
     def wait_recovered(self, deadline_s: float = 30) -> None:
         wait_until(lambda: self._log_count("fault: broker 1 up again") >= self._outages, deadline_s,
-                   "the broker to come back", detail=lambda: _tail(self.log_path))
+                   "the broker to come back", detail=lambda: log_tail(self.log_path))
 
     def stop(self) -> None:
         terminate(self.proc)
@@ -185,7 +179,7 @@ class TansuProcess:
 
         def listening() -> bool:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tansu exited ({self.proc.returncode}):\n{_tail(self.log_path)}")
+                raise RuntimeError(f"tansu exited ({self.proc.returncode}):\n{log_tail(self.log_path)}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 return True
@@ -193,7 +187,7 @@ class TansuProcess:
                 return False
 
         try:
-            wait_until(listening, 15, "tansu to listen", detail=lambda: _tail(self.log_path))
+            wait_until(listening, 15, "tansu to listen", detail=lambda: log_tail(self.log_path))
             for name, count in topics.items():
                 self.create_topic(name, count)
         except BaseException:
@@ -270,10 +264,10 @@ class Worker:
             raise AssertionError(f"{self.name} did not exit within {deadline_s:.0f} s:\n{self.tail()}") from None
 
     def tail(self, chars: int = 3000) -> str:
-        return f"--- {self.name} (pid {self.pid}) log ---\n" + _tail(self.log_path, chars)
+        return f"--- {self.name} (pid {self.pid}) log ---\n" + log_tail(self.log_path, chars)
 
     def text(self) -> str:
-        return _tail(self.log_path, 10**8)
+        return log_tail(self.log_path, 10**8)
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
