@@ -184,7 +184,7 @@ def compare(versions: dict[str, Version], names: list[str], args: argparse.Names
 def console_table(case: str, runs: dict[str, list[dict[str, Any]]]) -> Table:
     t = Table(title=f"{case}: before vs after", header_style="bold")
     for i, h in enumerate(HEADER):
-        t.add_column(h, justify="left" if i == 0 else "right")
+        t.add_column(h, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in case_rows(runs):
         t.add_row(*row_cells(row))
     return t
