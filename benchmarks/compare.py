@@ -36,7 +36,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from benchmarks import cases  # noqa: E402
-from benchmarks.compare_table import HEADER, VERSIONS, case_rows, last_json, markdown, row_cells  # noqa: E402
+from benchmarks.compare_table import (  # noqa: E402
+    HEADER, VERSIONS, case_rows, fmt, last_json, markdown, row_cells)
 
 WORKTREE = "worktree"
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -147,9 +148,10 @@ def run_once(version: Version, case: str, args: argparse.Namespace) -> dict[str,
 
 def summary(result: dict[str, Any]) -> str:
     baseline = result.get("baseline", "baseline")
-    text = f"{result['streamlet_rps']:>10,.0f} rec/s, {result['ratio']:.2f}× {baseline}"
+    text = f"{fmt(result['streamlet_rps'], 'rate'):>10} rec/s, {result['ratio']:.2f}× {baseline}"
     if "group_by_rps" in result:
-        text += f"; group_by {result['group_by_rps']:,.0f} rec/s ({result.get('group_by_ratio', 0):.2f}×)"
+        gb_ratio = result.get("group_by_ratio", 0)
+        text += f"; group_by {fmt(result['group_by_rps'], 'rate')} rec/s ({gb_ratio:.2f}×)"
     return text
 
 

@@ -80,7 +80,9 @@ def case_rows(runs: dict[str, list[dict[str, Any]]]) -> list[Row]:
 def fmt(value: float | None, kind: str) -> str:
     if value is None:
         return "—"
-    return f"{value:,.0f}" if kind == "rate" else f"{value:.2f}×"
+    if kind == "ratio":
+        return f"{value:.2f}×"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"  # restart's *_rps are 1 / seconds
 
 
 def row_cells(row: Row) -> list[str]:
@@ -110,9 +112,9 @@ def runs_line(runs: dict[str, list[dict[str, Any]]], failures: dict[str, int]) -
     for v in VERSIONS:
         each = []
         for r in runs.get(v, []):
-            text = f"{r['streamlet_rps']:,.0f}"
+            text = fmt(r["streamlet_rps"], "rate")
             if "group_by_rps" in r:
-                text += f" (group_by {r['group_by_rps']:,.0f})"
+                text += f" (group_by {fmt(r['group_by_rps'], 'rate')})"
             each.append(text)
         failed = f", {failures[v]} failed" if failures.get(v) else ""
         parts.append(f"{v}: {', '.join(each) or 'none'}{failed}")

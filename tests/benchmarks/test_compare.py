@@ -11,7 +11,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from benchmarks.compare_table import case_rows, last_json, markdown, row_cells  # noqa: E402
+from benchmarks.compare_table import case_rows, fmt, last_json, markdown, row_cells  # noqa: E402
 
 
 def line(rps: float, ratio: float, **extra: float) -> dict:
@@ -75,3 +75,7 @@ def test_unknown_cases_and_revisions_are_refused_before_anything_runs(tmp_path: 
                            "--out", os.path.join(str(tmp_path), "c.md")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "'no-such-rev-xyz' is not a git revision" in proc.stderr
+
+
+def test_small_rates_keep_their_digits() -> None:
+    assert fmt(2.345, "rate") == "2.35" and fmt(123_456.7, "rate") == "123,457" and fmt(None, "rate") == "—"
