@@ -227,6 +227,10 @@ class SideResult:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
+#: the folders of the streamlet packages imported by the sides run since the last clear() (``side.py``)
+STREAMLET_PATHS: set[str] = set()
+
+
 def run_side(case: str, side: str, params: dict[str, Any], timeout: float = 600.0,
              profile: str | None = None) -> SideResult:
     """Run ``side`` of ``case`` in a fresh interpreter; its last stdout line is its result.
@@ -243,6 +247,8 @@ def run_side(case: str, side: str, params: dict[str, Any], timeout: float = 600.
     if proc.returncode != 0 or not lines:
         raise BenchError(f"side {case}/{side} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     out = json.loads(lines[-1])
+    if out.get("streamlet_path"):
+        STREAMLET_PATHS.add(out["streamlet_path"])
     return SideResult(side, out.pop("records"), out.pop("seconds"), out.pop("peak_rss_mb"), out)
 
 

@@ -27,7 +27,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from benchmarks import cases  # noqa: E402
-from benchmarks.harness import BenchError, err_console  # noqa: E402
+from benchmarks.harness import STREAMLET_PATHS, BenchError, err_console  # noqa: E402
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
@@ -96,7 +96,11 @@ def run_case(name: str, args: argparse.Namespace) -> cases.CaseResult:
                          broker=args.broker)
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
-    return module.run(opts)
+    STREAMLET_PATHS.clear()
+    result = module.run(opts)
+    # which streamlet the sides ran: benchmarks/compare.py runs this code against other versions
+    result.extra.setdefault("streamlet_paths", sorted(STREAMLET_PATHS))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

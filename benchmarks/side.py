@@ -1,6 +1,8 @@
 """Runs one side of one benchmark case in this (fresh) process: ``side.py CASE SIDE PARAMS_JSON``.
 
-Prints the side's result as one JSON line (records, seconds, peak_rss_mb, ...).
+Prints the side's result as one JSON line (records, seconds, peak_rss_mb, ...), with
+``streamlet_path``: the folder of the streamlet package this side imported (``compare.py``
+checks that each version ran its own).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def main() -> None:
         raise SystemExit(f"case {case!r} has no side {side!r}")
     out = fn(params)
     out.setdefault("peak_rss_mb", peak_rss_mb())
+    streamlet = sys.modules.get("streamlet")
+    if streamlet is not None and streamlet.__file__:
+        out.setdefault("streamlet_path", os.path.dirname(os.path.abspath(streamlet.__file__)))
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
 

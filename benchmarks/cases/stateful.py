@@ -27,6 +27,14 @@ Sides, each in a fresh process, state in a fresh temporary directory:
   and the WriteBatch after every consumed batch (DESIGN §6's literal
   wording); more changelog records and writes, so slower: a reference only.
 * ``streamlet`` under ``app.run()``.
+* ``streamlet, group_by``: the same aggregation through a repartition topic,
+  ``app.stream(input).group_by(lambda k, v: k).aggregate(...)`` (the same key,
+  so the same result): every record is produced to
+  ``<app>-stats-repartition``, consumed back and aggregated. It shows the
+  group_by path beside ``group_by_key`` (issue #12); its rate counts input
+  records, not the records the runner consumed (twice as many). Not part of
+  the contract's keys: ``group_by_rps`` and ``group_by_ratio`` (to the raw
+  loop) in the JSON line, a row in the details table.
 
 Timing: from partition assignment until every record is processed and a
 final commit has made the state durable (changelog acknowledged, stores
@@ -54,7 +62,8 @@ BASELINE = "raw-loop"
 INPUT = "bench-input"
 FIELD = "amount"
 STORE = "stats"
-SIDES = {"raw": "raw-loop", "raw_batch": "raw-loop, flush per batch", "streamlet": "streamlet"}
+SIDES = {"raw": "raw-loop", "raw_batch": "raw-loop, flush per batch", "streamlet": "streamlet",
+         "group_by": "streamlet, group_by"}
 QUARTER = "streamlet_quarter"
 
 
@@ -81,13 +90,17 @@ def run(opts: Options) -> CaseResult:
             total, processed = res.extra.get("total_count"), res.extra.get("processed", res.records)
             if total != processed:
                 raise BenchError(f"{side}: the stored counts add up to {total}, expected {processed}")
+            hop = res.extra.get("repartition_records")
+            if hop is not None and not hop == processed == res.records:
+                raise BenchError(f"{side}: {processed:,} input and {hop:,} repartition records processed, "
+                                 f"expected {res.records:,} of each")
 
         runs = measure("stateful", sides, opts.repeat, params, opts.profile_dir, check)
         quarter = max(opts.records // 4, 1)
         small = measure("stateful", {QUARTER: f"streamlet on {quarter:,} records"}, 1,
                         lambda side, r: params(side, r, quarter), None, check)[QUARTER][0]
     b = best(runs)
-    raw, per_batch, sl = b["raw"], b["raw_batch"], b["streamlet"]
+    raw, per_batch, sl, gb = b["raw"], b["raw_batch"], b["streamlet"], b["group_by"]
     rows, median_ratio = summary_rows(runs, sides, opts.records, "streamlet", "raw")
     details = [
         ("records / partitions / keys", f"{opts.records:,} / {opts.partitions} / {opts.keys:,}"),
@@ -96,6 +109,8 @@ def run(opts: Options) -> CaseResult:
          f"{sl.extra.get('changelog_records', 0):,} / {raw.extra.get('changelog_records', 0):,} / "
          f"{per_batch.extra.get('changelog_records', 0):,}"),
         ("raw-loop, flush per batch", f"{per_batch.rps:,.0f} rec/s (streamlet: {sl.rps / per_batch.rps:.2f}× it)"),
+        ("streamlet, group_by (repartition topic)",
+         f"{gb.rps:,.0f} rec/s ({gb.rps / raw.rps:.2f}× raw-loop, {gb.rps / sl.rps:.2f}× group_by_key)"),
         ("peak RSS, streamlet: records/4 → records",
          f"{small.peak_rss_mb:.0f} MB ({quarter:,}) → {sl.peak_rss_mb:.0f} MB ({opts.records:,})"),
         *rows,
@@ -104,7 +119,8 @@ def run(opts: Options) -> CaseResult:
         case="stateful", records=opts.records, streamlet_rps=sl.rps, baseline=BASELINE,
         baseline_rps=raw.rps, peak_rss_mb=sl.peak_rss_mb, seconds=sl.seconds, details=details,
         extra={"partitions": opts.partitions, "baseline_seconds": round(raw.seconds, 3),
-               "flush_per_batch_rps": round(per_batch.rps, 1), "repeat": opts.repeat,
+               "flush_per_batch_rps": round(per_batch.rps, 1), "group_by_rps": round(gb.rps, 1),
+               "group_by_ratio": round(gb.rps / raw.rps, 3), "repeat": opts.repeat,
                "median_ratio": round(median_ratio, 3), "target_ratio": 0.8,
                "peak_rss_mb_quarter": round(small.peak_rss_mb, 1), "quarter_records": quarter,
                "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs)},
@@ -248,13 +264,15 @@ def topic_records(bootstrap: str, topic: str, partitions: int) -> int:
         c.close()
 
 
-def stateful_app(p: dict[str, Any], state_dir: str) -> Any:
+def stateful_app(p: dict[str, Any], state_dir: str, repartition: bool = False) -> Any:
+    """The case's topology; ``repartition``: ``group_by`` the same key, through a repartition topic."""
     import streamlet as sl
 
     app = sl.App(p["group"], brokers=p["bootstrap"], state_dir=state_dir, config=p.get("config") or None)
-    (app.stream(p["input"]).group_by_key()
-        .aggregate(n=sl.agg.count(), first=sl.agg.earliest_by_offset(FIELD),
-                   last=sl.agg.latest_by_offset(FIELD), name=STORE))
+    stream = app.stream(p["input"])
+    grouped = stream.group_by(lambda k, v: k) if repartition else stream.group_by_key()
+    grouped.aggregate(n=sl.agg.count(), first=sl.agg.earliest_by_offset(FIELD),
+                      last=sl.agg.latest_by_offset(FIELD), name=STORE)
     return app
 
 
@@ -272,3 +290,22 @@ def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
 
 
 side_streamlet_quarter = side_streamlet
+
+
+@side_entry
+def side_group_by(p: dict[str, Any]) -> dict[str, Any]:
+    """The same aggregation after ``group_by`` (same key): each record also goes through
+    ``<app>-stats-repartition``. The runner counts every record it consumes, so it is done at
+    input + repartition records (one repartition record per input record); the rate is per input record."""
+    state_dir = tempfile.mkdtemp(prefix="bench-stateful-")
+    app = stateful_app(p, state_dir, repartition=True)
+    records = p["records"]
+    out = run_app_until(app, 2 * records, Window(), finish_in_runner=True)
+    consumed = out.pop("processed")
+    hop = topic_records(p["bootstrap"], f"{p['group']}-{STORE}-repartition", p["partitions"])
+    out.update(records=records, consumed=consumed, repartition_records=hop, processed=consumed - hop)
+    out["total_count"] = stored_counts(state_dir, p["group"], p["partitions"], STORE)
+    out["changelog_records"] = topic_records(p["bootstrap"], f"{p['group']}-{STORE}-changelog",
+                                             p["partitions"])
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return out

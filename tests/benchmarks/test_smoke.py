@@ -37,7 +37,8 @@ def test_case_runs_and_prints_the_contract_line(case: str) -> None:
 
 
 #: keys each case adds to the contract line (checked by the smoke test below)
-CASE_KEYS = {"stateful": {"peak_rss_mb_quarter", "median_ratio", "flush_per_batch_rps"},
+CASE_KEYS = {"stateful": {"peak_rss_mb_quarter", "median_ratio", "flush_per_batch_rps", "group_by_rps",
+                          "group_by_ratio"},
              "join": {"table_rows", "outputs"},
              "restore": {"raw_restore_rps", "target_rps"},
              "restart": {"phases", "wall_seconds", "target_seconds"}}
