@@ -121,6 +121,8 @@ class _Writer:
         self.needs_msg = False
         #: some step reads the deserialized source key (``k0``)
         self.reads_k0 = False
+        #: the source node of the chain being written
+        self.source: Node | None = None
 
     def bind(self, obj: Any, hint: str) -> str:
         self._n += 1
@@ -177,6 +179,7 @@ def generate_source(comp: "Compilation", node: Node) -> SourceFn:
     the same for a consumer subscribed to this one topic (no topic check).
     """
     w = _Writer(comp)
+    w.source = node
     w.children(node.name, "k0", "v0", 0)
     steps, w.lines = w.lines, []
     key_serde = node.params["key_serde"]

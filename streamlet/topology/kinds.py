@@ -79,7 +79,7 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("branch", f"{_OPS}:pass_through", f"{_GEN}:branch", keeps_key=True, single_output=True,
              key_aware=True),
     NodeKind("sink", f"{_OPS}:sink", f"{_GEN}:sink", keeps_key=True, key_aware=True),
-    NodeKind("group_by", f"{_TAB}:group_by", single_output=True),
+    NodeKind("group_by", f"{_TAB}:group_by", f"{_GEN}:group_by", single_output=True, key_aware=True),
     # tables
     NodeKind("table_source", f"{_TAB}:table_source", lookup=f"{_TAB}:table_source_lookup", keeps_key=True,
              table=True, store="store"),

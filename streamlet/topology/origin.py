@@ -97,6 +97,18 @@ def origin_stamper(ctx: Any) -> Callable[[], list[tuple[str, bytes]]]:
     return stamp
 
 
+def first_origin_stamper(partition: int, topic: str) -> Callable[[int, Any], list[tuple[str, bytes]]]:
+    """For generated code on a single-output path, where each input record makes at most one record
+    of the repartition topic (sequence 0): ``stamp(offset, headers)`` gives its headers."""
+    suffix = _PARTITION.pack(partition) + topic.encode()
+    pack = _MARK.pack
+
+    def stamp(offset: int, headers: Any) -> list[tuple[str, bytes]]:
+        return with_origin(headers, pack(offset, 0) + suffix)
+
+    return stamp
+
+
 def read_origin(m: Any) -> tuple[int, int, bytes]:
     """The origin of input message ``m``: its header if it came through a repartition topic, else
     itself."""

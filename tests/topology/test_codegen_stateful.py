@@ -76,3 +76,23 @@ def test_an_unstorable_user_aggregate_fails_alike_generated_or_not() -> None:
 
     log = _same(build, ORDERS, on_error="skip")
     assert sum(len(rs) for rs in log["out"].values()) == len(ORDERS) - 1
+
+
+def test_group_by_and_its_repartition_sink_are_generated_and_stamp_the_origin() -> None:
+    app = sl.App("codegen-regroup")
+    _build("group_by", "named")(app)
+    with TestDriver(app) as d:
+        src = d.tasks.routes["orders"][0].__streamlet_source__
+        d.send("orders", key="k1", value={"user": "u1", "n": 1, "amount": 5}, timestamp=7)
+    assert "# a None group key drops the record" in src and "origin_stamp" in src
+    assert "ctx.msg = m" not in src  # no closure on the way to the repartition topic
+
+
+def test_flat_map_before_group_by_keeps_the_closure_sink_that_numbers_records() -> None:
+    def build(app: sl.App) -> None:
+        (app.stream("orders").flat_map(lambda k, v: [(k, v), (k, {**v, "n": v["n"] + 100})])
+            .group_by(lambda k, v: v["user"]).aggregate(n=sl.agg.count(), s=sl.agg.sum("n"), name="s")
+            .to_stream().to("out"))
+
+    log = _same(build, ORDERS)
+    assert sum(len(rs) for rs in log["out"].values()) == 2 * len(ORDERS)
