@@ -60,12 +60,7 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
         w.emit(d + 1, f"if {cur} is not None:")  # a stored row: its columns as this aggregation's?
         w.emit(d + 2, f"{w.bind(aggregation._check_shape, 'agg_check_shape')}({cur}[1])")
     w.emit(d, f"if {cur} is None:")
-    if aggregation is not None:
-        w.emit(d + 1, f"{st} = {g['add']}({g['initial']}(), {v}, {o}, {ts})")
-    else:
-        w.emit(d + 1, f"{st} = {g['add']}({g['initial']}(), {k}, {v}, {o}, {ts})")
-        if plan.check is not None:
-            w.emit(d + 1, f"{w.bind(plan.check, 'agg_check')}({st})")
+    _add(w, plan, g, f"{g['initial']}()", st, k, v, o, ts, d + 1)
     if plan.repartitioned:
         w.emit(d + 1, f"{g['values']}[{key}] = [{{{up}: [{uo}, {us}, 0]}}, {st}]")
     else:
@@ -89,9 +84,7 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     if aggregation is not None:
         _add_in_place(w, aggregation, f"{cur}[1]", st, v, o, ts, d + 1)
     else:
-        w.emit(d + 1, f"{st} = {g['add']}({cur}[1], {k}, {v}, {o}, {ts})")
-        if plan.check is not None:
-            w.emit(d + 1, f"{w.bind(plan.check, 'agg_check')}({st})")
+        _add(w, plan, g, f"{cur}[1]", st, k, v, o, ts, d + 1)
         w.emit(d + 1, f"{cur}[1] = {st}")
     if plan.repartitioned:
         w.emit(d + 1, f"{marks}[{up}] = [{uo}, {us}, 0]")
@@ -101,6 +94,16 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.emit(d + 1, f"{g['dirty']}[{key}] = None")
     if down is not None:
         w.emit(d + 1, f"{down}({k}, ({g['present']}({st}), {old if plan.want_old else 'None'}))")
+
+
+def _add(w: _Writer, plan: Any, g: dict[str, str], state: str, st: str, k: str, v: str, o: str, ts: str,
+         depth: int) -> None:
+    """``st`` = the new state made from ``state`` by the spec's add (checked when the spec says so);
+    named aggregators' add takes no key."""
+    args = f"{v}, {o}, {ts}" if plan.aggregation is not None else f"{k}, {v}, {o}, {ts}"
+    w.emit(depth, f"{st} = {g['add']}({state}, {args})")
+    if plan.check is not None:
+        w.emit(depth, f"{w.bind(plan.check, 'agg_check')}({st})")
 
 
 def _add_in_place(w: _Writer, aggregation: Any, row_state: str, st: str, v: str, o: str, ts: str,

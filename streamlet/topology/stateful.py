@@ -263,7 +263,8 @@ def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp:
     if not table:
         # what codegen_stateful needs to write these steps inline into the generated chain: named
         # aggregators column by column (the Aggregation's own add), any other spec through its add
-        aggregation = spec.aggregation
+        # a state check after each add (user aggregators) rules out the in-place column updates
+        aggregation = spec.aggregation if not check else None
         values, dirty = cache.hot_path()
         chosen.plan = SimpleNamespace(  # type: ignore[attr-defined]
             values=values, dirty=dirty, get=get, initial=initial, present=present, aggregation=aggregation,

@@ -96,3 +96,15 @@ def test_flat_map_before_group_by_keeps_the_closure_sink_that_numbers_records() 
 
     log = _same(build, ORDERS)
     assert sum(len(rs) for rs in log["out"].values()) == 2 * len(ORDERS)
+
+
+@pytest.mark.parametrize("grouping", ["group_by", "group_by_key"])
+def test_a_custom_aggregator_whose_state_cannot_be_stored_fails_alike(grouping: str) -> None:
+    def build(app: sl.App) -> None:
+        orders = app.stream("orders")
+        grouped = orders.group_by(lambda k, v: v["user"]) if grouping == "group_by" else orders.group_by_key()
+        grouped.aggregate(n=sl.agg.count(), bad=sl.agg.custom(0, lambda s, v: {s} if v["n"] == 5 else s + 1),
+                          name="s").to_stream().to("out")
+
+    log = _same(build, ORDERS, on_error="skip")
+    assert sum(len(rs) for rs in log["out"].values()) == len(ORDERS) - 1
