@@ -92,9 +92,9 @@ class App:
         store = name or topic
         self._check_new_source(topic)
         src = self.topology.add("source", [], name=f"source-{topic}", topic=topic, key_serde=ks, value_serde=vs)
-        self.topology.add_store(StoreSpec(store, "table", ks, vs, changelog=topic, source_table=True))
+        spec = self.topology.add_store(StoreSpec(store, "table", ks, vs, changelog=topic, source_table=True))
         node = self.topology.add("table_source", [src.name], name=f"table-{store}", store=store,
-                                 topic=topic, key_serde=ks)
+                                 topic=topic, key_serde=spec.key_serde)  # looks rows up by store key bytes
         return KTable(self, node.name, ks, vs, store=store)
 
     def _check_new_source(self, topic: str) -> None:

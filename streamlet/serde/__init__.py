@@ -3,11 +3,26 @@
     >>> import streamlet as sl
     >>> sl.serde.json().serialize({"a": 1})
     b'{"a":1}'
+
+A serde that needs the topic, the headers and whether it handles a key or a
+value (a Schema Registry serde) subclasses :class:`ContextSerde`, or wraps
+confluent-kafka's serializers with :func:`from_confluent`.
 """
 
-from streamlet.serde.base import FunctionSerde, Serde
+from streamlet.serde.base import FunctionSerde, Serde, same_bytes
+from streamlet.serde.context import (
+    KEY,
+    VALUE,
+    ContextSerde,
+    MessageField,
+    SerializationContext,
+    from_confluent,
+    needs_context,
+)
 from streamlet.serde.builtin import bytes_, int32, integer, json, long, msgpack, string
 
 bytes = bytes_  # noqa: A001 - the documented name is serde.bytes()
 
-__all__ = ["Serde", "FunctionSerde", "string", "bytes", "bytes_", "integer", "long", "int32", "json", "msgpack"]
+__all__ = ["Serde", "FunctionSerde", "ContextSerde", "SerializationContext", "MessageField", "KEY", "VALUE",
+           "from_confluent", "needs_context", "same_bytes",
+           "string", "bytes", "bytes_", "integer", "long", "int32", "json", "msgpack"]

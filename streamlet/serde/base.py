@@ -1,8 +1,12 @@
-"""The serde protocol: two functions, bytes in and out, ``None`` passes through."""
+"""The serde protocol: two functions, bytes in and out, ``None`` passes through.
+
+Serdes that need to know the topic and headers: :mod:`streamlet.serde.context`."""
 
 from __future__ import annotations
 
 from typing import Any, Callable, Protocol, runtime_checkable
+
+from streamlet.serde.context import needs_context
 
 
 @runtime_checkable
@@ -50,8 +54,13 @@ def same_bytes(a: Any, b: Any) -> bool:
 
     Built-in serdes say what they are (``identity``: ``("string", "utf-8")``, ``("json",)``...);
     any other serde is the same only as itself — never by its name, which two serdes may share
-    (``string("latin-1")`` and ``string()`` are both called "string").
+    (``string("latin-1")`` and ``string()`` are both called "string"). A serde that needs a
+    context (:class:`~streamlet.serde.context.ContextSerde`) is not even the same as itself: its
+    bytes may depend on the topic (a Schema Registry id registered per subject), so bytes written
+    for one topic are never reused for another.
     """
+    if needs_context(a) or needs_context(b):
+        return False
     if a is b:
         return True
     ia, ib = getattr(a, "identity", None), getattr(b, "identity", None)

@@ -23,6 +23,7 @@ from streamlet.runtime.clients import max_record_bytes
 from streamlet.runtime.produce_errors import record_size, too_large
 from streamlet.runtime.store_view import StoreView
 from streamlet.runtime.task_manager import TaskManager
+from streamlet.serde.context import KEY, VALUE, deserializer_for, serializer_for
 from streamlet.topology.compile import DeserializationFailure
 
 if TYPE_CHECKING:
@@ -86,8 +87,8 @@ class TestDriver:
                 f"topic {topic!r} is not an input of this topology; inputs: {self.topology.source_topics()}"
             )
         node = self.topology.source_node(topic)
-        kb = node.params["key_serde"].serialize(key)
-        vb = node.params["value_serde"].serialize(value)
+        kb = serializer_for(node.params["key_serde"], topic, KEY)(key, headers)
+        vb = serializer_for(node.params["value_serde"], topic, VALUE)(value, headers)
         self.send_raw(topic, kb, vb, timestamp, headers, partition)
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None,
@@ -136,13 +137,13 @@ class TestDriver:
         start = self._read_pos.get(topic, 0)
         self._read_pos[topic] = len(written)
         sinks = [n for n in self.topology.sinks() if n.params["topic"] == topic]
-        ks = sinks[0].params["key_serde"] if sinks else None
-        vs = sinks[0].params["value_serde"] if sinks else None
+        ks = deserializer_for(sinks[0].params["key_serde"], topic, KEY) if sinks else None
+        vs = deserializer_for(sinks[0].params["value_serde"], topic, VALUE) if sinks else None
         out = []
         for partition, offset in written[start:]:
             kb, vb, ts, headers = self.log[topic][partition][offset]
-            key = ks.deserialize(kb) if ks else kb
-            value = vs.deserialize(vb) if vs else vb
+            key = ks(kb, headers) if ks else kb
+            value = vs(vb, headers) if vs else vb
             out.append(Record(key, value, ts, topic, partition, offset, headers))
         return out
 

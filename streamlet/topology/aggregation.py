@@ -15,6 +15,7 @@ import msgpack
 from streamlet.errors import TopologyError
 from streamlet.serde.base import FunctionSerde
 from streamlet.serde.builtin import msgpack as msgpack_serde
+from streamlet.serde.context import ContextSerde, SerializationContext, needs_context
 
 Add = Callable[[Any, Any, Any, int, int], Any]  # (state, key, value, offset, timestamp) -> state
 
@@ -120,24 +121,40 @@ def check_state(state: Any) -> None:
         ) from exc
 
 
-def envelope_serde(inner: Any) -> FunctionSerde:
+def envelope_serde(inner: Any) -> Any:
     """Serde of table re-grouping records: ``(sign, value)`` with sign ``+`` (add) or ``-`` (subtract),
-    or ``("=", (new, old))``: a row updated within its group, one record (Kafka Streams KIP-904)."""
+    or ``("=", (new, old))``: a row updated within its group, one record (Kafka Streams KIP-904).
+    A context serde inside makes it one too (``ctx`` passed through to ``inner``)."""
     ser, de = inner.serialize, inner.deserialize
 
-    def serialize(pair: Any) -> bytes:
+    def serialize(pair: Any, *ctx: Any) -> bytes:
         sign, value = pair
         if sign == "=":
-            new, old = (ser(v) or b"" for v in value)
+            new, old = (b"" if v is None else ser(v, *ctx) or b"" for v in value)
             return b"=" + len(old).to_bytes(4, "big") + old + new
-        body = ser(value)
+        body = None if value is None else ser(value, *ctx)
         return (b"+" if sign == "+" else b"-") + (body or b"")
 
-    def deserialize(data: bytes) -> Any:
+    def deserialize(data: bytes, *ctx: Any) -> Any:
         if data[:1] == b"=":
             size = int.from_bytes(data[1:5], "big")
-            return ("=", (de(data[5 + size:]), de(data[5:5 + size])))
+            return ("=", (de(data[5 + size:], *ctx), de(data[5:5 + size], *ctx)))
         sign = "+" if data[:1] == b"+" else "-"
-        return (sign, de(data[1:]))
+        return (sign, de(data[1:], *ctx))
 
+    if needs_context(inner):
+        return _ContextEnvelope(f"change({inner.name})", serialize, deserialize)
     return FunctionSerde(f"change({inner.name})", serialize, deserialize)
+
+
+class _ContextEnvelope(ContextSerde):
+    """:func:`envelope_serde` around a serde that needs a context."""
+
+    def __init__(self, name: str, ser: Callable[..., bytes], de: Callable[..., Any]) -> None:
+        self.name, self._ser, self._de = name, ser, de
+
+    def serialize(self, value: Any, ctx: SerializationContext) -> bytes:
+        return self._ser(value, ctx)
+
+    def deserialize(self, data: bytes, ctx: SerializationContext) -> Any:
+        return self._de(data, ctx)

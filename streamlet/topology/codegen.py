@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from confluent_kafka import KafkaException
 
 from streamlet.serde.base import FunctionSerde
+from streamlet.serde.context import KEY, VALUE, context_expr
 from streamlet.topology.chain import DeserializationFailure, RunFailure, SourceFn
 from streamlet.topology.graph import Node
 from streamlet.topology.kinds import KINDS, resolve
@@ -86,12 +87,16 @@ def _string_encoding(serde: Any) -> str | None:
     return None
 
 
-def _deserialize_expr(w: "_Writer", serde: Any, var: str, hint: str) -> str:
+def _deserialize_expr(w: "_Writer", serde: Any, var: str, hint: str, topic: str, field: Any) -> str:
     """The expression that deserializes the bytes in ``var`` (``None`` stays ``None``).
 
     A :class:`FunctionSerde`'s inner function is called directly (one Python call
-    less); a string serde's ``b.decode(encoding)`` is written inline.
+    less); a string serde's ``b.decode(encoding)`` is written inline; a serde that
+    needs a context gets ``topic``, ``field`` and the record's headers.
     """
+    with_context = context_expr(serde, "deserialize", topic, field)
+    if with_context is not None:
+        return with_context(w.bind, var, "m.headers()")
     if isinstance(serde, FunctionSerde):
         encoding = _string_encoding(serde)
         if encoding == "utf-8":
@@ -106,6 +111,18 @@ def _raw_ser(serde: Any) -> tuple[Callable[[Any], bytes], bool]:
     if isinstance(serde, FunctionSerde):
         return serde._ser, False
     return serde.serialize, True
+
+
+def _serialize_expr(w: "_Writer", serde: Any, var: str, hint: str, topic: str, field: Any,
+                    headers: str) -> str:
+    """The expression that serializes ``var`` for ``topic`` (``None`` stays ``None``); a serde that
+    needs a context gets ``headers``, the expression of the headers the record is written with."""
+    with_context = context_expr(serde, "serialize", topic, field)
+    if with_context is not None:
+        return with_context(w.bind, var, headers)
+    fn, handles_none = _raw_ser(serde)
+    name = w.bind(fn, hint)
+    return f"{name}({var})" if handles_none else f"None if {var} is None else {name}({var})"
 
 
 class _Writer:
@@ -187,14 +204,15 @@ def generate_source(comp: "Compilation", node: Node) -> SourceFn:
     w.emit(0, "vb = m.value()")
     w.emit(0, "try:")
     if w.reads_k0 or _string_encoding(key_serde) != "utf-8":
-        w.emit(1, f"k0 = {_deserialize_expr(w, key_serde, 'kb', 'key_de')}")
+        w.emit(1, f"k0 = {_deserialize_expr(w, key_serde, 'kb', 'key_de', node.params['topic'], KEY)}")
     else:
         # No step reads the decoded key (sinks reuse its bytes, functions ignore it): only
         # check that it would decode, as eagerly decoding would (an ASCII key always does).
         w.emit(1, "if kb is not None and not kb.isascii():")
         w.emit(2, "kb.decode()")
         w.emit(1, "k0 = kb  # not decoded: no step reads it")
-    w.emit(1, f"v0 = {_deserialize_expr(w, node.params['value_serde'], 'vb', 'value_de')}")
+    value_de = _deserialize_expr(w, node.params["value_serde"], "vb", "value_de", node.params["topic"], VALUE)
+    w.emit(1, f"v0 = {value_de}")
     w.emit(0, "except Exception as exc:")
     w.emit(1, "raise DeserializationFailure(exc) from exc")
     body = w.lines + steps

@@ -6,7 +6,8 @@ and walks on to its children; see :mod:`streamlet.topology.codegen`.
 
 from __future__ import annotations
 
-from streamlet.topology.codegen import _raw_ser, _Writer
+from streamlet.serde.context import KEY, VALUE
+from streamlet.topology.codegen import _serialize_expr, _Writer
 from streamlet.topology.compile import writes_repartition
 from streamlet.topology.graph import Node
 from streamlet.topology.origin import first_origin_stamper
@@ -116,16 +117,12 @@ def sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
         stamp = first_origin_stamper(comp.ctx.partition, w.source.params["topic"])
         headers = w.var("headers")
         w.emit(depth, f"{headers} = {w.bind(stamp, 'origin_stamp')}(m.offset(), m.headers())")
-    vser, v_none = _raw_ser(p["value_serde"])
-    vs = w.bind(vser, "value_ser")
-    value = f"{vs}({v})" if v_none else f"None if {v} is None else {vs}({v})"
+    value = _serialize_expr(w, p["value_serde"], v, "value_ser", p["topic"], VALUE, headers)
     if comp.same_key_bytes(node.name, p["key_serde"]):
         key = "kb"
     else:
         w.key_used(k)
-        kser, k_none = _raw_ser(p["key_serde"])
-        ks = w.bind(kser, "key_ser")
-        key = f"{ks}({k})" if k_none else f"None if {k} is None else {ks}({k})"
+        key = _serialize_expr(w, p["key_serde"], k, "key_ser", p["topic"], KEY, headers)
     topic = w.bind(p["topic"], "topic")
     produce = comp.ctx.produce
     raw = getattr(produce, "raw", None)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from streamlet.errors import TopologyError
+from streamlet.serde.context import KEY, VALUE, for_topic
 
 
 @dataclass
@@ -71,7 +72,8 @@ class StoreSpec:
     ``changelog`` is the topic it is restored from: ``<app>-<name>-changelog``
     for stores the app writes, or the input topic itself for a source table
     (``source_table=True``: nothing extra is written). Keys are the key
-    serde's bytes; ``value_serde`` encodes what the store holds.
+    serde's bytes; ``value_serde`` encodes what the store holds. A serde that
+    needs a context is kept bound to the changelog topic (``serde.context.for_topic``).
     """
 
     name: str
@@ -82,6 +84,11 @@ class StoreSpec:
     source_table: bool = False
     #: turns a stored value into what users see (aggregates keep offsets and states)
     present: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        # a serde that needs a context is told the changelog topic, as in Kafka Streams
+        self.key_serde = for_topic(self.key_serde, self.changelog, KEY)
+        self.value_serde = for_topic(self.value_serde, self.changelog, VALUE)
 
 
 class Topology:

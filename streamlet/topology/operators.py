@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamlet.record import Record, RecordMessage
+from streamlet.serde.context import KEY, VALUE, deserializer_for, needs_context, serializer_for
 from streamlet.topology.chain import DeserializationFailure, Forward, fan_out
 from streamlet.topology.compile import Compilation, reuses_key_bytes, writes_repartition
 from streamlet.topology.context import TaskContext
@@ -17,12 +18,33 @@ def source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation
     kde = node.params["key_serde"].deserialize
     vde = node.params["value_serde"].deserialize
     down = fan_out(downs)
+    if needs_context(node.params["key_serde"]) or needs_context(node.params["value_serde"]):
+        return _source_with_context(node, ctx, down)
 
     def source(m: Any) -> None:
         ctx.msg = m
         try:
             k = kde(m.key())
             v = vde(m.value())
+        except Exception as exc:
+            raise DeserializationFailure(exc) from exc
+        down(k, v)
+
+    return source
+
+
+def _source_with_context(node: Node, ctx: TaskContext, down: Forward) -> Any:
+    """A source whose serdes are told the record's topic and headers (``serde.ContextSerde``)."""
+    topic = node.params["topic"]
+    kde = deserializer_for(node.params["key_serde"], topic, KEY)
+    vde = deserializer_for(node.params["value_serde"], topic, VALUE)
+
+    def source(m: Any) -> None:
+        ctx.msg = m
+        try:
+            headers = m.headers()
+            k = kde(m.key(), headers)
+            v = vde(m.value(), headers)
         except Exception as exc:
             raise DeserializationFailure(exc) from exc
         down(k, v)
@@ -162,6 +184,8 @@ def sink(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) 
     partitioner = p.get("partitioner")
     produce = ctx.produce
     same_key_bytes = reuses_key_bytes(comp, node)
+    if needs_context(p["key_serde"]) or needs_context(p["value_serde"]):
+        return _sink_with_context(node, ctx, comp, same_key_bytes)
 
     if partitioner is not None:
         count = ctx.partitions.get(topic)
@@ -198,5 +222,27 @@ def sink(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) 
         m = ctx.msg
         ts = m.timestamp()[1]
         produce(topic, vser(v), kser(k), -1, ts if ts > 0 else 0, m.headers())
+
+    return sink
+
+
+def _sink_with_context(node: Node, ctx: TaskContext, comp: Compilation, same_key_bytes: bool) -> Forward:
+    """A sink whose serdes are told the output topic and the headers the record is written with
+    (the same list: a header a serializer adds is written too)."""
+    p = node.params
+    topic, partitioner, produce = p["topic"], p.get("partitioner"), ctx.produce
+    kser = serializer_for(p["key_serde"], topic, KEY)
+    vser = serializer_for(p["value_serde"], topic, VALUE)
+    stamp = origin_stamper(ctx) if writes_repartition(comp, node) else None
+    count = ctx.partitions.get(topic)
+
+    def sink(k: Any, v: Any) -> None:
+        m = ctx.msg
+        headers = m.headers() if stamp is None else stamp()
+        kb = m.key() if same_key_bytes else kser(k, headers)
+        vb = vser(v, headers)
+        part = -1 if partitioner is None else partitioner(k, v, count or ctx.partitions[topic])
+        ts = m.timestamp()[1]
+        produce(topic, vb, kb, part, ts if ts > 0 else 0, headers)
 
     return sink
