@@ -89,7 +89,8 @@ class ConfluentSerde(ContextSerde):
             raise TypeError("from_confluent() needs a serializer, a deserializer or both")
         for part in (serializer, deserializer):
             if part is not None and not callable(part):
-                raise TypeError(f"from_confluent() expects callables taking (obj, ctx), got {type(part).__name__}")
+                raise TypeError("from_confluent() expects callables taking (obj, ctx), "
+                                f"got {type(part).__name__}")
         self.serializer = serializer
         self.deserializer = deserializer
         self.name = name or "confluent({})".format(
@@ -116,7 +117,8 @@ class ConfluentSerde(ContextSerde):
                                      f"{ctx.topic!r}: {type(exc).__name__}: {exc}") from exc
 
 
-def from_confluent(serializer: Any = None, deserializer: Any = None, name: str | None = None) -> ConfluentSerde:
+def from_confluent(serializer: Any = None, deserializer: Any = None,
+                   name: str | None = None) -> ConfluentSerde:
     """A streamlet serde from confluent-kafka's ``Serializer`` / ``Deserializer`` objects (or any
     callables taking ``(obj, ctx)``), called with the record's context::
 
@@ -160,7 +162,8 @@ def deserializer_for(serde: Any, topic: str, field: MessageField) -> Deserialize
     return deserialize
 
 
-def context_expr(serde: Any, op: str, topic: str, field: MessageField) -> Callable[[Any, str, str], str] | None:
+def context_expr(serde: Any, op: str, topic: str,
+                 field: MessageField) -> Callable[[Any, str, str], str] | None:
     """For generated code: ``None`` when ``serde`` needs no context (the generator writes its usual
     call), else ``build(bind, var, headers) -> expression`` that binds this topic's prebuilt
     :func:`serializer_for` / :func:`deserializer_for` (``op``: ``"serialize"`` or ``"deserialize"``)

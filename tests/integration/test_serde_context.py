@@ -36,7 +36,8 @@ class Seen:
 
 def test_a_worker_gives_context_serdes_topic_field_and_headers(tmp_path: Path) -> None:
     seen = Seen()
-    key_serde = sl.serde.from_confluent(seen.wrap("ser", StringSerializer()), seen.wrap("de", StringDeserializer()))
+    key_serde = sl.serde.from_confluent(seen.wrap("ser", StringSerializer()),
+                                        seen.wrap("de", StringDeserializer()))
     app = sl.App("ctx-worker", brokers="embedded", state_dir=str(tmp_path), commit_interval_ms=100)
     events = app.stream("events", key_serde=key_serde, value_serde=sl.serde.string())
     events.map_values(str.upper).to("upper", key_serde=key_serde)
@@ -50,7 +51,8 @@ def test_a_worker_gives_context_serdes_topic_field_and_headers(tmp_path: Path) -
     assert p.flush(10) == 0
     with app_in_thread(app) as errors:
         deadline = time.monotonic() + 30
-        while not (app._runner and app._runner.tasks and sum(v for _, v in app.store("per-key").items()) == 10):
+        while not (app._runner and app._runner.tasks
+                   and sum(v for _, v in app.store("per-key").items()) == 10):
             assert time.monotonic() < deadline and not errors, errors
             time.sleep(0.1)
         assert app.store("per-key")["k1"] == 3

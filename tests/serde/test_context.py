@@ -226,7 +226,8 @@ def test_a_record_a_context_deserializer_rejects_is_dead_lettered_raw(generated:
         assert d.read("out") == [("k2", {"ok": 1})]
     assert (kb, vb) == (b"k", b"oops")
     found = dict(headers)
-    assert found["streamlet.stage"] == b"deserialize" and found["streamlet.error.type"] == b"SerializationError"
+    assert found["streamlet.stage"] == b"deserialize"
+    assert found["streamlet.error.type"] == b"SerializationError"
     assert b"strict could not deserialize the value of topic 'in'" in found["streamlet.error"]
     assert b"not JSON in in/value" in found["streamlet.error"]
 
