@@ -16,7 +16,7 @@ from streamlet.topology.aggregation import AggregateSpec, envelope_serde, stored
 from streamlet.topology.graph import InternalTopic, StoreSpec
 
 if TYPE_CHECKING:
-    from streamlet.app import App
+    from streamlet.topology.builder import TopologyBuilder
     from streamlet.dsl.table import KTable
 
 
@@ -45,7 +45,7 @@ def _spec_from_args(op: str, initializer: Any, adder: Any, subtractor: Any,
 class _Grouped:
     _table = False
 
-    def __init__(self, app: "App", node: str, key_serde: Serde, value_serde: Serde,
+    def __init__(self, app: "TopologyBuilder", node: str, key_serde: Serde, value_serde: Serde,
                  needs_repartition: bool) -> None:
         self._app = app
         self._node = node
@@ -134,5 +134,5 @@ class KGroupedTable(_Grouped):
 
     _table = True
 
-    def __init__(self, app: "App", node: str, key_serde: Serde, value_serde: Serde) -> None:
+    def __init__(self, app: "TopologyBuilder", node: str, key_serde: Serde, value_serde: Serde) -> None:
         super().__init__(app, node, key_serde, value_serde, needs_repartition=True)

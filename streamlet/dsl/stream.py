@@ -11,7 +11,7 @@ from streamlet.topology.graph import InternalTopic
 from streamlet.topology.kinds import KINDS
 
 if TYPE_CHECKING:
-    from streamlet.app import App
+    from streamlet.topology.builder import TopologyBuilder
     from streamlet.dsl.grouped import KGroupedStream
     from streamlet.dsl.split import BranchedStreams
     from streamlet.dsl.table import KTable
@@ -25,7 +25,7 @@ class KStream:
     after it; nothing runs until ``app.run()`` or a ``TestDriver``.
     """
 
-    def __init__(self, app: "App", node: str, key_serde: Serde, value_serde: Serde,
+    def __init__(self, app: "TopologyBuilder", node: str, key_serde: Serde, value_serde: Serde,
                  key_changed: bool = False) -> None:
         self._app = app
         self._node = node

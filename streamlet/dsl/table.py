@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from streamlet.serde.base import Serde
 
 if TYPE_CHECKING:
-    from streamlet.app import App
+    from streamlet.topology.builder import TopologyBuilder
     from streamlet.dsl.grouped import KGroupedTable
     from streamlet.dsl.stream import KStream
 
@@ -24,7 +24,7 @@ class KTable:
         >>> adults.to_stream().to("adult-users")
     """
 
-    def __init__(self, app: "App", node: str, key_serde: Serde, value_serde: Serde,
+    def __init__(self, app: "TopologyBuilder", node: str, key_serde: Serde, value_serde: Serde,
                  store: str | None = None) -> None:
         self._app = app
         self._node = node

@@ -40,7 +40,7 @@ from streamlet.runtime.topics import prepare_topics
 from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
 
 if TYPE_CHECKING:
-    from streamlet.app import App
+    from streamlet.runtime.application import Application
 
 log = logging.getLogger("streamlet.runtime")
 
@@ -49,7 +49,7 @@ log = logging.getLogger("streamlet.runtime")
 class Runner:
     """Runs one :class:`~streamlet.App` in this process until it is asked to stop."""
 
-    def __init__(self, app: "App") -> None:
+    def __init__(self, app: "Application") -> None:
         self.app = app
         self.config = app.config
         self.consumer: Any = None

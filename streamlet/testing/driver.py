@@ -27,7 +27,7 @@ from streamlet.serde.context import KEY, VALUE, deserializer_for, serializer_for
 from streamlet.topology.compile import DeserializationFailure
 
 if TYPE_CHECKING:
-    from streamlet.app import App
+    from streamlet.runtime.application import Application
 
 
 class TestDriver:
@@ -40,7 +40,7 @@ class TestDriver:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: "App", partitions: int = 1, start_time_ms: int = 0) -> None:
+    def __init__(self, app: "Application", partitions: int = 1, start_time_ms: int = 0) -> None:
         self.app = app
         self.topology = app.topology
         self.topology.validate()
