@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 __all__ = ["App", "KStream", "KTable", "KGroupedStream", "KGroupedTable", "BranchedStreams", "Record",
            "agg", "serde", "testing", "errors", "__version__"]
 
-#: Public names of DESIGN §2 that later issues build; using one says so clearly.
+#: Public names that later issues build; using one says so clearly.
 _NOT_BUILT_YET = {
     "Tumbling": "windows", "Hopping": "windows", "Sliding": "windows", "Session": "windows",
     "Windowed": "windows", "JoinWindows": "stream–stream joins",

@@ -1,4 +1,4 @@
-"""Dead-letter records never fail for their size (DESIGN §5).
+"""Dead-letter records never fail for their size (docs/architecture.md, "Errors").
 
 :func:`fit` cuts a record down to the producer's ``message.max.bytes``: the
 value first, then the key, then the record's own headers, each cut marked

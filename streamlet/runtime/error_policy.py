@@ -1,4 +1,5 @@
-"""What happens to a record that cannot be processed or produced: fail, skip or dead-letter (DESIGN §5)."""
+"""What happens to a record that cannot be processed or produced: fail, skip or dead-letter
+(docs/architecture.md, "Errors")."""
 
 from __future__ import annotations
 

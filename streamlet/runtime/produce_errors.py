@@ -1,4 +1,5 @@
-"""Produce errors: which are one record's fault, and messages that say what to change (DESIGN §5).
+"""Produce errors: which are one record's fault, and messages that say what to change
+(docs/architecture.md, "Errors").
 
 *Synchronous*: ``produce()`` raises ``KafkaException`` for a record it will not
 queue — above all ``MSG_SIZE_TOO_LARGE``: key + value + headers over the

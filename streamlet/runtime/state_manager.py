@@ -1,6 +1,6 @@
 """State of the tasks of this process: open stores, restore them, flush them at commit.
 
-The commit order (DESIGN §3): changelog records for every changed key are
+The commit order (docs/architecture.md, "Commit path"): changelog records for every changed key are
 produced → the producer flush acknowledges them with the outputs → the
 stores write those changes together with their changelog checkpoint in one
 atomic write → input offsets are committed. Local state is therefore never

@@ -3,7 +3,7 @@
 Aggregations read and update the same keys again and again: the cache keeps
 decoded values, so a record costs a dict lookup or two, and each changed key
 is serialized and written once per commit (one changelog record per changed
-key, DESIGN §3). Keys are the raw key bytes.
+key; docs/architecture.md, "State stores"). Keys are the raw key bytes.
 
 Single-threaded: the task's thread owns the cache. Readers on other threads
 (interactive queries) use :meth:`peek` and :meth:`items`, which never insert
