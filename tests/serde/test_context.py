@@ -92,6 +92,28 @@ def test_a_context_serde_never_passes_bytes_between_topics() -> None:
     assert for_topic(plain, "cl", sl.serde.KEY) is plain
 
 
+def test_any_object_that_says_needs_context_is_called_with_one(generated: bool) -> None:
+    class Flagged:  # no base class: the attribute alone decides
+        name = "flagged"
+
+        def __init__(self, needs: bool) -> None:
+            self.needs_context = needs
+
+        def serialize(self, value: Any, ctx: Any = None) -> bytes:
+            return f"{ctx.topic if ctx else '-'}:{value}".encode()
+
+        def deserialize(self, data: bytes, ctx: Any = None) -> Any:
+            return data.decode().split(":", 1)[1]
+
+    app = sl.App("ctx-app")
+    app.stream("in", key_serde=Flagged(True), value_serde=Flagged(False)).to("out")
+    with TestDriver(app) as d:
+        d.send("in", key="a", value="b")
+        assert d.read("out") == [("a", "b")]
+        kb, vb, _, _ = d.log["out"][0][0]
+    assert (kb, vb) == (b"out:a", b"-:b")
+
+
 # -- generated code ------------------------------------------------------------------------------
 def test_plain_serdes_generate_the_same_code_and_context_serdes_a_helper_call() -> None:
     def source_of(app: sl.App) -> str:
