@@ -193,14 +193,10 @@ def test_no_cycle_between_packages() -> None:
     assert not found, f"import cycles between packages {found}:\n" + "\n".join(detail)
 
 
-def test_no_cycle_between_the_modules_of_topology(request: pytest.FixtureRequest) -> None:
+def test_no_cycle_between_the_modules_of_topology() -> None:
     topo = {m: [t for t, _ in ts if t.startswith("streamlet.topology.")]
             for m, ts in GRAPH.items() if m.startswith("streamlet.topology.")}
     found = cycles(topo, ((m, t) for m, ts in topo.items() for t in ts))
-    if found:
-        request.applymarker(pytest.mark.xfail(
-            strict=False, reason="streamlet/topology is being restructured (today codegen and compile "
-                                 "import each other); un-xfail once it is done"))
     assert not found, f"import cycles between the modules of streamlet.topology: {found}"
 
 

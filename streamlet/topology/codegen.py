@@ -65,7 +65,7 @@ from streamlet.topology.graph import Node
 from streamlet.topology.kinds import KINDS, resolve
 
 if TYPE_CHECKING:
-    from streamlet.topology.compile import Compilation
+    from streamlet.topology.compilation import Compilation
 
 #: Set to False to run every chain through the closures alone (debugging, tests).
 enabled = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from streamlet.serde.context import KEY, VALUE
 from streamlet.topology.codegen import _serialize_expr, _Writer
-from streamlet.topology.compile import writes_repartition
+from streamlet.topology.compilation import writes_repartition
 from streamlet.topology.graph import Node
 from streamlet.topology.origin import first_origin_stamper
 

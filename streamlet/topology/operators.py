@@ -8,7 +8,7 @@ from typing import Any
 from streamlet.record import Record, RecordMessage
 from streamlet.serde.context import KEY, VALUE, deserializer_for, needs_context, serializer_for
 from streamlet.topology.chain import DeserializationFailure, Forward, fan_out
-from streamlet.topology.compile import Compilation, reuses_key_bytes, writes_repartition
+from streamlet.topology.compilation import Compilation, reuses_key_bytes, writes_repartition
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.topology.origin import input_message, origin_stamper

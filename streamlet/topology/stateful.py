@@ -14,7 +14,7 @@ from typing import Any, Callable
 from streamlet.errors import TopologyError
 from streamlet.topology.aggregation import check_state
 from streamlet.topology.chain import Forward, fan_out
-from streamlet.topology.compile import Compilation
+from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.topology.kinds import KINDS, resolve
