@@ -27,8 +27,6 @@ import ast
 from pathlib import Path
 from typing import Iterable
 
-import pytest
-
 import streamlet
 
 #: shared modules: importable from anywhere, importing only each other
