@@ -17,6 +17,7 @@ from streamlet.topology.compile import (
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.topology.origin import input_message, origin_stamper
+from streamlet.topology.timestamps import tracks_stream_time, with_timestamp
 
 
 @compiler("source")
@@ -24,6 +25,8 @@ def _source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilatio
     kde = node.params["key_serde"].deserialize
     vde = node.params["value_serde"].deserialize
     down = fan_out(downs)
+    extract = node.params.get("timestamp_extractor")
+    stream_time = tracks_stream_time(comp, node.name)
 
     def source(m: Any) -> None:
         ctx.msg = m
@@ -32,6 +35,13 @@ def _source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilatio
             v = vde(m.value())
         except Exception as exc:
             raise DeserializationFailure(exc) from exc
+        if extract is not None or stream_time:
+            ts = m.timestamp()[1]
+            if extract is not None:
+                ts = extract(k, v, ts)
+                ctx.msg = with_timestamp(m, ts)
+            if ts > ctx.stream_time:
+                ctx.stream_time = ts
         down(k, v)
 
     return source
@@ -152,6 +162,17 @@ def _process(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilati
             down(r.key, r.value)
         finally:
             ctx.msg = m
+
+    if isinstance(fn, type):  # a Processor class (Kafka Streams' ProcessorSupplier): one per task
+        from streamlet.topology.punctuation import ProcessorContext
+
+        processor = fn()
+        init, close = getattr(processor, "init", None), getattr(processor, "close", None)
+        if close is not None:
+            ctx.closers.append(close)
+        if init is not None:
+            init(ProcessorContext(ctx, forward, ctx.clock))
+        fn = processor.process
 
     def process(k: Any, v: Any) -> None:
         m = ctx.msg
