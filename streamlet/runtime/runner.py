@@ -39,6 +39,7 @@ from streamlet.runtime.restoring import RestoringTasks, fmt
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
 from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
+from streamlet.topology.timestamps import reads_stream_time
 
 if TYPE_CHECKING:
     from streamlet.app import App
@@ -246,8 +247,8 @@ class Runner:
         # its log lines go through the repeat filter when served
         serve_admin_logs = self.admin.poll if self.admin is not None else (lambda _: 0)
         # only a Processor class can schedule punctuators: other topologies never look for them
-        punctuate = self._punctuate if any(n.kind == "process" and isinstance(n.fn, type)
-                                           for n in self.app.topology.nodes.values()) else None
+        punctuate = self._punctuate if any(reads_stream_time(n) for n in self.app.topology.nodes.values()) \
+            else None
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:

@@ -56,6 +56,7 @@ class StreamTask:
 
     def activate(self, stores: dict[str, Any]) -> None:
         """Take the task's (restored) store caches and compile its chains: RESTORING → RUNNING."""
+        self.state.check(State.RUNNING)
         self.ctx.stores.update(stores)
         self.sources = compile_task(self.topology, self.ctx, self.topics)
         self.state.to(State.RUNNING)

@@ -56,15 +56,20 @@ class TaskState:
 
     def to(self, new: State) -> None:
         old = self.state
+        self.check(new)
+        self.state = new
+        log.debug("task %s: %s -> %s", self.task_id, old.name, new.name)
+        if self.listener is not None:
+            self.listener(self.task_id, old, new)
+
+    def check(self, new: State) -> None:
+        """Raise :class:`TaskStateError` unless the task may go to ``new`` (before work that leads there)."""
+        old = self.state
         if new not in ALLOWED[old]:
             allowed = ", ".join(sorted(s.name for s in ALLOWED[old])) or "none: it is closed"
             raise TaskStateError(
                 f"task {self.task_id} cannot go from {old.name} to {new.name} (allowed from {old.name}: "
                 f"{allowed}); this is a bug in streamlet: please report it with the worker's log")
-        self.state = new
-        log.debug("task %s: %s -> %s", self.task_id, old.name, new.name)
-        if self.listener is not None:
-            self.listener(self.task_id, old, new)
 
     @property
     def running(self) -> bool:

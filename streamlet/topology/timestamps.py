@@ -94,9 +94,14 @@ def with_timestamp(m: Any, ts: int) -> RecordMessage:
     return RecordMessage(m.topic(), m.partition(), m.offset(), ts, m.headers(), m.key(), m.value(), parent=m)
 
 
-#: node kinds that read their task's stream time; a task keeps stream time only when its sub-topology
-#: has one, so that other chains pay nothing for it
-STREAM_TIME_KINDS = {"process"}
+#: node kinds that read their task's stream time (besides a ``process`` with a Processor class, which
+#: can schedule stream-time punctuators); a task keeps stream time only when its sub-topology has
+#: one, so that other chains pay nothing for it
+STREAM_TIME_KINDS: set[str] = set()
+
+
+def reads_stream_time(node: Any) -> bool:
+    return node.kind in STREAM_TIME_KINDS or (node.kind == "process" and isinstance(node.fn, type))
 
 
 def tracks_stream_time(comp: Any, source: str) -> bool:
@@ -106,5 +111,5 @@ def tracks_stream_time(comp: Any, source: str) -> bool:
     if cached is None:
         topology = comp.topology
         group = next((g for g in topology.subtopologies() if source in g), [])
-        cached = comp._tracks_stream_time = any(topology.nodes[n].kind in STREAM_TIME_KINDS for n in group)
+        cached = comp._tracks_stream_time = any(reads_stream_time(topology.nodes[n]) for n in group)
     return bool(cached)
