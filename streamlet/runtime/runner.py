@@ -11,7 +11,6 @@ import gc
 import logging
 import signal
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -279,12 +278,11 @@ class Runner:
         """After a batch (or a poll that brought none): the running tasks' punctuators that are due,
         stream time first (what the batch advanced), then wall-clock time; what they forward is
         produced before the next commit."""
-        now = int(time.time() * 1000)
         for task in list(self.tasks.tasks.values()):  # type: ignore[union-attr]
             punctuation = task.ctx.punctuation
             if punctuation is not None and task.active:
                 punctuation.punctuate_stream_time()
-                punctuation.punctuate_wall_clock(now)
+                punctuation.punctuate_wall_clock()
 
     def _count(self, n: int) -> None:
         self.processed += n
