@@ -109,8 +109,9 @@ class TaskManager:
                      {(t, task.partition) for task in self.tasks.values() for t in task.assigned}])
 
     def states(self) -> dict[str, str]:
-        """Task id → state name, for ``App.state()``."""
-        return {t.task_id: t.state.state.name for t in sorted(self.tasks.values(), key=lambda t: t.task_id)}
+        """Task id → state name, for ``App.state()`` (any thread: a copy of the tasks is read)."""
+        tasks = list(self.tasks.values())
+        return {t.task_id: t.state.state.name for t in sorted(tasks, key=lambda t: t.task_id)}
 
     def _update_readiness(self, may_become_ready: bool = True) -> None:
         waiting = [t.task_id for t in self.tasks.values() if not t.active]
