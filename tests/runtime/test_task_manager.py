@@ -231,3 +231,53 @@ def test_states_report_each_task() -> None:
 
 def test_app_state_before_a_run() -> None:
     assert counting_app().state() == {"state": "not_running", "ready": False, "tasks": {}}
+
+
+def test_a_rebalance_that_brings_a_task_to_restore_makes_the_worker_not_ready_until_it_runs() -> None:
+    w = World(counting_app())
+    (t0,) = w.assign(0)
+    w.updater.finish(t0)
+    w.restoring.activate_ready(lambda n: None)
+    assert w.readiness == [True]
+    (t1,) = w.assign(1)  # a cooperative rebalance adds a partition
+    assert w.state(0) is State.RUNNING and w.state(1) is State.RESTORING
+    assert not w.tasks.ready and w.readiness == [True, False]
+    w.updater.finish(t1)
+    w.restoring.activate_ready(lambda n: None)
+    assert w.readiness == [True, False, True]
+
+
+class Recorder(sl.Processor):
+    events: list[tuple[str, str]] = []
+
+    def init(self, context: sl.ProcessorContext) -> None:
+        self.task = context.task_id
+        context.schedule(10, sl.PunctuationType.WALL_CLOCK, lambda ts: None)
+        Recorder.events.append(("init", self.task))
+
+    def process(self, record: sl.Record) -> sl.Record:
+        return record
+
+    def close(self) -> None:
+        Recorder.events.append(("close", self.task))
+
+
+def test_a_task_restored_again_closes_its_processors_and_starts_them_afresh() -> None:
+    Recorder.events = []
+    app = sl.App("tm-processor")
+    events = app.stream("events")
+    events.group_by_key().count(name="counts")
+    events.process(Recorder).to("out")
+    w = World(app, committed={("events", 0): 0})
+    (t0,) = w.assign(0)
+    assert Recorder.events == []  # nothing runs before the restore
+    w.updater.finish(t0)
+    w.restoring.activate_ready(lambda n: None)
+    assert Recorder.events == [("init", "0_0")] and t0.ctx.punctuation is not None
+    w.restoring.reset(t0, StoreCorruptedError("counts", "/x", "read", "bad block"))
+    assert Recorder.events == [("init", "0_0"), ("close", "0_0")] and t0.ctx.punctuation is None
+    w.updater.finish(t0)
+    w.restoring.activate_ready(lambda n: None)
+    assert Recorder.events == [("init", "0_0"), ("close", "0_0"), ("init", "0_0")]
+    w.tasks.revoke([("events", 0)])
+    assert Recorder.events[-1] == ("close", "0_0")
