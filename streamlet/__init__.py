@@ -17,10 +17,12 @@ from streamlet.dsl.split import BranchedStreams
 from streamlet.dsl.stream import KStream
 from streamlet.dsl.table import KTable
 from streamlet.record import Record
+from streamlet.topology.punctuation import Cancellable, Processor, ProcessorContext, PunctuationType
 
 __version__ = "0.1.0"
 
 __all__ = ["App", "KStream", "KTable", "KGroupedStream", "KGroupedTable", "BranchedStreams", "Record",
+           "Processor", "ProcessorContext", "PunctuationType", "Cancellable",
            "agg", "serde", "testing", "errors", "__version__"]
 
 #: Public names that later issues build; using one says so clearly.

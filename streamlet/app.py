@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from streamlet import config as _config
 from streamlet.dsl.stream import KStream
@@ -13,6 +13,7 @@ from streamlet.serde.builtin import json as json_serde
 from streamlet.serde.builtin import string as string_serde
 from streamlet.topology.describe import describe_mermaid, describe_text
 from streamlet.topology.graph import StoreSpec, Topology
+from streamlet.topology.timestamps import TimestampExtractor
 
 if TYPE_CHECKING:
     from streamlet.broker.mock import MockCluster
@@ -66,32 +67,45 @@ class App:
 
     # -- DSL entry points ---------------------------------------------------
     def stream(self, topic: str, key_serde: Serde | None = None, value_serde: Serde | None = None,
-               name: str | None = None) -> KStream:
-        """A :class:`KStream` of ``topic``; serdes default to the app's (string keys, JSON values)."""
+               name: str | None = None, timestamp: str | None = None,
+               timestamp_extractor: Callable[[Any, Any, int], int] | str | None = None) -> KStream:
+        """A :class:`KStream` of ``topic``; serdes default to the app's (string keys, JSON values).
+
+        Records are timed by their Kafka timestamp, or by the field ``timestamp`` of the value
+        (ms since the epoch), or by ``timestamp_extractor(key, value, record_timestamp) -> ms``
+        (Kafka Streams' ``TimestampExtractor``); the extracted time is the record's timestamp
+        downstream (outputs, aggregators, stream time). A missing, non-numeric or negative
+        timestamp is a bad record under ``on_error``.
+        """
         if not isinstance(topic, str) or not topic:
             raise TypeError("stream() needs a topic name")
         ks = key_serde or self.default_key_serde
         vs = value_serde or self.default_value_serde
+        extractor = TimestampExtractor.of(timestamp, timestamp_extractor)
         self._check_new_source(topic)
         node = self.topology.add("source", [], name=name or f"source-{topic}", topic=topic,
-                                 key_serde=ks, value_serde=vs)
+                                 key_serde=ks, value_serde=vs, timestamp_extractor=extractor)
         return KStream(self, node.name, ks, vs)
 
     def table(self, topic: str, key_serde: Serde | None = None, value_serde: Serde | None = None,
-              name: str | None = None) -> KTable:
+              name: str | None = None, timestamp: str | None = None,
+              timestamp_extractor: Callable[[Any, Any, int], int] | str | None = None) -> KTable:
         """A :class:`KTable` of ``topic``: the latest value per key; a ``None`` value deletes the key.
 
         Its rows live in a store called ``name`` (default: the topic), restored
         from the topic itself (no extra changelog). A record without a key is a
-        bad record (``on_error`` decides).
+        bad record (``on_error`` decides). ``timestamp`` / ``timestamp_extractor`` as in
+        :meth:`stream` (a tombstone keeps its record timestamp with a field).
         """
         if not isinstance(topic, str) or not topic:
             raise TypeError("table() needs a topic name")
         ks = key_serde or self.default_key_serde
         vs = value_serde or self.default_value_serde
+        extractor = TimestampExtractor.of(timestamp, timestamp_extractor)
         store = name or topic
         self._check_new_source(topic)
-        src = self.topology.add("source", [], name=f"source-{topic}", topic=topic, key_serde=ks, value_serde=vs)
+        src = self.topology.add("source", [], name=f"source-{topic}", topic=topic, key_serde=ks, value_serde=vs,
+                                timestamp_extractor=extractor)
         spec = self.topology.add_store(StoreSpec(store, "table", ks, vs, changelog=topic, source_table=True))
         node = self.topology.add("table_source", [src.name], name=f"table-{store}", store=store,
                                  topic=topic, key_serde=spec.key_serde)  # looks rows up by store key bytes
@@ -122,6 +136,24 @@ class App:
         """Counters of the running (or last) run, Prometheus-style: ``input_truncated_records``,
         ``changelog_truncated_records``, ``partition_mismatches``, ... (``{}`` before a run)."""
         return self._metrics.snapshot() if self._metrics is not None else {}
+
+    def state(self) -> dict[str, Any]:
+        """Where this worker is: ``{"state": ..., "ready": bool, "tasks": {task id: state}}``.
+
+        ``state`` is ``"not_running"`` (before or after :meth:`run`), ``"starting"`` (no
+        partitions assigned yet), ``"restoring"`` (some assigned task restores its stores) or
+        ``"running"``; ``ready`` is true only while running: every assigned task is RUNNING
+        (Kafka Streams' task states CREATED, RESTORING, RUNNING, SUSPENDED, CLOSED). A
+        rebalance that brings tasks with stores to restore makes it false again until they are
+        restored.
+        """
+        runner = self._runner
+        tasks = runner.tasks if runner is not None else None
+        if runner is None or runner.consumer is None or tasks is None:
+            return {"state": "not_running", "ready": False, "tasks": {}}
+        ready = runner.ready.is_set()
+        state = "running" if ready else "restoring" if tasks.assigned_once else "starting"
+        return {"state": state, "ready": ready, "tasks": tasks.states()}
 
     # -- inspection ---------------------------------------------------------
     def describe(self, format: str = "text") -> str:

@@ -55,8 +55,8 @@ class FieldError(StreamletError):
 class RecordError(StreamletError):
     """Processing one input record failed.
 
-    ``stage`` is ``"deserialize"``, ``"process"`` or ``"produce"`` (an output
-    it made could not be produced: :class:`ProduceError`); ``policy`` the error
+    ``stage`` is ``"deserialize"``, ``"timestamp"`` (:class:`TimestampError`), ``"process"`` or
+    ``"produce"`` (an output it made could not be produced: :class:`ProduceError`); ``policy`` the error
     policy that was applied (``fail`` / ``skip`` / ``dead_letter``).
     """
 
@@ -64,13 +64,30 @@ class RecordError(StreamletError):
                  cause: BaseException, policy: str = "fail") -> None:
         self.topic, self.partition, self.offset = topic, partition, offset
         self.stage, self.cause, self.policy = stage, cause, policy
-        what = {"deserialize": "could not deserialize", "produce": "could not produce the output of"}.get(
+        what = {"deserialize": "could not deserialize", "produce": "could not produce the output of",
+                "timestamp": "no valid timestamp in"}.get(
             stage, "failed processing")
         super().__init__(
             f"{what} record at topic {topic!r} partition {partition} offset {offset}: "
             f"{type(cause).__name__}: {cause} (on_error={policy!r}; use on_error='skip' "
             "or 'dead_letter' to keep going past bad records)"
         )
+
+
+class TimestampError(StreamletError):
+    """A source's timestamp extractor found no valid timestamp in a record (the field is missing, not a
+    number, or negative): a bad record under ``on_error``, like Kafka Streams'
+    ``LogAndSkipOnInvalidTimestamp`` with ``on_error='skip'``."""
+
+
+class PunctuationError(StreamletError):
+    """A punctuator (a callback scheduled with ``ProcessorContext.schedule``) raised: the worker stops
+    without committing past the last commit, as Kafka Streams does."""
+
+
+class TaskStateError(StreamletError):
+    """A task was asked to move between two states that do not follow each other (CREATED →
+    RESTORING → RUNNING → SUSPENDED → CLOSED): a bug in streamlet, never in the user's code."""
 
 
 class DataLossError(StreamletError):

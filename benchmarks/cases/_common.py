@@ -98,7 +98,7 @@ def run_app_until(app: Any, n: int, window: Window, finish_in_runner: bool) -> d
         while app._runner is None:
             time.sleep(0.001)
         runner = app._runner
-        runner.ready.wait()
+        runner.assigned.wait()
         window.start()
         committer = runner.committer
         track = committer.track_positions

@@ -187,7 +187,7 @@ def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
             time.sleep(0.0005)
         marks["subscribed"] = time.time()
         runner = app._runner
-        runner.ready.wait()
+        runner.assigned.wait()
         marks["assigned"] = time.time()
         track = runner.committer.track_positions
 

@@ -86,8 +86,13 @@ class KStream:
         """Low-level step with the whole :class:`Record` (timestamp, topic, partition, offset, headers).
 
         ``fn(record)`` returns ``None`` (drop), a Record, or an iterable of Records
-        to forward; ``record._replace(value=...)`` keeps the metadata.
+        to forward; ``record._replace(value=...)`` keeps the metadata. ``fn`` may also be a
+        :class:`~streamlet.Processor` class (Kafka Streams' Processor API): one instance per
+        task, whose ``init(context)`` can schedule punctuators (``context.schedule``).
         """
+        if isinstance(fn, type) and not callable(getattr(fn, "process", None)):
+            raise TypeError(f"process() takes a function or a Processor class; {fn.__name__} has no "
+                            "process(record) method")
         return self._then("process", fn, name)
 
     def merge(self, other: "KStream", name: str | None = None) -> "KStream":

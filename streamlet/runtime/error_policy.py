@@ -7,7 +7,7 @@ import logging
 import traceback
 from typing import Any, Iterable
 
-from streamlet.errors import DeliveryError, ProduceError, RecordError
+from streamlet.errors import DeliveryError, ProduceError, RecordError, TimestampError
 from streamlet.runtime.clients import produce_function
 from streamlet.runtime.dead_letter import dead_letter_produce, error_header, fit
 from streamlet.runtime.produce_errors import DEFAULT_MAX_BYTES, changelog_failure, rejection_text
@@ -58,6 +58,8 @@ class ErrorPolicy:
             raise exc  # the producer's fault, not the record's: stop, commit nothing more
         if isinstance(exc, ProduceError):
             stage = "produce"
+        elif isinstance(exc, TimestampError):
+            stage = "timestamp"
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         error = RecordError(topic, partition, offset, stage, exc, self.policy)
         if self.policy == "fail":

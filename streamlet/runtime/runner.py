@@ -38,6 +38,7 @@ from streamlet.runtime.restoring import RestoringTasks, fmt
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
 from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
+from streamlet.topology.timestamps import reads_stream_time
 
 if TYPE_CHECKING:
     from streamlet.runtime.application import Application
@@ -63,7 +64,10 @@ class Runner:
         self.metrics = Metrics()
         self.admin: Any = None  # an AdminClient: first offsets at assignment, repartition purges
         self.processed = 0
+        #: set while every assigned task is running (none restoring); cleared while tasks restore
         self.ready = threading.Event()
+        #: set at the first partition assignment (restores may still run)
+        self.assigned = threading.Event()
 
     # -- set-up -------------------------------------------------------------
     def _start(self) -> None:
@@ -120,6 +124,7 @@ class Runner:
         self.partition_check = PartitionCheck({t: partitions[t] for t in watched}, cfg.on_partition_mismatch,
                                               self.metrics) if watched else None
         self.tasks = TaskManager(topology, produce, partitions)
+        self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, self.committer, limit, topology)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
@@ -161,7 +166,13 @@ class Runner:
         if restoring:
             self.restoring.add(restoring, committed)  # type: ignore[union-attr]
         log.info("assigned %s", fmt(partitions))
-        self.ready.set()
+        self.assigned.set()
+
+    def _on_readiness(self, ready: bool) -> None:
+        if ready:
+            self.ready.set()
+        else:
+            self.ready.clear()
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         assert self.tasks is not None and self.committer is not None
@@ -234,6 +245,9 @@ class Runner:
         check = self.partition_check.check if self.partition_check is not None else None
         # its log lines go through the repeat filter when served
         serve_admin_logs = self.admin.poll if self.admin is not None else (lambda _: 0)
+        # only a Processor class can schedule punctuators: other topologies never look for them
+        punctuate = self._punctuate if any(reads_stream_time(n) for n in self.app.topology.nodes.values()) \
+            else None
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:
@@ -251,12 +265,24 @@ class Runner:
                 if held:  # fetched, maybe not processed: their commits wait for their tasks
                     for key in held:
                         committer.pending.pop(key, None)
+            if punctuate is not None:
+                punctuate()
             if self.fatal is not None:
                 raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
             committer.maybe_commit()
             serve_admin_logs(0)
             if self.state is not None and self.state.corrupted:
                 self._reset_corrupted()
+
+    def _punctuate(self) -> None:
+        """After a batch (or a poll that brought none): the running tasks' punctuators that are due,
+        stream time first (what the batch advanced), then wall-clock time; what they forward is
+        produced before the next commit."""
+        for task in list(self.tasks.tasks.values()):  # type: ignore[union-attr]
+            punctuation = task.ctx.punctuation
+            if punctuation is not None and task.active:
+                punctuation.punctuate_stream_time()
+                punctuation.punctuate_wall_clock()
 
     def _count(self, n: int) -> None:
         self.processed += n
@@ -341,6 +367,7 @@ class Runner:
                 self.restoring.reset(task, exc)  # type: ignore[union-attr]
 
     def _shutdown(self, clean: bool) -> None:
+        self.ready.clear()
         if self.consumer is None:
             return
         if not clean and self.committer is not None:

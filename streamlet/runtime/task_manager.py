@@ -1,4 +1,4 @@
-"""Creates and closes tasks as partitions are assigned and revoked."""
+"""Creates and closes tasks as partitions are assigned and revoked; knows when the worker is ready."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from typing import Any, Callable, Iterable
 
 from streamlet.runtime.task import StoreProvider, StreamTask
+from streamlet.runtime.task_state import State
 from streamlet.topology.context import Produce
 from streamlet.topology.graph import Topology
 
@@ -19,11 +20,15 @@ class TaskManager:
     calls; it changes only between batches (rebalance callbacks, a task
     becoming active). A restoring task has no route: its partitions are
     paused until :meth:`activate`.
+
+    The worker is *ready* once partitions were assigned and every assigned
+    task is RUNNING (none restoring); ``on_readiness(ready)`` hears each change.
     """
 
     def __init__(self, topology: Topology, produce: Produce, partitions: dict[str, int],
-                 store_provider: StoreProvider | None = None) -> None:
+                 store_provider: StoreProvider | None = None, clock: Callable[[], int] | None = None) -> None:
         self.topology = topology
+        self.clock = clock
         self.store_provider = store_provider
         self.produce = produce
         self.partitions = partitions
@@ -33,6 +38,9 @@ class TaskManager:
         self.routes: dict[str, dict[int, Any]] = {t: {} for t in self.sub_of_topic}
         #: called with a restoring task about to be closed (the state updater lets go of it first)
         self.before_close_restoring: Callable[[StreamTask], None] | None = None
+        self.assigned_once = False
+        self.ready = False
+        self.on_readiness: Callable[[bool], None] | None = None
 
     def task_of(self, topic: str, partition: int) -> StreamTask | None:
         sub = self.sub_of_topic.get(topic)
@@ -45,7 +53,7 @@ class TaskManager:
             task = self.tasks.get((sub, partition))
             if task is None:
                 task = StreamTask(self.topology, sub, partition, self.topics_of_sub[sub],
-                                  self.produce, self.partitions, self.store_provider)
+                                  self.produce, self.partitions, self.store_provider, self.clock)
                 self.tasks[(sub, partition)] = task
                 created.append(task)
             task.assigned.add(topic)
@@ -53,6 +61,8 @@ class TaskManager:
                 self.routes[topic][partition] = task.sources[topic]
         if created:
             log.info("created tasks %s", ", ".join(t.task_id for t in created))
+        self.assigned_once = True
+        self._update_readiness()
         return created
 
     def activate(self, task: StreamTask, stores: dict[str, Any]) -> None:
@@ -60,15 +70,16 @@ class TaskManager:
         task.activate(stores)
         for topic in task.assigned:
             self.routes[topic][task.partition] = task.sources[topic]
+        self._update_readiness()
 
     def deactivate(self, task: StreamTask) -> None:
         """Back to restoring (a corrupted store): unroute its partitions and close its stores,
         dropping what was not committed; :meth:`activate` routes it again once restored."""
         for topic in task.assigned:
             self.routes[topic].pop(task.partition, None)
-        task.close()
-        task.active = False
-        task.sources = {}
+        task.suspend()
+        task.restore_again()
+        self._update_readiness()
 
     def active_tasks(self) -> list[StreamTask]:
         return [t for t in self.tasks.values() if t.active]
@@ -82,15 +93,35 @@ class TaskManager:
                 continue
             task.assigned.discard(topic)
             if not task.assigned:
-                if not task.active and self.before_close_restoring is not None:
+                if task.state.state is State.RESTORING and self.before_close_restoring is not None:
                     self.before_close_restoring(task)
                 task.close()
                 del self.tasks[(task.subtopology, partition)]
                 closed.append(task)
         if closed:
             log.info("closed tasks %s", ", ".join(t.task_id for t in closed))
+        # a revoke is followed by an assignment (maybe empty), which says whether the worker is ready
+        self._update_readiness(may_become_ready=False)
         return closed
 
     def close_all(self) -> None:
         self.revoke([(t, p) for t, p in
                      {(t, task.partition) for task in self.tasks.values() for t in task.assigned}])
+
+    def states(self) -> dict[str, str]:
+        """Task id → state name, for ``App.state()`` (any thread: a copy of the tasks is read)."""
+        tasks = list(self.tasks.values())
+        return {t.task_id: t.state.state.name for t in sorted(tasks, key=lambda t: t.task_id)}
+
+    def _update_readiness(self, may_become_ready: bool = True) -> None:
+        waiting = [t.task_id for t in self.tasks.values() if not t.active]
+        ready = self.assigned_once and not waiting
+        if ready == self.ready or (ready and not may_become_ready):
+            return
+        self.ready = ready
+        if ready:
+            log.info("worker ready: all %d assigned task(s) running", len(self.tasks))
+        else:
+            log.info("worker not ready: task(s) %s restoring", ", ".join(sorted(waiting)))
+        if self.on_readiness is not None:
+            self.on_readiness(ready)

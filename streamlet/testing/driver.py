@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class TestDriver:
-    """Drives ``app``'s topology in this process: ``send``, ``read``, ``advance_time``.
+    """Drives ``app``'s topology in this process: ``send``, ``read``, ``advance_wall_clock``.
 
     Every topic has ``partitions`` partitions (default 1); ``send`` takes an
     explicit ``partition=`` to model several. Offsets count per partition
@@ -56,7 +56,8 @@ class TestDriver:
         #: the producer's message.max.bytes: a larger record fails as it would on a broker
         self.max_bytes = max_record_bytes(app.config.client_config)
         self.policy = ErrorPolicy(app.config.on_error, app.config.dead_letter, self._produce, self.max_bytes)
-        self.tasks = TaskManager(self.topology, self._produce, topic_counts, self._open_store)
+        self.tasks = TaskManager(self.topology, self._produce, topic_counts, self._open_store,
+                                 clock=lambda: self.wall_clock_ms)
         self.tasks.assign((t, p) for t in self.topology.source_topics() for p in range(partitions))
 
     # -- the fake broker ------------------------------------------------------
@@ -127,6 +128,11 @@ class TestDriver:
                     self.policy.handle(m, exc.cause, "deserialize")
                 except Exception as exc:
                     self.policy.handle(m, exc, "process")
+                # as TopologyTestDriver: stream-time punctuators are due after each record
+                task = self.tasks.task_of(m.topic(), m.partition())
+                punctuation = task.ctx.punctuation if task is not None else None
+                if punctuation is not None:
+                    punctuation.punctuate_stream_time()
         finally:
             self._processing = False
             self._queue.clear()
@@ -162,15 +168,27 @@ class TestDriver:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.topology.stores)}")
         return StoreView(self.topology.stores[name], self.tasks)
 
-    def advance_time(self, ms: int) -> None:
-        """Move wall-clock time forward and run wall-clock punctuators."""
+    def advance_wall_clock(self, ms: int) -> None:
+        """Move wall-clock time forward ``ms`` and run the wall-clock punctuators that are due (once
+        each, like Kafka Streams' ``TopologyTestDriver.advanceWallClockTime``); the records they
+        forward are processed before it returns. Stream time follows the records sent."""
         if ms < 0:
             raise ValueError("time only moves forward")
         self.wall_clock_ms += ms
         for task in list(self.tasks.tasks.values()):
-            for punctuate in task.ctx.punctuators:
-                punctuate(self.wall_clock_ms)
+            if task.ctx.punctuation is not None:
+                task.ctx.punctuation.punctuate_wall_clock(self.wall_clock_ms)
         self._drain()
+
+    advance_time = advance_wall_clock
+
+    def stream_time(self, topic: str, partition: int = 0) -> int:
+        """The stream time of the task reading ``topic``'s ``partition`` (-1: no record yet, or no
+        step of the task reads stream time)."""
+        task = self.tasks.task_of(topic, partition)
+        if task is None:
+            raise TopologyError(f"topic {topic!r} partition {partition} is not an input of this topology")
+        return task.ctx.stream_time
 
     def close(self) -> None:
         self.tasks.close_all()

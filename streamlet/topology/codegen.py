@@ -63,6 +63,7 @@ from streamlet.serde.context import KEY, VALUE, context_expr
 from streamlet.topology.chain import DeserializationFailure, RunFailure, SourceFn
 from streamlet.topology.graph import Node
 from streamlet.topology.kinds import KINDS, resolve
+from streamlet.topology.timestamps import tracks_stream_time, with_timestamp
 
 if TYPE_CHECKING:
     from streamlet.topology.compilation import Compilation
@@ -140,6 +141,8 @@ class _Writer:
         self.reads_k0 = False
         #: the source node of the chain being written
         self.source: Node | None = None
+        #: the expression of the record's timestamp (``ts0`` when the source extracts its own)
+        self.ts = "m.timestamp()[1]"
 
     def bind(self, obj: Any, hint: str) -> str:
         self._n += 1
@@ -197,6 +200,11 @@ def generate_source(comp: "Compilation", node: Node) -> SourceFn:
     """
     w = _Writer(comp)
     w.source = node
+    extract = node.params.get("timestamp_extractor")
+    if extract is not None:
+        w.ts = "ts0"
+        if extract.reads_key:
+            w.reads_k0 = True
     w.children(node.name, "k0", "v0", 0)
     steps, w.lines = w.lines, []
     key_serde = node.params["key_serde"]
@@ -215,10 +223,23 @@ def generate_source(comp: "Compilation", node: Node) -> SourceFn:
     w.emit(1, f"v0 = {value_de}")
     w.emit(0, "except Exception as exc:")
     w.emit(1, "raise DeserializationFailure(exc) from exc")
+    # only a configured extractor or a chain that reads stream time costs anything here
+    stream_time = tracks_stream_time(comp, node.name)
+    if extract is not None:
+        w.emit(0, f"ts0 = {w.bind(extract, 'timestamp_extractor')}(k0, v0, m.timestamp()[1])")
+    elif stream_time:
+        w.emit(0, "ts0 = m.timestamp()[1]")
+    if stream_time:
+        w.globals["ctx"] = comp.ctx
+        w.emit(0, "if ts0 > ctx.stream_time:")
+        w.emit(1, "ctx.stream_time = ts0")
     body = w.lines + steps
     if w.needs_msg:
         w.globals["ctx"] = comp.ctx
-        body.insert(0, "ctx.msg = m")
+        if extract is not None:  # the closures read the extracted timestamp from ctx.msg
+            body.insert(len(w.lines), f"ctx.msg = {w.bind(with_timestamp, 'with_timestamp')}(m, ts0)")
+        else:
+            body.insert(0, "ctx.msg = m")
     w.globals.update(RunFailure=RunFailure, chain=itertools.chain, TOPIC=node.params["topic"],
                      PARTITION=comp.ctx.partition)
     name = _ident(f"source_{node.params['topic']}")

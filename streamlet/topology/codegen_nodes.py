@@ -127,7 +127,7 @@ def sink(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     produce = comp.ctx.produce
     raw = getattr(produce, "raw", None)
     ts = w.var("ts")
-    w.emit(depth, f"{ts} = m.timestamp()[1]")
+    w.emit(depth, f"{ts} = {w.ts}")
     w.emit(depth, f"{ts} = {ts} if {ts} > 0 else 0")
     if raw is None:
         fn = w.bind(produce, "produce")

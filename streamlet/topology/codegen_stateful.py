@@ -45,7 +45,7 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     if plan.down is not None or not plan.same_key or aggregation is None:
         w.key_used(k)
     o, key, cur, st, old = w.var("o"), w.var("akb"), w.var("row"), w.var("st"), w.var("old")
-    ts = "m.timestamp()[1]" if plan.uses_ts else "0"
+    ts = w.ts if plan.uses_ts else "0"
     w.emit(depth, f"if {v} is not None and {k} is not None:  # aggregate {node.name}")
     d = depth + 1
     w.emit(d, f"{o} = m.offset()")

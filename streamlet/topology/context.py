@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Protocol
 
 
@@ -17,16 +18,37 @@ class TaskContext:
     or a :class:`streamlet.record.RecordMessage`); chains read its metadata
     only when they need it. ``produce`` sends one output record.
     ``partitions`` maps each known topic to its partition count.
+    ``stream_time``: the largest record timestamp this task has processed (-1: none yet), kept
+    only by chains with a node that reads it (``STREAM_TIME_KINDS`` of :mod:`codegen`).
+    ``punctuation``: the task's punctuators (:class:`~streamlet.topology.punctuation.TaskPunctuation`),
+    once one is scheduled. ``closers``: called when the task's chains are dropped (processors' ``close``).
+    ``clock()``: wall-clock time in ms (the TestDriver's own clock under test).
     """
 
-    __slots__ = ("task_id", "partition", "msg", "produce", "partitions", "stores", "punctuators")
+    __slots__ = ("task_id", "partition", "msg", "produce", "partitions", "stores", "stream_time",
+                 "punctuation", "closers", "clock")
 
     def __init__(self, task_id: str, partition: int, produce: Produce,
-                 partitions: dict[str, int] | None = None) -> None:
+                 partitions: dict[str, int] | None = None, clock: Callable[[], int] | None = None) -> None:
         self.task_id = task_id
         self.partition = partition
         self.msg: Any = None
         self.produce = produce
         self.partitions = partitions or {}
         self.stores: dict[str, Any] = {}
-        self.punctuators: list[Callable[[int], None]] = []
+        self.stream_time = -1
+        self.punctuation: Any = None
+        self.closers: list[Callable[[], None]] = []
+        self.clock = clock or _wall_clock_ms
+
+    def close_processors(self) -> None:
+        """The chains are dropped (the task is suspended): close its processors, forget their
+        punctuators (a recompiled chain schedules them again)."""
+        closers, self.closers = self.closers, []
+        self.punctuation = None
+        for close in closers:
+            close()
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)

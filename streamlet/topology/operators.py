@@ -12,44 +12,51 @@ from streamlet.topology.compilation import Compilation, reuses_key_bytes, writes
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.topology.origin import input_message, origin_stamper
+from streamlet.topology.timestamps import tracks_stream_time, with_timestamp
 
 
 def source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Any:
-    kde = node.params["key_serde"].deserialize
-    vde = node.params["value_serde"].deserialize
     down = fan_out(downs)
+    extract = node.params.get("timestamp_extractor")
+    stream_time = tracks_stream_time(comp, node.name)
     if needs_context(node.params["key_serde"]) or needs_context(node.params["value_serde"]):
-        return _source_with_context(node, ctx, down)
+        decode = _context_decoder(node)
+    else:
+        kde = node.params["key_serde"].deserialize
+        vde = node.params["value_serde"].deserialize
+
+        def decode(m: Any) -> tuple[Any, Any]:
+            return kde(m.key()), vde(m.value())
 
     def source(m: Any) -> None:
         ctx.msg = m
         try:
-            k = kde(m.key())
-            v = vde(m.value())
+            k, v = decode(m)
         except Exception as exc:
             raise DeserializationFailure(exc) from exc
+        if extract is not None or stream_time:
+            ts = m.timestamp()[1]
+            if extract is not None:
+                ts = extract(k, v, ts)
+                ctx.msg = with_timestamp(m, ts)
+            if ts > ctx.stream_time:
+                ctx.stream_time = ts
         down(k, v)
 
     return source
 
 
-def _source_with_context(node: Node, ctx: TaskContext, down: Forward) -> Any:
-    """A source whose serdes are told the record's topic and headers (``serde.ContextSerde``)."""
+def _context_decoder(node: Node) -> Any:
+    """Key and value of a message for serdes told the record's topic and headers (``serde.ContextSerde``)."""
     topic = node.params["topic"]
     kde = deserializer_for(node.params["key_serde"], topic, KEY)
     vde = deserializer_for(node.params["value_serde"], topic, VALUE)
 
-    def source(m: Any) -> None:
-        ctx.msg = m
-        try:
-            headers = m.headers()
-            k = kde(m.key(), headers)
-            v = vde(m.value(), headers)
-        except Exception as exc:
-            raise DeserializationFailure(exc) from exc
-        down(k, v)
+    def decode(m: Any) -> tuple[Any, Any]:
+        headers = m.headers()
+        return kde(m.key(), headers), vde(m.value(), headers)
 
-    return source
+    return decode
 
 
 def filter_(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
@@ -157,6 +164,17 @@ def process(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilatio
             down(r.key, r.value)
         finally:
             ctx.msg = m
+
+    if isinstance(fn, type):  # a Processor class (Kafka Streams' ProcessorSupplier): one per task
+        from streamlet.topology.punctuation import ProcessorContext
+
+        processor = fn()
+        init, close = getattr(processor, "init", None), getattr(processor, "close", None)
+        if close is not None:
+            ctx.closers.append(close)
+        if init is not None:
+            init(ProcessorContext(ctx, forward, ctx.clock))
+        fn = processor.process
 
     def process(k: Any, v: Any) -> None:
         m = ctx.msg
