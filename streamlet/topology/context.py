@@ -19,7 +19,7 @@ class TaskContext:
     only when they need it. ``produce`` sends one output record.
     ``partitions`` maps each known topic to its partition count.
     ``stream_time``: the largest record timestamp this task has processed (-1: none yet), kept
-    only by chains with a node that reads it (``STREAM_TIME_KINDS`` of :mod:`codegen`).
+    only by chains with a node that reads it (``NodeKind.reads_stream_time``).
     ``punctuation``: the task's punctuators (:class:`~streamlet.topology.punctuation.TaskPunctuation`),
     once one is scheduled. ``closers``: called when the task's chains are dropped (processors' ``close``).
     ``clock()``: wall-clock time in ms (the TestDriver's own clock under test).

@@ -33,6 +33,9 @@ class NodeKind:
       it forwards changes on, so whether old values are needed depends on
       what follows;
     * ``store`` — the parameter that names the state store it owns;
+    * ``reads_stream_time`` — it reads its task's stream time (windows, for instance): only the
+      tasks of a sub-topology with such a node keep it (a ``process`` step given a Processor
+      class reads it too: it may schedule stream-time punctuators);
     * ``compile`` — ``"module:function"`` building its closure
       ``(node, ctx, downs, compilation) -> forward(key, value)``;
     * ``generate`` — the same for straight-line code in the generated chain
@@ -52,6 +55,7 @@ class NodeKind:
     needs_old: bool = False
     passes_changes: bool = False
     store: str | None = None
+    reads_stream_time: bool = False
 
 
 _OPS = "streamlet.topology.operators"

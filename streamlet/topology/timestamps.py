@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from streamlet.errors import TimestampError
 from streamlet.record import RecordMessage
+from streamlet.topology.kinds import KINDS
 
 
 class TimestampExtractor:
@@ -94,22 +95,15 @@ def with_timestamp(m: Any, ts: int) -> RecordMessage:
     return RecordMessage(m.topic(), m.partition(), m.offset(), ts, m.headers(), m.key(), m.value(), parent=m)
 
 
-#: node kinds that read their task's stream time (besides a ``process`` with a Processor class, which
-#: can schedule stream-time punctuators); a task keeps stream time only when its sub-topology has
-#: one, so that other chains pay nothing for it
-STREAM_TIME_KINDS: set[str] = set()
-
-
 def reads_stream_time(node: Any) -> bool:
-    return node.kind in STREAM_TIME_KINDS or (node.kind == "process" and isinstance(node.fn, type))
+    """Whether ``node`` reads its task's stream time (:attr:`NodeKind.reads_stream_time`, or a
+    ``process`` step given a Processor class, which can schedule stream-time punctuators)."""
+    return KINDS[node.kind].reads_stream_time or (node.kind == "process" and isinstance(node.fn, type))
 
 
 def tracks_stream_time(comp: Any, source: str) -> bool:
     """Whether the chains of ``comp``'s task (the sub-topology of node ``source``) keep
-    ``ctx.stream_time``; cached on ``comp``."""
-    cached = getattr(comp, "_tracks_stream_time", None)
-    if cached is None:
-        topology = comp.topology
-        group = next((g for g in topology.subtopologies() if source in g), [])
-        cached = comp._tracks_stream_time = any(reads_stream_time(topology.nodes[n]) for n in group)
-    return bool(cached)
+    ``ctx.stream_time``: only those with a node that reads it pay for it."""
+    topology = comp.topology
+    group = next((g for g in topology.subtopologies() if source in g), [])
+    return any(reads_stream_time(topology.nodes[n]) for n in group)
