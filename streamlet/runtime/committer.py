@@ -121,7 +121,8 @@ class Committer:
         self.flush_outputs()
         return self.commit_offsets(only) is not None
 
-    def commit_offsets(self, only: Iterable[tuple[str, int]] | None = None) -> dict[tuple[str, int], int] | None:
+    def commit_offsets(self, only: Iterable[tuple[str, int]] | None = None
+                       ) -> dict[tuple[str, int], int] | None:
         """Commit the pending offsets (all, or those in ``only``), after :meth:`flush_outputs`.
 
         Returns what was committed (``{(topic, partition): next offset}``, maybe empty), or

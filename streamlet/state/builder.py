@@ -39,7 +39,8 @@ class StoreBuilder:
 
     @classmethod
     def for_spec(cls, spec: Any, partition: int, produce: Produce | None = None,
-                 metrics: Counter | None = None, cache_entries: int = DEFAULT_CACHE_ENTRIES) -> "StoreBuilder":
+                 metrics: Counter | None = None,
+                 cache_entries: int = DEFAULT_CACHE_ENTRIES) -> "StoreBuilder":
         """The runtime's stack for a topology's ``StoreSpec``: a cache, change-logging when the app
         writes the changelog (``produce`` given, not a source table, whose changelog is its input),
         metrics when ``metrics`` is given."""

@@ -29,6 +29,7 @@ from streamlet.state.store import KeyValueStore
 _MISSING = object()
 MISSING = _MISSING  #: what ``hot_path()[0].get(key, MISSING)`` gives for a key not cached
 
+
 class CachingStore:
     """Decoded values over a byte store; ``put`` marks keys dirty until the next commit."""
 
