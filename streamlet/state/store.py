@@ -33,12 +33,15 @@ layers: a *segmented* bottom keeps one RocksDB column family or database per
 time segment (``segment = window start // segment_ms``), with keys
 ``key bytes + 8-byte big-endian window start`` (sessions: ``+ end``) so that
 one key's windows are adjacent and ``items(start, end)`` fetches a key's
-windows in a time range. Its ``commit(offsets)`` also expires: segments
-wholly older than stream time − retention are dropped (a column family
-drop, or RocksDB ``delete_range`` over their keys) in the same write as the
-checkpoint. The caching and logging layers see only key bytes, so they stay
-as they are; the window key's bytes come from its serde, the row's value and
-timestamp from :mod:`streamlet.state.row`.
+windows in a time range. It tracks the latest window start it was given
+(Kafka Streams' observed stream time), so expiry needs nothing from the
+runtime: its ``commit(offsets)`` drops the segments wholly older than that
+time − retention — ``Rdict.drop_column_family`` for a segment of its own, or
+``WriteBatch.delete_range`` over the segment's keys in the same batch as the
+data and the checkpoint. The caching and logging layers see only key bytes,
+so they stay as they are (the changelog gets the window key's bytes, and a
+restore replays them into the segments); the window key's bytes come from
+its serde, the row's value and timestamp from :mod:`streamlet.state.row`.
 """
 
 from __future__ import annotations
