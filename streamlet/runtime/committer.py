@@ -1,9 +1,11 @@
-"""The commit, in one place: flush outputs → (flush stores) → commit input offsets.
+"""The at-least-once client steps of a commit: the producer flush and the input offset commit.
 
-At-least-once: an input offset is committed only after every output of the
-records before it has been acknowledged by the broker. Exactly-once will
-replace :meth:`Committer.commit` with a transaction, leaving operators and
-stores untouched.
+An input offset is committed only after every output of the records before
+it has been acknowledged by the broker. :class:`Committer` tracks the
+processed offsets, collects delivery errors and commits offsets; the commit
+as a whole — stores included — is ordered by
+:class:`~streamlet.runtime.checkpoint.AtLeastOnceCheckpoint`, which the
+runtime calls. :meth:`Committer.commit` is that sequence with no stores.
 """
 
 from __future__ import annotations
@@ -43,12 +45,6 @@ class Committer:
         self.commits = 0
         #: set by :meth:`abandon`: this process commits nothing more
         self.abandoned = False
-        #: callbacks run before the producer flush (produce changelog records)
-        self.before_flush: list[Callable[[], None]] = []
-        #: callbacks run after outputs are acknowledged and before offsets are committed
-        self.before_offsets: list[Callable[[], None]] = []
-        #: callbacks run with the offsets just committed (``{(topic, partition): next offset}``)
-        self.after_commit: list[Callable[[dict[tuple[str, int], int]], None]] = []
 
     # librdkafka calls this from poll()/flush() for failed deliveries only
     def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
@@ -122,18 +118,22 @@ class Committer:
             return False
         if self.failure is not None:
             raise self.failure
-        for hook in self.before_flush:
-            hook()
         self.flush_outputs()
-        for hook in self.before_offsets:
-            hook()
+        return self.commit_offsets(only) is not None
+
+    def commit_offsets(self, only: Iterable[tuple[str, int]] | None = None
+                       ) -> dict[tuple[str, int], int] | None:
+        """Commit the pending offsets (all, or those in ``only``), after :meth:`flush_outputs`.
+
+        Returns what was committed (``{(topic, partition): next offset}``, maybe empty), or
+        ``None`` when the broker refused (a rebalance, retries used up): the offsets stay pending."""
         if only is None:
             items = dict(self.pending)
         else:
             keys = set(only)
             items = {k: v for k, v in self.pending.items() if k in keys}
         if not items:
-            return True
+            return items
         offsets = [TopicPartition(t, p, o) for (t, p), o in items.items()]
         for attempt in range(30):
             try:
@@ -147,19 +147,17 @@ class Committer:
                 if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
                             KafkaError.UNKNOWN_MEMBER_ID, KafkaError._STATE):
                     log.warning("commit skipped during rebalance: %s", exc)
-                    return False
+                    return None
                 log.warning("commit failed (attempt %d): %s; retrying", attempt + 1, exc)
                 time.sleep(0.5)
         else:
             log.error("could not commit offsets; they stay pending for the next commit")
-            return False
+            return None
         for key in items:
             if self.pending.get(key) == items[key]:
                 del self.pending[key]
         self.commits += 1
-        for after in self.after_commit:
-            after(items)
-        return True
+        return items
 
     def abandon(self) -> None:
         """The worker stops after a failure: commit nothing more, whoever asks.

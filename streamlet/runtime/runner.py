@@ -28,6 +28,7 @@ from streamlet.runtime.clients import (
     producer_config,
     with_client_logger,
 )
+from streamlet.runtime.checkpoint import AtLeastOnceCheckpoint, Checkpoint
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.log_start import InputLogStart
@@ -56,7 +57,7 @@ class Runner:
         self.consumer: Any = None
         self.producer: Any = None
         self.tasks: TaskManager | None = None
-        self.committer: Committer | None = None
+        self.committer: Checkpoint | None = None  # owns the commit (runtime/checkpoint.py)
         self.state: Any = None  # a StateManager when the topology has stores
         self.updater: Any = None  # its StateUpdater: opens and restores stores of new tasks
         self.restoring: RestoringTasks | None = None  # held records, activation, resets
@@ -112,20 +113,19 @@ class Runner:
                           for t in topics)
         self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
                                                       mock_broker, together))
-        self.committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms,
-                                   lambda: self.app.stopping)
+        committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms, lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
         self.admin = AdminClient(admin_settings(bootstrap, with_client_logger(cfg.client_config)))
         self.log_start = InputLogStart(self.consumer, self.admin, cfg.on_input_truncated, self.metrics)
         repartition = {name for name, t in topology.internal_topics.items() if t.kind == "repartition"}
         purge = RepartitionPurge(self.admin, repartition, cfg.repartition_purge_interval_ms)
-        self.committer.after_commit.append(purge.after_commit)
         watched = copartitioned_external_topics(topology) if cfg.on_partition_mismatch != "ignore" else set()
         self.partition_check = PartitionCheck({t: partitions[t] for t in watched}, cfg.on_partition_mismatch,
                                               self.metrics) if watched else None
         self.tasks = TaskManager(topology, produce, partitions)
         self.tasks.on_readiness = self._on_readiness
-        changelog_produce = self.policy.connect(self.producer, self.committer, limit, topology)
+        changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
+        self.committer = AtLeastOnceCheckpoint(committer, self.tasks.active_tasks, purge.after_commit)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
             from streamlet.runtime.state_updater import StateUpdater
@@ -136,9 +136,6 @@ class Runner:
             self.restoring = RestoringTasks(self.consumer, self.committer, self.tasks, self.updater,
                                             self._process, lambda: self.app.stopping,
                                             cfg.client_config.get("auto.offset.reset", "earliest"))
-            tasks = self.tasks
-            self.committer.before_flush.append(lambda: state.flush_changelogs(tasks.active_tasks()))
-            self.committer.before_offsets.append(lambda: state.write_stores(dict(self.committer.pending)))
             state.prepare(topology.stores, partitions)
         load_compilers()
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
@@ -197,8 +194,6 @@ class Runner:
         self.committer.forget(keys)
         if self.restoring is not None:
             self.restoring.drop(keys)
-        if self.state is not None:
-            self.state.drop_unacked()
         self.tasks.revoke(keys)
         log.warning("lost %s (another member owns them now)", fmt(partitions))
 
@@ -271,7 +266,7 @@ class Runner:
                 raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
             committer.maybe_commit()
             serve_admin_logs(0)
-            if self.state is not None and self.state.corrupted:
+            if self.state is not None and committer.corrupted:
                 self._reset_corrupted()
 
     def _punctuate(self) -> None:
@@ -361,7 +356,7 @@ class Runner:
     def _reset_corrupted(self) -> None:
         """Tasks whose store write failed with corruption at the last commit (their changes are in
         the changelog and their offsets committed): reset them."""
-        found, self.state.corrupted = self.state.corrupted, []
+        found, self.committer.corrupted = self.committer.corrupted, []  # type: ignore[union-attr]
         for task, exc in found:
             if self.tasks.tasks.get((task.subtopology, task.partition)) is task and task.active:  # type: ignore[union-attr]
                 self.restoring.reset(task, exc)  # type: ignore[union-attr]

@@ -1,15 +1,7 @@
-"""State of the tasks of this process: open stores, restore them, flush them at commit.
+"""State of the tasks of this process: open the stores (stacked by
+:class:`~streamlet.state.builder.StoreBuilder`) and restore them from their changelogs.
 
-The commit order (docs/architecture.md, "Commit path"): changelog records for every changed key are
-produced → the producer flush acknowledges them with the outputs → the
-stores write those changes together with their changelog checkpoint in one
-atomic write → input offsets are committed. Local state is therefore never
-ahead of its changelog.
-
-The checkpoint of a changelog store is the offset it was restored to plus
-the records this task has had acknowledged since: never beyond the true end
-(other writers or transaction markers only make it lower, which costs a
-longer restore, never wrong data).
+Their commit is :mod:`streamlet.runtime.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +15,8 @@ from confluent_kafka import Consumer
 
 from streamlet.config import Config
 from streamlet.errors import StoreCorruptedError
-from streamlet.state import StateDirectory, StoreCache, restore_store
+from streamlet.state import StateDirectory, restore_store
+from streamlet.state.builder import StoreBuilder, bottom_of
 from streamlet.runtime.metrics import Metrics
 from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state.restore import RestoreCancelled, list_offsets, restore_consumer_config
@@ -33,11 +26,11 @@ log = logging.getLogger("streamlet.state")
 
 
 class StateManager:
-    """Opens, restores, flushes and checkpoints the stores of this process's tasks.
+    """Opens and restores the stores of this process's tasks.
 
     Opening and restoring run on the :class:`~streamlet.runtime.state_updater.StateUpdater`'s
-    thread (with the restore consumer, which only it uses); flushing and
-    checkpointing on the record loop's, for active tasks only.
+    thread (with the restore consumer, which only it uses). ``produce`` sends
+    changelog records (the change-logging layer's).
     """
 
     def __init__(self, config: Config, bootstrap: str, produce: Callable[..., None],
@@ -48,17 +41,13 @@ class StateManager:
         self.bootstrap = bootstrap
         self.produce = produce
         self._restore_consumer: Consumer | None = None
-        #: changes flushed from caches, waiting for the producer to acknowledge them
-        self._unacked: list[tuple[Any, StoreSpec, Any, list[tuple[bytes, bytes | None]]]] = []
         self.restored_records = 0
         self.progress = RestoreProgress()
-        #: tasks with a store found corrupted at a commit's store write (the record loop resets them)
-        self.corrupted: list[tuple[Any, StoreCorruptedError]] = []
 
     # -- opening / restoring (on the state updater's thread) -----------------------------
-    def open(self, spec: StoreSpec, partition: int) -> StoreCache:
+    def open(self, spec: StoreSpec, partition: int) -> Any:
         store = self.directory.open_store(partition, spec.name)
-        return StoreCache(store, spec.value_serde)
+        return StoreBuilder.for_spec(spec, partition, self.produce, self.metrics).build(store)
 
     def _consumer(self) -> Consumer:
         if self._restore_consumer is None:
@@ -71,7 +60,7 @@ class StateManager:
                 self.bootstrap, **settings, **{"group.id": f"{self.config.application_id}-restore"})))
         return self._restore_consumer
 
-    def open_ahead(self, spec: StoreSpec, partition: int) -> tuple[StoreCache, tuple[int, int]]:
+    def open_ahead(self, spec: StoreSpec, partition: int) -> tuple[Any, tuple[int, int]]:
         """Open a store and ask for its changelog's watermarks, ahead of its restore (on any thread)."""
         cache = self.open(spec, partition)
         try:
@@ -81,12 +70,12 @@ class StateManager:
             raise
 
     def open_and_restore(self, task: Any, cancel: Any = None,
-                         opening: list[Future] | None = None) -> dict[str, StoreCache]:
+                         opening: list[Future] | None = None) -> dict[str, Any]:
         """Open every store of ``task`` (or take them from ``opening``, futures of :meth:`open_ahead`
         in store order) and bring it up to its changelog's end (or, for a source table, to the
         committed offset); the caches by store name. On failure or ``cancel``
         (:class:`~streamlet.state.restore.RestoreCancelled`) the stores opened so far are closed."""
-        caches: dict[str, StoreCache] = {}
+        caches: dict[str, Any] = {}
         try:
             for i, spec in enumerate(task.store_specs):
                 if cancel is not None and cancel.is_set():
@@ -113,11 +102,12 @@ class StateManager:
             raise
         return caches
 
-    def _restore_one(self, task: Any, spec: StoreSpec, cache: StoreCache, cancel: Any,
+    def _restore_one(self, task: Any, spec: StoreSpec, cache: Any, cancel: Any,
                      listed: tuple[int, int] | None = None) -> None:
         """Restore one store; ``restore_store`` logs progress and the rate, this the summary."""
         started = time.monotonic()
-        before = cache.store.offsets().get(spec.changelog)
+        store = bottom_of(cache)  # written directly: a restore is not logged again
+        before = store.offsets().get(spec.changelog)
         # a source table's changelog is its input: restore up to where processing resumes, so the
         # records after it are processed (and forwarded) as they were the first time
         stop_at = task.committed.get(spec.changelog) if spec.source_table else None
@@ -127,59 +117,18 @@ class StateManager:
         # a source table's changelog is an input topic: its deleted records follow the input's setting
         policy = self.config.on_input_truncated if spec.source_table else self.config.on_changelog_truncated
         lost: list[int] = []
-        count = restore_store(cache.store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at,
+        count = restore_store(store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at,
                               progress=self.progress.callback(spec.name, task.partition), cancel=cancel,
                               listed=listed, on_truncated=policy, lost=lost)
         if lost:
             self.metrics.inc("changelog_truncated_records", sum(lost), store=spec.name, topic=spec.changelog,
                              partition=task.partition)
         cache.clear()
-        end = cache.store.offsets().get(spec.changelog, 0)
-        task.changelog_end[spec.changelog] = end
+        end = store.offsets().get(spec.changelog, 0)
         self.restored_records += count
         log.info("store %s partition %d ready: %d changelog records restored (from offset %s to %d) in "
                  "%.2f s", spec.name, task.partition, count, before if before is not None else "start", end,
                  time.monotonic() - started)
-
-    # -- commit ------------------------------------------------------------------------
-    def flush_changelogs(self, tasks: list[Any]) -> None:
-        """Produce one changelog record per changed key (before the producer flush)."""
-        produce = self.produce
-        for task in tasks:
-            for spec in task.store_specs:
-                cache = task.ctx.stores.get(spec.name)
-                if cache is None:
-                    continue
-                changes = cache.take_changes()
-                if not changes and spec.source_table:
-                    continue
-                if not spec.source_table:
-                    topic, partition = spec.changelog, task.partition
-                    for kb, vb in changes:
-                        produce(topic, vb, kb, partition)
-                self._unacked.append((task, spec, cache, changes))
-
-    def write_stores(self, committed: dict[tuple[str, int], int]) -> None:
-        """After the flush: write the acknowledged changes with their checkpoints."""
-        pending, self._unacked = self._unacked, []
-        for task, spec, cache, changes in pending:
-            if spec.source_table:
-                offset = committed.get((spec.changelog, task.partition))
-                offsets = {spec.changelog: offset} if offset is not None else None
-            else:
-                end = task.changelog_end.get(spec.changelog, 0) + len(changes)
-                task.changelog_end[spec.changelog] = end
-                offsets = {spec.changelog: end}
-            if changes or offsets:
-                try:
-                    cache.write(changes, offsets)
-                except StoreCorruptedError as exc:
-                    # the changes are in the changelog already: the store is wiped and restored from it
-                    if all(t is not task for t, _ in self.corrupted):
-                        self.corrupted.append((task, exc))
-
-    def drop_unacked(self) -> None:
-        self._unacked = []
 
     def prepare(self, stores: dict[str, StoreSpec], partitions: dict[str, int]) -> None:
         """Before the first assignment, while the group join is awaited: spare databases for

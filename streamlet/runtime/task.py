@@ -39,8 +39,6 @@ class StreamTask:
         self.state = TaskState(self.task_id)
         #: input topics of this task currently assigned to this process
         self.assigned: set[str] = set()
-        #: changelog topic → next offset this task expects to write there (for the checkpoint)
-        self.changelog_end: dict[str, int] = {}
         #: source-table topic → the group's committed offset (None: none), where its restore stops
         self.committed: dict[str, int | None] = {}
         self.state.to(State.RESTORING)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Iterator, Mapping
 
+from streamlet.state.store import Staging
 
-class InMemoryStore:
+
+class InMemoryStore(Staging):
     """A dict; the sorted key list for :meth:`items` is rebuilt only after keys come or go."""
 
     path = None
@@ -52,6 +54,7 @@ class InMemoryStore:
         return len(self._data)
 
     def clear(self) -> None:
+        self._staged = None
         self._data = {}
         self._offsets = {}
         self._sorted = None

@@ -46,6 +46,7 @@ from rocksdict import ReadOptions, Rdict, WriteBatch
 
 from streamlet.errors import StateError, StoreCorruptedError
 from streamlet.state.rocksdb_options import _META, _options, configure_memory, open_database  # noqa: F401
+from streamlet.state.store import Staging
 
 log = logging.getLogger("streamlet.state")
 
@@ -92,7 +93,7 @@ def _remove(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class RocksDBStore:
+class RocksDBStore(Staging):
     """One RocksDB database at ``path``, owned by ``owner``; a :class:`KeyValueStore`."""
 
     def __init__(self, path: str | os.PathLike[str], name: str, owner: str, *,
@@ -353,6 +354,7 @@ class RocksDBStore:
 
     def clear(self) -> None:
         """Delete everything, checkpoint included: the directory is wiped and re-created."""
+        self._staged = None
         self.close()
         _remove(self.path)
         self._attach(self._open())

@@ -1,32 +1,78 @@
-"""The key-value store protocol: bytes in, bytes out, with a changelog checkpoint.
+"""The store interface: bytes in, bytes out, with a changelog checkpoint; and how layers stack on it.
 
-Stores know nothing of serdes or Kafka; :class:`~streamlet.state.cache.StoreCache`
-sits on top with decoded values, the runtime writes the changelog.
+A store of one partition is a stack of layers, as in Kafka Streams
+(``Metered(Caching(ChangeLogging(RocksDB)))``), built by
+:class:`~streamlet.state.builder.StoreBuilder`:
 
-The checkpoint (changelog topic → next offset to restore from) is part of
-the store and is written in the same atomic write as the data it describes,
-so that data and checkpoint can never disagree: a store with an empty
-checkpoint is restored from the start of its changelog.
+* :class:`~streamlet.state.metered.MeteredStore` — counts flushes, changes and cache misses;
+* :class:`~streamlet.state.caching.CachingStore` — decoded values, the write and read cache;
+  the only layer that knows the value serde;
+* :class:`~streamlet.state.changelogging.ChangeLoggingStore` — sends each change to the
+  changelog topic and keeps the checkpoint of what was sent;
+* a bottom: :class:`~streamlet.state.rocksdb.RocksDBStore` or
+  :class:`~streamlet.state.memory.InMemoryStore`.
+
+Every layer below the cache is a :class:`KeyValueStore` (raw key bytes,
+value bytes). A commit goes down the stack in two steps (Kafka Streams'
+KIP-892 shape), driven by :mod:`streamlet.runtime.checkpoint`:
+
+1. ``put_all(changes)`` *stages* changes: the logging layer produces their
+   changelog records, the bottom holds them, nothing is written yet;
+2. ``commit(offsets)``, once the producer has acknowledged those records,
+   writes what is staged and the checkpoint (changelog topic → next offset)
+   in one atomic write — so local data and checkpoint never disagree, and
+   local state is never ahead of its changelog;
+
+or ``rollback()`` drops what is staged (an aborted transaction). A store
+with an empty checkpoint is restored from the start of its changelog;
+a restore writes the bottom directly (:func:`streamlet.state.restore.restore_store`),
+never through the logging layer.
+
+Window and session stores (not built yet) fit as new bottoms under the same
+layers: a *segmented* bottom keeps one RocksDB column family or database per
+time segment (``segment = window start // segment_ms``), with keys
+``key bytes + 8-byte big-endian window start`` (sessions: ``+ end``) so that
+one key's windows are adjacent and ``items(start, end)`` fetches a key's
+windows in a time range. It tracks the latest window start it was given
+(Kafka Streams' observed stream time), so expiry needs nothing from the
+runtime: its ``commit(offsets)`` drops the segments wholly older than that
+time − retention — ``Rdict.drop_column_family`` for a segment of its own, or
+``WriteBatch.delete_range`` over the segment's keys in the same batch as the
+data and the checkpoint. The caching and logging layers see only key bytes,
+so they stay as they are (the changelog gets the window key's bytes, and a
+restore replays them into the segments); the window key's bytes come from
+its serde, the row's value and timestamp from :mod:`streamlet.state.row`.
 """
 
 from __future__ import annotations
 
 from typing import Iterator, Mapping, Protocol, runtime_checkable
 
+Changes = Mapping[bytes, "bytes | None"]
+
 
 @runtime_checkable
 class KeyValueStore(Protocol):
-    """One store of one partition."""
+    """One store of one partition, or a layer over one: raw bytes."""
 
     name: str
     #: the directory of a persistent store, ``None`` for an in-memory one
     path: str | None
 
     def get(self, key: bytes) -> bytes | None:
-        """The value of ``key``, or ``None``."""
+        """The committed value of ``key``, or ``None`` (staged changes show only after ``commit``)."""
 
-    def write(self, changes: Mapping[bytes, bytes | None], offsets: Mapping[str, int] | None = None) -> None:
+    def write(self, changes: Changes, offsets: Mapping[str, int] | None = None) -> None:
         """Apply ``changes`` (a ``None`` value deletes) and the checkpoint ``offsets`` in one atomic write."""
+
+    def put_all(self, changes: Changes) -> None:
+        """Stage ``changes`` for the next :meth:`commit`."""
+
+    def commit(self, offsets: Mapping[str, int] | None = None) -> None:
+        """Write what is staged with the checkpoint ``offsets`` in one atomic write."""
+
+    def rollback(self) -> None:
+        """Drop what is staged: the store is as it was at its last commit."""
 
     def offsets(self) -> dict[str, int]:
         """The checkpoint: changelog topic → next offset to restore from (empty when new)."""
@@ -42,3 +88,31 @@ class KeyValueStore(Protocol):
 
     def close(self) -> None:
         """Release the store; it must not be used afterwards. Calling it twice is harmless."""
+
+
+class Staging:
+    """``put_all`` / ``commit`` / ``rollback`` of a bottom store, over its atomic ``write``."""
+
+    _staged: dict[bytes, bytes | None] | None = None
+
+    def write(self, changes: Changes, offsets: Mapping[str, int] | None = None) -> None:
+        raise NotImplementedError  # the bottom's own
+
+    def put_all(self, changes: Changes) -> None:
+        if self._staged is None:
+            self._staged = dict(changes)
+        else:
+            self._staged.update(changes)
+
+    def commit(self, offsets: Mapping[str, int] | None = None) -> None:
+        staged, self._staged = self._staged, None
+        if staged or offsets:
+            self.write(staged or {}, offsets)
+
+    def rollback(self) -> None:
+        self._staged = None
+
+    @property
+    def staged(self) -> int:
+        """How many changes wait for the next commit."""
+        return len(self._staged) if self._staged else 0

@@ -158,9 +158,9 @@ class TestDriver:
         return [(r.key, r.value) for r in self.read_records(topic)]
 
     def _open_store(self, spec: Any, partition: int) -> Any:
-        from streamlet.state import InMemoryStore, StoreCache
+        from streamlet.state import InMemoryStore, StoreBuilder
 
-        return StoreCache(InMemoryStore(spec.name), spec.value_serde)
+        return StoreBuilder.for_spec(spec, partition).build(InMemoryStore(spec.name))
 
     def store(self, name: str) -> StoreView:
         """Read-only mapping over store ``name``: ``[key]``, ``get``, ``items()``, ``len()``."""

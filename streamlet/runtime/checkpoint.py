@@ -1,0 +1,166 @@
+"""The commit of this process, owned by one object: caches → changelog → producer flush → store
+checkpoint → input offsets.
+
+Every commit — on the interval, for revoked partitions, at shutdown — goes
+through :meth:`Checkpoint.commit`. :class:`AtLeastOnceCheckpoint` does, in
+this order:
+
+1. **flush caches**: each store of each active task stages its changed keys
+   (``prepare_commit``); the change-logging layer sends one changelog record
+   per key (:mod:`streamlet.state.store` describes the layers);
+2. **producer flush**: outputs and changelog records are acknowledged; a
+   record the broker rejected goes to the error policy, any other delivery
+   failure raises :class:`~streamlet.errors.DeliveryError` — then nothing is
+   written or committed, and every later commit raises it too;
+3. **store checkpoint**: each store writes its staged changes and its
+   changelog checkpoint in one atomic write (a source table's checkpoint is
+   the input offset about to be committed). A corrupted store is noted in
+   :attr:`Checkpoint.corrupted` for the record loop to reset that task — its
+   changes are in the changelog already, so the commit goes on;
+4. **input offsets** are committed; refused during a rebalance → ``False``,
+   the offsets stay pending (records after the last commit may be processed
+   again: at-least-once, which the aggregations' replay marks absorb).
+
+Local state is thus never ahead of its changelog, and never behind the
+committed offsets.
+
+Exactly-once fits as another subclass with the same entry points: a
+transactional producer (``begin_transaction`` after each commit), then at
+commit: flush caches (changelog records join the transaction) →
+``send_offsets_to_transaction(offsets, consumer.consumer_group_metadata())``
+→ ``commit_transaction()`` → store checkpoint; on ``abort_transaction()``,
+:meth:`Checkpoint.rollback` takes every cache back to the last checkpoint and
+the consumer is rewound to the committed offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Iterable
+
+from streamlet.errors import StoreCorruptedError, StreamletError
+from streamlet.runtime.committer import Committer
+
+log = logging.getLogger("streamlet.commit")
+
+Key = tuple[str, int]
+#: the stores to commit: (task, store spec, top store layer)
+Stores = list[tuple[Any, Any, Any]]
+
+
+class Checkpoint(ABC):
+    """One owner of the commit. ``tasks()`` gives the active tasks (their stores are committed);
+    ``after_commit(offsets)`` runs after input offsets were committed (repartition purges).
+
+    The record loop's bookkeeping (``track``, ``track_positions``, ``pending``,
+    ``forget``) is the :class:`Committer`'s, reached through this object.
+    """
+
+    def __init__(self, committer: Committer, tasks: Callable[[], Iterable[Any]] = tuple,
+                 after_commit: Callable[[dict[Key, int]], None] | None = None) -> None:
+        self.committer = committer
+        self.tasks = tasks
+        self.after_commit = after_commit
+        #: tasks whose store write failed with corruption at a commit: the record loop resets them
+        self.corrupted: list[tuple[Any, StoreCorruptedError]] = []
+        # called once per batch: the committer's own methods, no call in between
+        self.track_positions = committer.track_positions
+        self.track = committer.track
+
+    # -- the record loop's bookkeeping ---------------------------------------------------
+    @property
+    def pending(self) -> dict[Key, int]:
+        """Input offsets processed and not committed yet (``(topic, partition)`` → next offset)."""
+        return self.committer.pending
+
+    @property
+    def abandoned(self) -> bool:
+        return self.committer.abandoned
+
+    @property
+    def failure(self) -> StreamletError | None:
+        return self.committer.failure
+
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        self.committer.on_delivery(err, msg)
+
+    def fail(self, error: StreamletError) -> None:
+        self.committer.fail(error)
+
+    def forget(self, keys: Iterable[Key]) -> None:
+        self.committer.forget(keys)
+
+    def abandon(self) -> None:
+        """The worker stops after a failure: commit nothing more, whoever asks (at-least-once: what
+        was processed since the last commit is processed again after a restart)."""
+        self.committer.abandon()
+
+    def maybe_commit(self) -> None:
+        if time.monotonic() >= self.committer.next_commit:
+            self.commit()
+
+    # -- the commit ----------------------------------------------------------------------
+    @abstractmethod
+    def commit(self, only: Iterable[Key] | None = None) -> bool:
+        """Commit every store of the active tasks and the processed input offsets (all, or those of
+        ``only``: a revocation). False when the offsets were not committed and stay pending."""
+
+    def rollback(self) -> None:
+        """Every store of the active tasks back to its last checkpoint: uncommitted changes dropped
+        (after an aborted transaction). The tasks' input must be rewound to the committed offsets."""
+        for _, _, store in self._stores():
+            store.rollback()
+
+    # -- steps shared by the implementations ---------------------------------------------
+    def _stores(self) -> Stores:
+        out = []
+        for task in self.tasks():
+            stores = task.ctx.stores
+            for spec in task.store_specs:
+                store = stores.get(spec.name)
+                if store is not None:
+                    out.append((task, spec, store))
+        return out
+
+    @staticmethod
+    def _prepare_stores(stores: Stores) -> list[tuple[Any, Any, Any, int]]:
+        """Step 1: each store stages its changes (the logging layer sends them); how many each."""
+        return [(task, spec, store, store.prepare_commit()) for task, spec, store in stores]
+
+    def _commit_stores(self, prepared: list[tuple[Any, Any, Any, int]], pending: dict[Key, int]) -> None:
+        """Step 3: each store writes what it staged with its checkpoint, atomically."""
+        for task, spec, store, count in prepared:
+            offsets = None
+            if spec.source_table:
+                if not count:
+                    continue  # nothing new: the checkpoint stays where it is
+                offset = pending.get((spec.changelog, task.partition))
+                offsets = {spec.changelog: offset} if offset is not None else None
+            try:
+                store.commit(offsets)
+            except StoreCorruptedError as exc:
+                if all(t is not task for t, _ in self.corrupted):
+                    self.corrupted.append((task, exc))
+
+
+class AtLeastOnceCheckpoint(Checkpoint):
+    """Caches → changelog → producer flush → store checkpoint → input offsets (see the module)."""
+
+    def commit(self, only: Iterable[Key] | None = None) -> bool:
+        committer = self.committer
+        committer.next_commit = time.monotonic() + committer.interval
+        if committer.abandoned:
+            return False
+        if committer.failure is not None:
+            raise committer.failure
+        prepared = self._prepare_stores(self._stores())
+        committer.flush_outputs()
+        self._commit_stores(prepared, dict(committer.pending))
+        committed = committer.commit_offsets(only)
+        if committed is None:
+            return False
+        if committed and self.after_commit is not None:
+            self.after_commit(committed)
+        return True
