@@ -89,20 +89,23 @@ def raw_timestamp(data: bytes) -> int:
 # -- aggregation rows ------------------------------------------------------------------
 #: index of the mark (an offset, or the marks by upstream partition) and of the state in a row
 MARK, STATE = 0, 1
-#: index of the local sequence in a row of an aggregation that reads its input directly
-SEQ = 2
+#: index of the local sequence and of the timestamp in a row of an aggregation that reads its input
+SEQ, TS = 2, 3
+#: index of the timestamp in a row of an aggregation that reads a repartition topic
+REPARTITIONED_TS = 2
 
 
-def aggregate_row(offset: int, state: Any, seq: int = 0) -> list[Any]:
+def aggregate_row(offset: int, state: Any, seq: int = 0, timestamp: int = -1) -> list[Any]:
     """The row of an aggregation reading its input directly: ``state`` after the record at
-    ``offset`` (the ``seq``-th record made from it)."""
-    return [offset, state, seq]
+    ``offset`` (the ``seq``-th record made from it); ``timestamp`` is the largest record timestamp
+    the aggregate has seen (Kafka Streams stamps its output records with it)."""
+    return [offset, state, seq, timestamp]
 
 
-def repartitioned_row(marks: dict[Any, list[int]], state: Any) -> list[Any]:
+def repartitioned_row(marks: dict[Any, list[int]], state: Any, timestamp: int = -1) -> list[Any]:
     """The row of an aggregation reading a repartition topic: ``marks`` maps each upstream partition to
     ``[upstream offset, upstream sequence, local sequence]`` of the last record applied from it."""
-    return [marks, state]
+    return [marks, state, timestamp]
 
 
 def state_of(row: list[Any] | None) -> Any:
@@ -117,7 +120,12 @@ def mark_of(row: list[Any]) -> tuple[int, int]:
 
 def marks_of(row: list[Any]) -> dict[Any, list[int]]:
     """The marks by upstream partition of a repartitioned aggregation's row."""
-    return row[MARK]
+    return row[MARK]  # type: ignore[no-any-return]
+
+
+def row_timestamp(row: list[Any]) -> int:
+    """The largest record timestamp a row's aggregate has seen (-1: unknown)."""
+    return row[REPARTITIONED_TS if row[MARK].__class__ is dict else TS]  # type: ignore[no-any-return]
 
 
 def applied(row: list[Any], offset: int, seq: int) -> bool:
@@ -126,6 +134,21 @@ def applied(row: list[Any], offset: int, seq: int) -> bool:
     return offset < done or (offset == done and seq <= row[SEQ])
 
 
+def upgrade(row: Any) -> Any:
+    """A row as stored before rows held their timestamp (``[offset, state, seq]``, ``[marks, state]``),
+    given timestamp -1 (unknown); any other row unchanged."""
+    if row.__class__ is list:
+        if row[MARK].__class__ is dict:
+            if len(row) == REPARTITIONED_TS:
+                row.append(-1)
+        elif len(row) == TS:
+            row.append(-1)
+    return row
+
+
 def aggregate_serde() -> FunctionSerde:
-    """Serde of aggregation rows (msgpack: lists, dicts with integer or bytes keys, plain data)."""
-    return _msgpack_serde()
+    """Serde of aggregation rows (msgpack: lists, dicts with integer or bytes keys, plain data); rows
+    stored by earlier versions are read with an unknown timestamp (:func:`upgrade`)."""
+    plain = _msgpack_serde()
+    de = plain._de
+    return FunctionSerde(plain.name, plain._ser, lambda data: upgrade(de(data)), plain.identity)

@@ -14,8 +14,8 @@ import msgpack
 
 from streamlet.errors import TopologyError
 from streamlet.serde.base import FunctionSerde
-from streamlet.serde.builtin import msgpack as msgpack_serde
 from streamlet.serde.context import ContextSerde, SerializationContext, needs_context
+from streamlet.state.row import aggregate_serde, state_of
 
 Add = Callable[[Any, Any, Any, int, int], Any]  # (state, key, value, offset, timestamp) -> state
 
@@ -44,7 +44,7 @@ class AggregateSpec:
         """What users see for a stored ``[mark, state, ...]`` row."""
         if stored is None:
             return None
-        state = stored[1]
+        state = state_of(stored)
         return state if self.result is None else self.result(state)
 
     @classmethod
@@ -106,8 +106,8 @@ class AggregateSpec:
 
 
 def stored_serde() -> FunctionSerde:
-    """Serde of stored ``[mark, state, ...]`` rows (msgpack)."""
-    return msgpack_serde()
+    """Serde of stored aggregation rows (:mod:`streamlet.state.row`)."""
+    return aggregate_serde()
 
 
 def check_state(state: Any) -> None:

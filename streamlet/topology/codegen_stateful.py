@@ -2,7 +2,7 @@
 
 For ``stream.group_by_key().aggregate(n=sl.agg.count(), ...)`` the record loop
 updates the cached row itself instead of calling the aggregation's closure:
-the same steps as ``aggregate`` in :mod:`streamlet.topology.stateful`,
+the same steps as ``aggregate`` in :mod:`streamlet.topology.aggregate`,
 specialised for a chain in which every input record reaches the aggregation
 at most once (no ``flat_map`` on the way), so the per-input sequence of the
 replay mark is always 0 and a record applies exactly when its offset is above
@@ -16,6 +16,8 @@ from typing import Any
 
 from streamlet.agg.aggregation import inline_update
 from streamlet.state.cache import MISSING
+from streamlet.state.row import MARK, REPARTITIONED_TS, SEQ, STATE, TS
+from streamlet.topology.aggregate import forward_at
 from streamlet.topology.codegen import _Writer
 from streamlet.topology.graph import Node
 from streamlet.topology.origin import read_origin
@@ -29,10 +31,10 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     """A stream aggregation with its row updated in the cache inline: named aggregators column by
     column (built-ins' usual cases without a call), count / reduce / user aggregates through their add.
 
-    Rows are those of :func:`streamlet.topology.stateful.aggregate`: ``[offset, state, 0]`` when the
-    aggregation reads its input topic, ``[{upstream partition: [offset, sequence, 0]}, state]``
-    when it reads a repartition topic (``group_by(...)``); the local sequence is 0 because each
-    input record reaches the aggregation at most once on a single-output path.
+    Rows are those of :mod:`streamlet.topology.aggregate` (:mod:`streamlet.state.row`); the local
+    sequence of the replay mark is 0 because each input record reaches the aggregation at most
+    once on a single-output path. The change goes on stamped with the largest timestamp the
+    aggregate has seen (only a record arriving out of order pays for a stamped message).
     """
     plan = getattr(w.comp.forward_of(node.name), "plan", None)
     if plan is None or not w.comp.single_output_path(node.name):
@@ -45,10 +47,12 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     if plan.down is not None or not plan.same_key or aggregation is None:
         w.key_used(k)
     o, key, cur, st, old = w.var("o"), w.var("akb"), w.var("row"), w.var("st"), w.var("old")
-    ts = w.ts if plan.uses_ts else "0"
+    ts, rts = w.var("ts"), w.var("rts")  # the record's timestamp, the row's (the largest seen)
+    row_ts = REPARTITIONED_TS if plan.repartitioned else TS
     w.emit(depth, f"if {v} is not None and {k} is not None:  # aggregate {node.name}")
     d = depth + 1
     w.emit(d, f"{o} = m.offset()")
+    w.emit(d, f"{ts} = {w.ts}")
     w.emit(d, f"{key} = kb" if plan.same_key else f"{key} = {w.bind(plan.kser, 'agg_kser')}({k})")
     if plan.repartitioned:
         uo, us, up, marks, done = w.var("uo"), w.var("us"), w.var("up"), w.var("marks"), w.var("done")
@@ -58,13 +62,13 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     w.emit(d + 1, f"{cur} = {g['get']}({key})")
     if aggregation is not None:
         w.emit(d + 1, f"if {cur} is not None:")  # a stored row: its columns as this aggregation's?
-        w.emit(d + 2, f"{w.bind(aggregation._check_shape, 'agg_check_shape')}({cur}[1])")
+        w.emit(d + 2, f"{w.bind(aggregation._check_shape, 'agg_check_shape')}({cur}[{STATE}])")
     w.emit(d, f"if {cur} is None:")
     _add(w, plan, g, f"{g['initial']}()", st, k, v, o, ts, d + 1)
     if plan.repartitioned:
-        w.emit(d + 1, f"{g['values']}[{key}] = [{{{up}: [{uo}, {us}, 0]}}, {st}]")
+        w.emit(d + 1, f"{g['values']}[{key}] = {_row(plan, f'{{{up}: [{uo}, {us}, 0]}}', st, ts)}")
     else:
-        w.emit(d + 1, f"{g['values']}[{key}] = [{o}, {st}, 0]")
+        w.emit(d + 1, f"{g['values']}[{key}] = {_row(plan, o, st, ts)}")
     w.emit(d + 1, f"{g['dirty']}[{key}] = None")
     down = w.bind(plan.down, "agg_down") if plan.down is not None else None
     if down is not None:
@@ -73,27 +77,44 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     if plan.repartitioned:
         # applied unless the upstream task wrote this record before (at or below the partition's mark)
         w.emit(d, "else:")
-        w.emit(d + 1, f"{marks} = {cur}[0]")
+        w.emit(d + 1, f"{marks} = {cur}[{MARK}]")
         w.emit(d + 1, f"{done} = {marks}.get({up})")
         w.emit(d + 1, f"if {done} is None or {uo} > {done}[0] or ({uo} == {done}[0] and {us} > {done}[1]):")
         d += 1
     else:
-        w.emit(d, f"elif {o} > {cur}[0]:  # at or below: already applied (a replay)")
+        w.emit(d, f"elif {o} > {cur}[{MARK}]:  # at or below: already applied (a replay)")
     if down is not None and plan.want_old:
-        w.emit(d + 1, f"{old} = {g['present']}({cur}[1])")
+        w.emit(d + 1, f"{old} = {g['present']}({cur}[{STATE}])")
     if aggregation is not None:
-        _add_in_place(w, aggregation, f"{cur}[1]", st, v, o, ts, d + 1)
+        _add_in_place(w, aggregation, f"{cur}[{STATE}]", st, v, o, ts, d + 1)
     else:
-        _add(w, plan, g, f"{cur}[1]", st, k, v, o, ts, d + 1)
-        w.emit(d + 1, f"{cur}[1] = {st}")
+        _add(w, plan, g, f"{cur}[{STATE}]", st, k, v, o, ts, d + 1)
+        w.emit(d + 1, f"{cur}[{STATE}] = {st}")
     if plan.repartitioned:
         w.emit(d + 1, f"{marks}[{up}] = [{uo}, {us}, 0]")
     else:
-        w.emit(d + 1, f"{cur}[0] = {o}")
-        w.emit(d + 1, f"{cur}[2] = 0")
+        w.emit(d + 1, f"{cur}[{MARK}] = {o}")
+        w.emit(d + 1, f"{cur}[{SEQ}] = 0")
+    w.emit(d + 1, f"{rts} = {cur}[{row_ts}]")
+    w.emit(d + 1, f"if {ts} > {rts}:")
+    w.emit(d + 2, f"{cur}[{row_ts}] = {rts} = {ts}")
     w.emit(d + 1, f"{g['dirty']}[{key}] = None")
     if down is not None:
-        w.emit(d + 1, f"{down}({k}, ({g['present']}({st}), {old if plan.want_old else 'None'}))")
+        change = f"({g['present']}({st}), {old if plan.want_old else 'None'})"
+        w.emit(d + 1, f"if {rts} == {ts}:")
+        w.emit(d + 2, f"{down}({k}, {change})")
+        w.emit(d + 1, "else:  # out of order: the output keeps the aggregate's time")
+        w.globals["ctx"] = w.comp.ctx
+        w.emit(d + 2, f"{w.bind(forward_at, 'forward_at')}(ctx, {down}, {k}, {change}, {rts})")
+
+
+def _row(plan: Any, mark: str, st: str, ts: str) -> str:
+    """The expression of a new row (the order of :mod:`streamlet.state.row`)."""
+    if plan.repartitioned:
+        slots = {MARK: mark, STATE: st, REPARTITIONED_TS: ts}
+    else:
+        slots = {MARK: mark, STATE: st, SEQ: "0", TS: ts}
+    return "[" + ", ".join(slots[i] for i in range(len(slots))) + "]"
 
 
 def _add(w: _Writer, plan: Any, g: dict[str, str], state: str, st: str, k: str, v: str, o: str, ts: str,

@@ -62,6 +62,7 @@ _OPS = "streamlet.topology.operators"
 _GEN = "streamlet.topology.codegen_nodes"
 _TAB = "streamlet.topology.stateful"
 _GEN_TAB = "streamlet.topology.codegen_stateful"
+_AGG = "streamlet.topology.aggregate"
 
 KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # streams
@@ -94,9 +95,9 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("to_stream", f"{_TAB}:to_stream", keeps_key=True),
     NodeKind("table_group_by", f"{_TAB}:table_group_by", needs_old=True),
     # aggregations and joins
-    NodeKind("aggregate", f"{_TAB}:aggregate", f"{_GEN_TAB}:aggregate", lookup=f"{_TAB}:aggregate_lookup",
+    NodeKind("aggregate", f"{_AGG}:aggregate", f"{_GEN_TAB}:aggregate", lookup=f"{_AGG}:aggregate_lookup",
              keeps_key=True, key_aware=True, table=True, store="store"),
-    NodeKind("table_aggregate", f"{_TAB}:table_aggregate", lookup=f"{_TAB}:aggregate_lookup", keeps_key=True,
+    NodeKind("table_aggregate", f"{_AGG}:table_aggregate", lookup=f"{_AGG}:aggregate_lookup", keeps_key=True,
              table=True, store="store"),
     NodeKind("stream_table_join", f"{_TAB}:stream_table_join", f"{_GEN_TAB}:stream_table_join",
              keeps_key=True, key_aware=True),

@@ -1,4 +1,4 @@
-"""Compilers of the table, aggregation and stream–table join node kinds.
+"""Compilers of the table and stream–table join node kinds (aggregations: :mod:`.aggregate`).
 
 Table processors forward changes ``(key, (new, old))``. Each table node also
 has a *value getter* ``get(key) -> value | None`` (Kafka Streams'
@@ -8,17 +8,14 @@ materializing it again.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, Callable
 
 from streamlet.errors import TopologyError
-from streamlet.topology.aggregation import check_state
 from streamlet.topology.chain import Forward, fan_out
 from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.topology.kinds import KINDS, resolve
-from streamlet.topology.origin import InputSequence, input_message, read_origin
 
 Getter = Callable[[Any], Any]
 
@@ -170,132 +167,6 @@ def group_by(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilati
             down(gk, v)
 
     return group_by
-
-
-# -- aggregations ---------------------------------------------------------------
-def _same_key_bytes(node: Node, comp: Compilation) -> bool:
-    """Whether the input message's key bytes are the store key (key and key serde unchanged)."""
-    return comp.same_key_bytes(node.name, comp.topology.stores[node.params["store"]].key_serde)
-
-
-def _key_bytes(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any], bytes]:
-    if _same_key_bytes(node, comp):
-        return lambda k: ctx.msg.key()
-    return comp.topology.stores[node.params["store"]].key_serde.serialize  # type: ignore[no-any-return]
-
-
-def _compile_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation,
-                       table: bool) -> Forward:
-    """The aggregation processor; stored rows are ``[mark, state, ...]`` (see :mod:`origin`)."""
-    spec = node.params["spec"]
-    cache = ctx.stores[node.params["store"]]
-    get, put = cache.get, cache.put
-    initial, add, sub, result = spec.initial, spec.add, spec.subtract, spec.result
-    check = spec.check_serializable
-    present = result or (lambda s: s)
-    want_old = needs_old(comp, node.name)
-    key_bytes = _key_bytes(node, ctx, comp)
-    down = fan_out(downs)
-    if table and sub is None:
-        raise TopologyError(f"aggregation {node.name!r} on a table needs a subtractor")
-    sequence = InputSequence()
-
-    def fold(state: Any, k: Any, v: Any, m: Any) -> Any:
-        if table:
-            sign, value = v
-            if sign == "=":  # a row updated within this group: subtract its old value, add the new
-                state = sub(state, k, value[1], m.offset(), m.timestamp()[1])
-                value = value[0]
-            state = (add if sign != "-" else sub)(state, k, value, m.offset(), m.timestamp()[1])
-        else:
-            state = add(state, k, v, m.offset(), m.timestamp()[1])
-        if check:
-            check_state(state)
-        return state
-
-    def aggregate(k: Any, v: Any) -> None:
-        # row: [offset, state, seq] -- the input offset and the n-th record made from it
-        if v is None or k is None:
-            return  # tombstones and key-less records are dropped (ksqlDB / Kafka Streams)
-        m = ctx.msg
-        seq = sequence.next(m)
-        offset = input_message(m).offset()
-        kb = key_bytes(k)
-        cur = get(kb)
-        if cur is None:
-            state, old = initial(), None
-        else:
-            done = cur[0]
-            if offset < done or (offset == done and seq <= cur[2]):
-                return  # already applied: a replay after a crash must not count twice
-            state = cur[1]
-            old = present(state) if want_old else None
-        state = fold(state, k, v, m)
-        put(kb, [offset, state, seq])
-        down(k, (present(state), old))
-
-    def aggregate_repartitioned(k: Any, v: Any) -> None:
-        # row: [{upstream partition: [offset, upstream seq, seq]}, state]
-        if v is None or k is None:
-            return
-        m = ctx.msg
-        seq = sequence.next(m)
-        up_offset, up_seq, up_partition = read_origin(input_message(m))
-        mark = [up_offset, up_seq, seq]
-        kb = key_bytes(k)
-        cur = get(kb)
-        if cur is None:
-            marks, state, old = {}, initial(), None
-        else:
-            marks = cur[0]
-            done = marks.get(up_partition)
-            if done is not None and mark <= done:
-                return  # the upstream task wrote this record again after a crash
-            state = cur[1]
-            old = present(state) if want_old else None
-        state = fold(state, k, v, m)
-        marks[up_partition] = mark
-        put(kb, [marks, state])
-        down(k, (present(state), old))
-
-    repartitioned = comp.reads_repartition(node.name)
-    chosen = aggregate_repartitioned if repartitioned else aggregate
-    if not table:
-        # what codegen_stateful needs to write these steps inline into the generated chain: named
-        # aggregators column by column (the Aggregation's own add), any other spec through its add
-        # a state check after each add (user aggregators) rules out the in-place column updates
-        aggregation = spec.aggregation if not check else None
-        values, dirty = cache.hot_path()
-        chosen.plan = SimpleNamespace(  # type: ignore[attr-defined]
-            values=values, dirty=dirty, get=get, initial=initial, present=present, aggregation=aggregation,
-            add=aggregation.add if aggregation is not None else add,
-            check=check_state if check else None,
-            uses_ts=aggregation.uses_timestamp if aggregation is not None else True,
-            same_key=_same_key_bytes(node, comp),
-            kser=comp.topology.stores[node.params["store"]].key_serde.serialize,
-            want_old=want_old, down=down if downs else None, repartitioned=repartitioned)
-    return chosen
-
-
-def aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
-    """A stream aggregation (``group_by_key()`` / ``group_by(...)`` then count, reduce, aggregate)."""
-    if len(comp.sources_of(node.name)) > 1:
-        raise TopologyError(
-            f"aggregation {node.name!r} reads several topics: its replay protection compares the "
-            "offsets of one partition; repartition the merged stream first (.repartition())"
-        )
-    return _compile_aggregate(node, ctx, downs, comp, table=False)
-
-
-def table_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
-    return _compile_aggregate(node, ctx, downs, comp, table=True)
-
-
-def aggregate_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
-    get = ctx.stores[node.params["store"]].get
-    kser = comp.topology.stores[node.params["store"]].key_serde.serialize
-    present = node.params["spec"].present
-    return lambda k: present(get(kser(k)))
 
 
 # -- stream–table join ------------------------------------------------------------

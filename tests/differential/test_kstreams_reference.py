@@ -17,14 +17,8 @@ SEEDS = [0, 1, 2, 3]
 #: topology → how streamlet's keys and values differ from Kafka Streams' (a strict xfail)
 DIFFERENT: dict[str, str] = {
 }
-_MAX_TIMESTAMP = ("an aggregation's output record: Kafka Streams stamps it with the largest timestamp the "
-                  "aggregate has seen (max of the previous aggregate's and the record's); streamlet with the "
-                  "timestamp of the record that changed it (lower when it arrives out of order)")
 #: topology → how only the timestamps differ
-DIFFERENT_TIMESTAMPS: dict[str, str] = {
-    "count": _MAX_TIMESTAMP, "reduce": _MAX_TIMESTAMP, "aggregate": _MAX_TIMESTAMP,
-    "stream-group-by": _MAX_TIMESTAMP, "named-aggregators": _MAX_TIMESTAMP, "table-group-by": _MAX_TIMESTAMP,
-}
+DIFFERENT_TIMESTAMPS: dict[str, str] = {}
 #: topology → how it differs only when some stream records have no key
 DIFFERENT_NULL_KEYS: dict[str, str] = {}
 

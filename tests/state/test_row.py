@@ -44,7 +44,7 @@ def test_timestamped_serdes_write_the_same_bytes_when_their_values_do() -> None:
 
 def test_aggregation_rows_and_their_replay_marks() -> None:
     r = row.aggregate_row(41, {"n": 3}, 1)
-    assert r == [41, {"n": 3}, 1] and row.state_of(r) == {"n": 3} and row.mark_of(r) == (41, 1)
+    assert r == [41, {"n": 3}, 1, -1] and row.state_of(r) == {"n": 3} and row.mark_of(r) == (41, 1)
     assert row.applied(r, 40, 5) and row.applied(r, 41, 0) and row.applied(r, 41, 1)
     assert not row.applied(r, 41, 2) and not row.applied(r, 42, 0)
     assert row.state_of(None) is None
@@ -60,3 +60,13 @@ def test_aggregation_rows_encode_as_the_aggregations_store_does() -> None:
         data = serde.serialize(r)
         assert data == stored_serde().serialize(r)
         assert serde.deserialize(data) == r
+
+
+def test_aggregation_rows_keep_the_largest_timestamp_and_old_rows_read_as_unknown() -> None:
+    assert row.row_timestamp(row.aggregate_row(3, 1, 0, 1700)) == 1700
+    assert row.row_timestamp(row.repartitioned_row({b"p": [1, 0, 0]}, 1, 1800)) == 1800
+    serde = row.aggregate_serde()
+    old_direct, old_repartitioned = serde.serialize([5, {"n": 1}, 0]), serde.serialize([{b"p": [1, 0, 0]}, 2])
+    assert serde.deserialize(old_direct) == [5, {"n": 1}, 0, -1]
+    assert serde.deserialize(old_repartitioned) == [{b"p": [1, 0, 0]}, 2, -1]
+    assert row.row_timestamp(serde.deserialize(old_direct)) == -1

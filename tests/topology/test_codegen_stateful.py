@@ -108,3 +108,19 @@ def test_a_custom_aggregator_whose_state_cannot_be_stored_fails_alike(grouping: 
 
     log = _same(build, ORDERS, on_error="skip")
     assert sum(len(rs) for rs in log["out"].values()) == len(ORDERS) - 1
+
+
+@pytest.mark.parametrize("aggregation", sorted(AGGREGATIONS))
+@pytest.mark.parametrize("grouping", ["group_by", "group_by_key"])
+def test_an_aggregate_keeps_the_largest_timestamp_it_has_seen(grouping: str, aggregation: str) -> None:
+    # Kafka Streams: an aggregation's output is stamped max(previous aggregate's time, record's time)
+    late = [("orders", "k1", {"user": "u1", "amount": 1, "n": 1}, 5000),
+            ("orders", "k1", {"user": "u1", "amount": 2, "n": 2}, 3000),  # out of order
+            ("orders", "k1", {"user": "u1", "amount": 3, "n": 3}, 7000)]
+    _same(_build(grouping, aggregation), late)
+    app = sl.App("agg-ts")
+    _build(grouping, aggregation)(app)
+    with TestDriver(app) as d:
+        for _, key, value, ts in late:
+            d.send("orders", key=key, value=value, timestamp=ts)
+        assert [r.timestamp for r in d.read_records("out")] == [5000, 5000, 7000]
