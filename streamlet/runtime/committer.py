@@ -45,6 +45,8 @@ class Committer:
         self.commits = 0
         #: set by :meth:`abandon`: this process commits nothing more
         self.abandoned = False
+        #: the metadata committed with a partition's offset (``None``: none), e.g. stream time
+        self.offset_metadata: Callable[[str, int], str | None] | None = None
 
     # librdkafka calls this from poll()/flush() for failed deliveries only
     def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
@@ -134,7 +136,11 @@ class Committer:
             items = {k: v for k, v in self.pending.items() if k in keys}
         if not items:
             return items
-        offsets = [TopicPartition(t, p, o) for (t, p), o in items.items()]
+        metadata = self.offset_metadata
+        if metadata is None:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in items.items()]
+        else:
+            offsets = [TopicPartition(t, p, o, metadata=metadata(t, p)) for (t, p), o in items.items()]
         for attempt in range(30):
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)

@@ -33,6 +33,8 @@ class InputLogStart:
     def __init__(self, consumer: Any, admin: Any, policy: str, metrics: Metrics, timeout_s: float = 30.0) -> None:
         self.consumer, self.admin, self.policy, self.metrics = consumer, admin, policy, metrics
         self.timeout_s = timeout_s
+        #: the metadata committed with each offset read by the last :meth:`committed` (stream time)
+        self.metadata: dict[Key, str | None] = {}
 
     def committed(self, keys: list[Key]) -> dict[Key, int | None]:
         """The group's committed offset of each partition (None: nothing committed); gaps reported."""
@@ -43,6 +45,7 @@ class InputLogStart:
         except KafkaException as exc:
             raise StateError(f"cannot read the committed offsets of {_fmt(keys)}: {exc}") from exc
         committed = {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in got}
+        self.metadata = {(tp.topic, tp.partition): tp.metadata for tp in got}
         self.check({k: c for k, c in committed.items() if c is not None})
         return committed
 

@@ -28,6 +28,7 @@ from streamlet.runtime.clients import (
     producer_config,
     with_client_logger,
 )
+from streamlet.runtime import stream_time
 from streamlet.runtime.checkpoint import AtLeastOnceCheckpoint, Checkpoint
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
@@ -126,6 +127,8 @@ class Runner:
         self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
         self.committer = AtLeastOnceCheckpoint(committer, self.tasks.active_tasks, purge.after_commit)
+        if any(reads_stream_time(n) for n in topology.nodes.values()):
+            committer.offset_metadata = stream_time.metadata_of(self.tasks.task_of)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
             from streamlet.runtime.state_updater import StateUpdater
@@ -159,6 +162,7 @@ class Runner:
         keys = [(tp.topic, tp.partition) for tp in partitions]
         committed = self.log_start.committed(keys)  # before the first fetch: deleted records reported
         created = tasks.assign(keys)
+        stream_time.resume(created, self.log_start.metadata)  # as committed with their offsets
         restoring = [t for t in created if not t.active]
         if restoring:
             self.restoring.add(restoring, committed)  # type: ignore[union-attr]

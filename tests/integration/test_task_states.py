@@ -82,3 +82,54 @@ def test_punctuators_in_a_running_worker(tmp_path: Path) -> None:
         st = [(orjson.loads(m.value()), m.timestamp()[1]) for m in beats.poll() if m.key() == b"st"]
         assert st == [(5_000, 5_000)]
     assert not errors
+
+
+class StreamTimeProbe(sl.Processor):
+    """Emits each record with the task's stream time as its value (a stream-time punctuator makes the
+    task keep stream time)."""
+
+    def init(self, context: sl.ProcessorContext) -> None:
+        self.context = context
+        context.schedule(60_000, sl.PunctuationType.STREAM_TIME, lambda ts: None)
+
+    def process(self, record: sl.Record) -> sl.Record:
+        return record._replace(value=self.context.stream_time)
+
+
+def test_stream_time_is_committed_with_the_offsets_and_resumed_after_a_restart(tmp_path: Path, broker,
+                                                                               broker_kind: str) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streamlet.runtime.stream_time import decode
+
+    if broker_kind == "tansu":
+        pytest.skip("Tansu drops the metadata of committed offsets")
+    for t in ("events", "probe"):
+        broker.create_topic(t, 1)
+
+    def app() -> sl.App:
+        a = sl.App("st-app", brokers=broker.bootstrap, state_dir=str(tmp_path), commit_interval_ms=100,
+                   config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+        a.stream("events").process(StreamTimeProbe).to("probe")
+        return a
+
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    with Follower(broker.bootstrap, "probe", 1) as probe:
+        with app_in_thread(app()) as errors:
+            p.produce("events", b"{}", b"k", 0, timestamp=5_000)
+            assert p.flush(10) == 0
+            wait_for(lambda: probe.poll(), errors, "the first record's output")
+        assert not errors
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "st-app"})
+        try:
+            (tp,) = c.committed([TopicPartition("events", 0)], timeout=10)
+        finally:
+            c.close()
+        assert tp.offset == 1 and decode(tp.metadata) == 5_000  # Kafka Streams' layout
+        with app_in_thread(app()) as errors:
+            p.produce("events", b"{}", b"k", 0, timestamp=1_000)  # older than the stream time
+            assert p.flush(10) == 0
+            wait_for(lambda: len(probe.poll()) == 2, errors, "the second record's output", timeout=60)
+        assert not errors
+        # the restarted task went on from the committed stream time, not from "unknown"
+        assert [orjson.loads(m.value()) for m in probe.poll()] == [5_000, 5_000]
