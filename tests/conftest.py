@@ -1,9 +1,24 @@
-"""Shared test options: which brokers the integration suite runs against."""
+"""Shared test options (which brokers the integration suite runs against) and fixtures."""
 
 from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
 
 
 def pytest_addoption(parser):
     parser.addoption("--broker", default="mock", choices=["mock", "tansu", "kafka", "both", "all"],
                      help="broker(s) for integration tests: the embedded mock, Tansu, real Apache Kafka "
                           "(Java 17+ and Maven), both (mock and Tansu) or all three")
+
+
+@pytest.fixture(params=[True, False], ids=["generated", "closures"])
+def generated(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Runs a test twice: chains as generated code, then as the compiled closures alone."""
+    from streamlet.topology import codegen
+
+    old = codegen.enabled
+    codegen.enabled = request.param
+    yield request.param
+    codegen.enabled = old

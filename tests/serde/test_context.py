@@ -14,7 +14,6 @@ import streamlet as sl
 from streamlet.errors import RecordError, SerializationError
 from streamlet.serde.context import TopicSerde, context_expr, deserializer_for, for_topic, serializer_for
 from streamlet.testing import TestDriver
-from streamlet.topology import codegen
 
 
 class Recording(sl.serde.ContextSerde):
@@ -35,14 +34,6 @@ class Recording(sl.serde.ContextSerde):
         if prefix != ctx.topic.encode():
             raise ValueError(f"bytes written for {prefix.decode()!r} read from {ctx.topic!r}")
         return orjson.loads(body)
-
-
-@pytest.fixture(params=[True, False], ids=["generated", "closures"])
-def generated(request: pytest.FixtureRequest) -> Any:
-    old = codegen.enabled
-    codegen.enabled = request.param
-    yield request.param
-    codegen.enabled = old
 
 
 # -- the serde objects ---------------------------------------------------------------------------

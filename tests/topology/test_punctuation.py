@@ -15,17 +15,8 @@ import pytest
 
 import streamlet as sl
 from streamlet.errors import PunctuationError
-from streamlet.topology import codegen
 
 ST, WALL = sl.PunctuationType.STREAM_TIME, sl.PunctuationType.WALL_CLOCK_TIME
-
-
-@pytest.fixture(params=[True, False], ids=["generated", "closures"])
-def generated(request: pytest.FixtureRequest) -> Any:
-    old = codegen.enabled
-    codegen.enabled = request.param
-    yield request.param
-    codegen.enabled = old
 
 
 class Ticks(sl.Processor):

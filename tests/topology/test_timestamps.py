@@ -10,15 +10,6 @@ import pytest
 
 import streamlet as sl
 from streamlet.errors import RecordError, TimestampError
-from streamlet.topology import codegen
-
-
-@pytest.fixture(params=[True, False], ids=["generated", "closures"])
-def generated(request: pytest.FixtureRequest) -> Any:
-    old = codegen.enabled
-    codegen.enabled = request.param
-    yield request.param
-    codegen.enabled = old
 
 
 def timestamps(d: Any, topic: str) -> list[tuple[Any, int]]:
