@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,12 @@ from streamlet.runtime import stream_time
 from streamlet.runtime.checkpoint import AtLeastOnceCheckpoint, Checkpoint
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
+from streamlet.runtime.lifecycle import (
+    CLOSE_TIMEOUT_S,
+    close_within,
+    install_signal_handlers,
+    restore_signal_handlers,
+)
 from streamlet.runtime.log_start import InputLogStart
 from streamlet.runtime.metrics import Metrics
 from streamlet.runtime.partition_check import PartitionCheck, copartitioned_external_topics
@@ -204,7 +209,7 @@ class Runner:
     # -- the loop -------------------------------------------------------------
     def run(self) -> None:
         self.fatal: KafkaError | None = None
-        handlers = _install_signal_handlers(self.app.stop)
+        handlers = install_signal_handlers(self.app.stop)
         gc.collect()
         gc.freeze()
         old_threshold = gc.get_threshold()
@@ -220,7 +225,7 @@ class Runner:
             gc.set_threshold(*old_threshold)
             gc.unfreeze()
             self._shutdown(clean=failed is None or isinstance(failed, RecordError))
-            _restore_signal_handlers(handlers)
+            restore_signal_handlers(handlers)
 
     def _loop(self) -> None:
         """Consume a batch, run each record through its task's chain, commit on the interval.
@@ -382,7 +387,7 @@ class Runner:
             if self.tasks is not None:
                 self.tasks.close_all()
                 self.tasks.tasks.clear()
-            _close_within(self.consumer, CLOSE_TIMEOUT_S)
+            close_within(self.consumer, CLOSE_TIMEOUT_S)
             if self.state is not None:
                 self.state.close()
         except KafkaException as exc:
@@ -393,51 +398,3 @@ class Runner:
             self.consumer = None
             self.producer = None
             self.admin = None
-
-
-#: how long leaving the group may take at shutdown before the worker exits without waiting
-CLOSE_TIMEOUT_S = 15.0
-
-
-def _close_within(consumer: Any, timeout_s: float) -> None:
-    """``consumer.close()`` (revoke, commit, leave the group), waited for at most ``timeout_s``.
-
-    Seen on Kafka: a member that closes while a cooperative rebalance is under way can wait in
-    close() for the rebalance to end (up to ``max.poll.interval.ms``). The offsets are committed by
-    then, so after the timeout the worker exits anyway and the group moves its partitions after
-    ``session.timeout.ms`` — a pod never outlives its termination grace period here.
-    """
-    done = threading.Event()
-    failed: list[BaseException] = []
-
-    def close() -> None:
-        try:
-            consumer.close()
-        except BaseException as exc:
-            failed.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=close, name="streamlet-consumer-close", daemon=True).start()
-    if not done.wait(timeout_s):
-        log.warning("leaving the group took more than %.0f s (a rebalance under way?): exiting without "
-                    "waiting; the offsets are committed, and the group moves this worker's partitions "
-                    "after session.timeout.ms", timeout_s)
-        return
-    if failed:
-        raise failed[0]
-
-
-def _install_signal_handlers(stop: Any) -> dict[int, Any]:
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    old = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        old[sig] = signal.getsignal(sig)
-        signal.signal(sig, lambda *_: stop())
-    return old
-
-
-def _restore_signal_handlers(old: dict[int, Any]) -> None:
-    for sig, handler in old.items():
-        signal.signal(sig, handler)
