@@ -53,9 +53,7 @@ class RestoringTasks:
         for task in tasks:
             for topic in task.assigned:
                 self.held[(topic, task.partition)] = []
-            for spec in task.store_specs:
-                if spec.source_table:
-                    task.committed[spec.changelog] = committed.get((spec.changelog, task.partition))
+            _restore_tables_to(task, committed)
         self.updater.add(tasks)
 
     def drop(self, keys: list[Key]) -> None:
@@ -123,7 +121,6 @@ class RestoringTasks:
                     ", ".join(f"{t}[{p}]" for t, p in keys))
         self.committer.forget(keys)
         self.tasks.deactivate(task)
-        tables = {spec.changelog for spec in task.store_specs if spec.source_table}
         try:
             committed = self.consumer.committed([TopicPartition(t, p) for t, p in keys], timeout=30)
             start = OFFSET_BEGINNING if self.reset_to_start else OFFSET_END
@@ -134,13 +131,20 @@ class RestoringTasks:
                 target = TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else start)
                 self.consumer.pause([target])
                 self.consumer.seek(target)
-                if tp.topic in tables:  # a source table's restore stops at the committed offset
-                    task.committed[tp.topic] = tp.offset if tp.offset >= 0 else None
+            _restore_tables_to(task, {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None
+                                      for tp in committed})
         except KafkaException as exc2:
             # without the rewind, records after the committed offset would be skipped: stop instead
             raise StateError(f"{exc}; the task could not be rewound to its committed offsets ({exc2}), so "
                              "the worker stops without committing; a restart restores it") from exc
         self.updater.add([task])
+
+
+def _restore_tables_to(task: Any, committed: dict[Key, int | None]) -> None:
+    """A source table's restore stops at the group's committed offset of its topic (None: none)."""
+    for spec in task.store_specs:
+        if spec.source_table:
+            task.committed[spec.changelog] = committed.get((spec.changelog, task.partition))
 
 
 def fmt(partitions: list[Any]) -> str:
