@@ -42,6 +42,7 @@ import time
 from typing import Any
 
 from benchmarks.cases import CaseResult, Options
+from benchmarks.cases._common import first_assignment
 from benchmarks.cases.join import commit_table_end
 from benchmarks.cases.stateful import stateful_app
 from benchmarks.cases.stateless import make_records, record_size
@@ -187,7 +188,7 @@ def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
             time.sleep(0.0005)
         marks["subscribed"] = time.time()
         runner = app._runner
-        runner.assigned.wait()
+        first_assignment(runner).wait()
         marks["assigned"] = time.time()
         track = runner.committer.track_positions
 
