@@ -135,6 +135,7 @@ def _compile(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilati
             values=values, dirty=dirty, get=get, initial=initial, present=present, aggregation=aggregation,
             add=aggregation.add if aggregation is not None else add,
             check=check_state if check else None,
+            uses_ts=aggregation.uses_timestamp if aggregation is not None else True,
             same_key=_same_key_bytes(node, comp),
             kser=comp.topology.stores[node.params["store"]].key_serde.serialize,
             want_old=want_old, down=down if downs else None, repartitioned=repartitioned)

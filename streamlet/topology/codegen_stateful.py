@@ -49,10 +49,13 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     o, key, cur, st, old = w.var("o"), w.var("akb"), w.var("row"), w.var("st"), w.var("old")
     ts, rts = w.var("ts"), w.var("rts")  # the record's timestamp, the row's (the largest seen)
     row_ts = REPARTITIONED_TS if plan.repartitioned else TS
+    # the row's time stamps what goes downstream: with nothing downstream, and aggregators that
+    # ignore timestamps, the record's timestamp is not read at all (rows keep -1, "unknown")
+    keep_ts = plan.down is not None or plan.uses_ts
     w.emit(depth, f"if {v} is not None and {k} is not None:  # aggregate {node.name}")
     d = depth + 1
     w.emit(d, f"{o} = m.offset()")
-    w.emit(d, f"{ts} = {w.ts}")
+    w.emit(d, f"{ts} = {w.ts if keep_ts else '-1'}")
     w.emit(d, f"{key} = kb" if plan.same_key else f"{key} = {w.bind(plan.kser, 'agg_kser')}({k})")
     if plan.repartitioned:
         uo, us, up, marks, done = w.var("uo"), w.var("us"), w.var("up"), w.var("marks"), w.var("done")
@@ -95,9 +98,10 @@ def aggregate(w: _Writer, node: Node, k: str, v: str, depth: int) -> None:
     else:
         w.emit(d + 1, f"{cur}[{MARK}] = {o}")
         w.emit(d + 1, f"{cur}[{SEQ}] = 0")
-    w.emit(d + 1, f"{rts} = {cur}[{row_ts}]")
-    w.emit(d + 1, f"if {ts} > {rts}:")
-    w.emit(d + 2, f"{cur}[{row_ts}] = {rts} = {ts}")
+    if keep_ts:
+        w.emit(d + 1, f"{rts} = {cur}[{row_ts}]")
+        w.emit(d + 1, f"if {ts} > {rts}:")
+        w.emit(d + 2, f"{cur}[{row_ts}] = {rts} = {ts}")
     w.emit(d + 1, f"{g['dirty']}[{key}] = None")
     if down is not None:
         change = f"({g['present']}({st}), {old if plan.want_old else 'None'})"
