@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from streamlet.errors import TopologyError
 from streamlet.serde.base import Serde
 
 if TYPE_CHECKING:
@@ -75,12 +76,41 @@ class KTable:
         node = self._app.topology.add("table_group_by", [self._node], fn=fn, name=name)
         return KGroupedTable(self._app, node.name, key_serde or self.key_serde, self.value_serde)
 
-    def join(self, *args: Any, **kwargs: Any) -> "KTable":
-        raise NotImplementedError("table–table joins are not built yet (a later issue); "
-                                  "stream–table joins work: stream.join(table, joiner)")
+    def _join(self, other: "KTable", joiner: Callable[[Any, Any], Any], how: str, name: str | None) -> "KTable":
+        if not isinstance(other, KTable):
+            raise TypeError(f"{how} join of a table needs another KTable, got {type(other).__name__}; "
+                            "to join a stream with a table: stream.join(table, joiner)")
+        if other._app is not self._app:
+            raise TopologyError("a table–table join needs two tables of the same App")
+        if not callable(joiner):
+            raise TypeError("join() expects a joiner function (left_value, right_value) -> value")
+        topo = self._app.topology
+        base = name or f"{how}-join-{len(topo.nodes)}"
+        params = {"how": how}
+        left = topo.add("table_join", [self._node], fn=joiner, name=f"{base}-left", other=other._node,
+                        side="left", peers=[other._node], **params)
+        right = topo.add("table_join", [other._node], fn=joiner, name=f"{base}-right", other=self._node,
+                         side="right", peers=[self._node], **params)
+        merged = topo.add("table_join_merge", [left.name, right.name], fn=joiner, name=name or base,
+                          left=self._node, right=other._node, **params)
+        return KTable(self._app, merged.name, self.key_serde, self._app.default_value_serde)
 
-    left_join = join
-    outer_join = join
+    def join(self, other: "KTable", joiner: Callable[[Any, Any], Any], name: str | None = None) -> "KTable":
+        """Inner table–table join, re-evaluated when either side changes: ``joiner(left, right)`` while
+        both tables hold the key; a row deleted on either side deletes the result (a tombstone).
+
+            >>> users.join(accounts, lambda u, a: {**u, "plan": a["plan"]}).to("user-plans")
+        """
+        return self._join(other, joiner, "inner", name)
+
+    def left_join(self, other: "KTable", joiner: Callable[[Any, Any], Any], name: str | None = None) -> "KTable":
+        """Every row of this table joined with the other's row for its key, ``None`` when it has none:
+        ``joiner(left, right_or_None)``; a change on the other side re-emits the left row."""
+        return self._join(other, joiner, "left", name)
+
+    def outer_join(self, other: "KTable", joiner: Callable[[Any, Any], Any], name: str | None = None) -> "KTable":
+        """Rows of either table: ``joiner(left_or_None, right_or_None)`` while either holds the key."""
+        return self._join(other, joiner, "outer", name)
 
     def __repr__(self) -> str:
         return f"<KTable {self._node} store={self.store_name}>"

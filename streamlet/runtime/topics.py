@@ -8,6 +8,7 @@ from streamlet.broker.admin import TopicAdmin
 from streamlet.config import Config
 from streamlet.errors import ConfigError
 from streamlet.topology.graph import Topology
+from streamlet.topology.kinds import KINDS
 
 log = logging.getLogger("streamlet.topics")
 
@@ -51,7 +52,7 @@ def check_copartitioning(topology: Topology, partitions: dict[str, int]) -> None
     """Sources of a sub-topology that joins or keeps state must have equal partition counts."""
     for group in topology.subtopologies():
         nodes = [topology.nodes[n] for n in group]
-        if not any(n.params.get("store") or n.kind == "stream_table_join" for n in nodes):
+        if not any(n.params.get("store") or KINDS[n.kind].joins for n in nodes):
             continue
         counts = {n.params["topic"]: partitions.get(n.params["topic"]) for n in nodes if n.kind == "source"}
         if len(set(counts.values())) > 1:

@@ -33,6 +33,8 @@ class NodeKind:
       it forwards changes on, so whether old values are needed depends on
       what follows;
     * ``store`` — the parameter that names the state store it owns;
+    * ``joins`` — it looks rows of another table up (a join): its sub-topology's input topics
+      must have equal partition counts;
     * ``reads_stream_time`` — it reads its task's stream time (windows, for instance): only the
       tasks of a sub-topology with such a node keep it (a ``process`` step given a Processor
       class reads it too: it may schedule stream-time punctuators);
@@ -56,6 +58,8 @@ class NodeKind:
     passes_changes: bool = False
     store: str | None = None
     reads_stream_time: bool = False
+    #: it reads another table of its sub-topology: the sources there must be co-partitioned
+    joins: bool = False
 
 
 _OPS = "streamlet.topology.operators"
@@ -63,6 +67,7 @@ _GEN = "streamlet.topology.codegen_nodes"
 _TAB = "streamlet.topology.stateful"
 _GEN_TAB = "streamlet.topology.codegen_stateful"
 _AGG = "streamlet.topology.aggregate"
+_JOIN = "streamlet.topology.table_join"
 
 KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # streams
@@ -100,7 +105,10 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("table_aggregate", f"{_AGG}:table_aggregate", lookup=f"{_AGG}:aggregate_lookup", keeps_key=True,
              table=True, store="store"),
     NodeKind("stream_table_join", f"{_TAB}:stream_table_join", f"{_GEN_TAB}:stream_table_join",
-             keeps_key=True, key_aware=True),
+             keeps_key=True, key_aware=True, joins=True),
+    NodeKind("table_join", f"{_JOIN}:table_join", keeps_key=True, table=True, passes_changes=True, joins=True),
+    NodeKind("table_join_merge", f"{_JOIN}:table_join_merge", lookup=f"{_JOIN}:table_join_lookup",
+             keeps_key=True, table=True, passes_changes=True),
 )}
 
 _RESOLVED: dict[str, Any] = {}
