@@ -64,7 +64,7 @@ def test_table_table_join_twins_are_inner_left_and_outer(kstreams) -> None:
 
 def test_a_filter_after_a_table_join_deletes_only_rows_that_passed(kstreams) -> None:
     """table-join-filter's twin: a joined row that fails the filter is a tombstone only when the row it
-    replaces passed (the join sends its old values to the filter)."""
+    replaces passed (the filter sees the join's previous row)."""
     changes = [("k1", _user("Paris"), 1), ("k1", _account("free"), 2), ("k1", _account("gold"), 3),
                ("k1", _user("Rome"), 4), ("k1", _account("pro"), 5), ("k1", _account(None), 6)]
     recs = [{**change, "key": key, "timestamp": ts} for key, change, ts in changes]
