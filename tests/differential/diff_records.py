@@ -15,6 +15,7 @@ from streamlet.testing.kstreams_diff import OutRecord
 
 USERS = ["u1", "u2", "u3", None]
 CITIES = ["Paris", "Rome", "Oslo"]
+PLANS = ["gold", "free", "pro"]
 
 
 def stream_value(rng: random.Random) -> dict[str, Any]:
@@ -25,6 +26,15 @@ def table_value(rng: random.Random) -> dict[str, Any]:
     return {"city": rng.choice(CITIES), "age": rng.randint(10, 60)}
 
 
+def account_value(rng: random.Random) -> dict[str, Any]:
+    return {"plan": rng.choice(PLANS), "credits": rng.randint(0, 500)}
+
+
+#: table topic → its values (the same keys k0..k5 as every topic, so the two tables of a table–table
+#: join hold the same keys: rows match often, and each side inserts, updates and deletes them)
+TABLE_VALUES = {"users": table_value, "accounts": account_value}
+
+
 def records(topology: str, seed: int, n: int = 80, null_keys: bool = False) -> list[dict[str, Any]]:
     """``n`` records over the inputs of ``topology``: keys k0..k5, ~15% tombstones, out-of-order times."""
     rng = random.Random(seed)
@@ -33,9 +43,9 @@ def records(topology: str, seed: int, n: int = 80, null_keys: bool = False) -> l
     for i in range(n):
         topic = rng.choice(inputs)
         key: str | None = f"k{rng.randrange(6)}"
-        if null_keys and topic != "users" and rng.random() < 0.1:
+        if null_keys and topic not in TABLE_VALUES and rng.random() < 0.1:
             key = None  # a table record needs a key (a bad record, DESIGN §5): streams only
-        value = None if rng.random() < 0.15 else (table_value(rng) if topic == "users" else stream_value(rng))
+        value = None if rng.random() < 0.15 else TABLE_VALUES.get(topic, stream_value)(rng)
         timestamp = 1000 + 100 * i - rng.choice([0, 0, 0, 0, 150, 250, 500])
         out.append({"topic": topic, "key": key, "value": value, "timestamp": timestamp})
     return out

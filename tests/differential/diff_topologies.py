@@ -145,3 +145,22 @@ def derived_table_join(app: sl.App) -> None:
     (app.stream("in")
      .left_join(older, lambda o, city: {"amount": None if o is None else o["amount"], "city": city})
      .to("older-cities"))
+
+
+def _city_plan(u, a):
+    """A table–table joiner: a left join passes ``a=None``, an outer join either side ``None``."""
+    return {"city": None if u is None else u["city"], "plan": None if a is None else a["plan"]}
+
+
+@topology("table-table-join", ["tt-inner", "tt-left", "tt-outer"], ["users", "accounts"])
+def table_table_join(app: sl.App) -> None:
+    users, accounts = app.table("users"), app.table("accounts")
+    users.join(accounts, _city_plan).to_stream().to("tt-inner")
+    users.left_join(accounts, _city_plan).to_stream().to("tt-left")
+    users.outer_join(accounts, _city_plan).to_stream().to("tt-outer")
+
+
+@topology("table-join-filter", ["tt-gold"], ["users", "accounts"])
+def table_join_filter(app: sl.App) -> None:
+    (app.table("users").join(app.table("accounts"), _city_plan)
+     .filter(lambda k, v: v["plan"] == "gold").to_stream().to("tt-gold"))

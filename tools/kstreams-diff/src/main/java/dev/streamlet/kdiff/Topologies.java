@@ -26,7 +26,8 @@ import org.apache.kafka.streams.kstream.Named;
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
  * topology of the same name in tests/differential/topologies.py (docs/testing.md has the table).
  * Input values: streams {"user": str|null, "amount": int, "tag": str}, table "users" {"city": str,
- * "age": int}; null = tombstone. Python functions test {@code v is None} where Java tests null.
+ * "age": int}, table "accounts" {"plan": str, "credits": int}; null = tombstone. Python functions
+ * test {@code v is None} where Java tests null.
  */
 final class Topologies {
   record Definition(String name, Topology topology, List<String> outputs) {}
@@ -53,7 +54,9 @@ final class Topologies {
       spec("stream-table-join", Topologies::streamTableJoin, "enriched", "enriched-left"),
       spec("named-aggregators", NamedAggregators::build, "summary-out"),
       spec("rekeyed-join", Topologies::rekeyedJoin, "by-amount", "by-amount-left"),
-      spec("derived-table-join", Topologies::derivedTableJoin, "older-cities"));
+      spec("derived-table-join", Topologies::derivedTableJoin, "older-cities"),
+      spec("table-table-join", Topologies::tableTableJoin, "tt-inner", "tt-left", "tt-outer"),
+      spec("table-join-filter", Topologies::tableJoinFilter, "tt-gold"));
 
   private Topologies() {}
 
@@ -73,6 +76,10 @@ final class Topologies {
 
   private static KTable<String, JsonNode> users(StreamsBuilder b) {
     return b.table("users", Consumed.with(Serdes.String(), JsonSerde.json()), Materialized.as("users"));
+  }
+
+  private static KTable<String, JsonNode> accounts(StreamsBuilder b) {
+    return b.table("accounts", Consumed.with(Serdes.String(), JsonSerde.json()), Materialized.as("accounts"));
   }
 
   private static long amount(JsonNode v) {
@@ -198,5 +205,25 @@ final class Topologies {
         .mapValues(v -> (JsonNode) TextNode.valueOf(v.get("city").asText()));
     in(b).leftJoin(older, (o, city) -> (JsonNode) obj().put("amount", o == null ? null : amount(o))
         .set("city", city)).to("older-cities");
+  }
+
+  /** The table–table joiner: a left join passes a null account, an outer join either side null. */
+  private static JsonNode cityPlan(JsonNode u, JsonNode a) {
+    return obj().put("city", u == null ? null : u.get("city").asText())
+        .put("plan", a == null ? null : a.get("plan").asText());
+  }
+
+  private static void tableTableJoin(StreamsBuilder b) {
+    KTable<String, JsonNode> users = users(b);
+    KTable<String, JsonNode> accounts = accounts(b);
+    users.join(accounts, Topologies::cityPlan).toStream().to("tt-inner");
+    users.leftJoin(accounts, Topologies::cityPlan).toStream().to("tt-left");
+    users.outerJoin(accounts, Topologies::cityPlan).toStream().to("tt-outer");
+  }
+
+  private static void tableJoinFilter(StreamsBuilder b) {
+    users(b).join(accounts(b), Topologies::cityPlan)
+        .filter((k, v) -> "gold".equals(v.get("plan").asText()))
+        .toStream().to("tt-gold");
   }
 }
