@@ -53,6 +53,8 @@ def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
         def table_join_left(k: Any, change: Any) -> None:
             theirs = other(k)
             new, old = change
+            if theirs is None and new is None and old is None:
+                return  # a tombstone for a key neither side holds
             down(k, (None if new is None else joiner(new, theirs), None if old is None else joiner(old, theirs)))
 
         return table_join_left

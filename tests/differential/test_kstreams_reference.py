@@ -17,8 +17,13 @@ SEEDS = [0, 1, 2, 3]
 #: topology → how streamlet's keys and values differ from Kafka Streams' (a strict xfail)
 DIFFERENT: dict[str, str] = {
 }
+_JOIN_TIMESTAMP = ("a table–table join's output record: Kafka Streams stamps it with the larger of the two rows' "
+                   "timestamps (its tables keep each row's time); streamlet with the timestamp of the record that "
+                   "changed one side — its table stores do not keep row times yet. Keys and values match")
 #: topology → how only the timestamps differ
-DIFFERENT_TIMESTAMPS: dict[str, str] = {}
+DIFFERENT_TIMESTAMPS: dict[str, str] = {"table-table-join": _JOIN_TIMESTAMP, "table-join-filter": _JOIN_TIMESTAMP}
+#: topologies whose known difference some seeds' records do not reach (a non-strict xfail)
+SOMETIMES = {"table-join-filter"}
 #: topology → how it differs only when some stream records have no key
 DIFFERENT_NULL_KEYS: dict[str, str] = {}
 
@@ -26,7 +31,8 @@ DIFFERENT_NULL_KEYS: dict[str, str] = {}
 def cases(known: dict[str, str], null_keys: bool = False):
     topologies = [t for t in TOPOLOGIES if not null_keys or "in" in TOPOLOGIES[t][2]]
     # only a comparison that fails is the expected failure: a broken reference fails these tests too
-    marks = {t: [pytest.mark.xfail(strict=True, raises=AssertionError, reason=r)] for t, r in known.items()}
+    marks = {t: [pytest.mark.xfail(strict=t not in SOMETIMES, raises=AssertionError, reason=r)]
+             for t, r in known.items()}
     return [pytest.param(t, seed, id=f"{t}-{seed}", marks=marks.get(t, []))
             for t in topologies for seed in SEEDS]
 
