@@ -66,3 +66,73 @@ def test_an_outer_join_in_a_worker_ends_with_the_rows_the_test_driver_computes(t
     assert not errors
     assert any(v is None for v in expected.values()) and any(v and v["city"] and v["plan"]
                                                               for v in expected.values())
+
+
+SCRIPT = """
+import os
+import time
+
+import streamlet as sl
+
+SLOW_S = float(os.environ.get("TEST_SLOW_S", "0"))
+
+
+def joiner(u, a):
+    if SLOW_S:
+        time.sleep(SLOW_S)
+    return {"city": None if u is None else u["city"], "plan": None if a is None else a["plan"]}
+
+
+app = sl.App("tt-kill")
+app.table("users").outer_join(app.table("accounts"), joiner, name="plans").to_stream().to("plans")
+"""
+
+
+def test_three_workers_with_one_killed_end_with_the_rows_of_an_uninterrupted_run(tmp_path: Path, broker,
+                                                                                 report) -> None:
+    import signal
+    import textwrap
+
+    from tests.integration.kafka_io import Follower, committed, wait_committed
+    from tests.integration.procs import Worker, wait_until
+
+    partitions = 4
+    for t in ("users", "accounts", "plans"):
+        broker.create_topic(t, partitions)
+    script = tmp_path / "tt_kill.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    recs = records(11) + records(12)
+    half = len(recs) // 2
+    reference = sl.App("tt-ref")
+    build(reference)
+    with sl.testing.TestDriver(reference, partitions=partitions) as d:
+        for topic, key, value in recs:
+            d.send(topic, key=key, value=value)
+        expected: dict[str, Any] = {}
+        for key, value in d.read("plans"):
+            expected[key] = value
+
+    def produce_all(part: list[tuple[str, str, Any]]) -> None:
+        for topic in ("users", "accounts"):
+            produce(broker.bootstrap, topic, [(k, v) for t, k, v in part if t == topic])
+
+    slow = {"TEST_SLOW_S": "0.01"}
+    workers = [Worker(tmp_path, script, broker.bootstrap, tmp_path / f"state-{n}", n, env=slow)
+               for n in ("w1", "w2", "w3")]
+    produce_all(recs[:half])
+    for topic in ("users", "accounts"):
+        wait_committed(broker.bootstrap, "tt-kill", topic, partitions, 120, workers)
+    with Follower(broker.bootstrap, "plans", partitions) as out:
+        seen = len(out.poll())
+        produce_all(recs[half:])
+        wait_until(lambda: len(out.poll()) > seen + 20, 60, "outputs of the second half", workers=workers)
+    workers[0].stop(signal.SIGKILL)  # mid-run: records processed since its last commit come again
+    at_kill = sum(max(o, 0) for t in ("users", "accounts")
+                  for o in committed(broker.bootstrap, "tt-kill", t, partitions).values())
+    workers[0] = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state-w1", "w1-again")
+    for topic in ("users", "accounts"):
+        wait_committed(broker.bootstrap, "tt-kill", topic, partitions, 180, workers)
+    assert [w.stop() for w in workers] == [0, 0, 0]
+    assert latest_per_key(broker.bootstrap, "plans", partitions) == expected
+    report(f"table–table join: one of 3 workers SIGKILLed with {at_kill} of {len(recs)} inputs committed; "
+           f"{len(expected)} final rows as in an uninterrupted run")
