@@ -150,11 +150,8 @@ class AtLeastOnceCheckpoint(Checkpoint):
 
     def commit(self, only: Iterable[Key] | None = None) -> bool:
         committer = self.committer
-        committer.next_commit = time.monotonic() + committer.interval
-        if committer.abandoned:
+        if not committer.begin():
             return False
-        if committer.failure is not None:
-            raise committer.failure
         prepared = self._prepare_stores(self._stores())
         committer.flush_outputs()
         self._commit_stores(prepared, dict(committer.pending))

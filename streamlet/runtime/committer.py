@@ -68,10 +68,6 @@ class Committer:
     def track(self, topic: str, partition: int, next_offset: int) -> None:
         self.pending[(topic, partition)] = next_offset
 
-    def maybe_commit(self) -> None:
-        if time.monotonic() >= self.next_commit:
-            self.commit()
-
     def fail(self, error: StreamletError) -> None:
         """An output is lost for good: this commit and every later one raise ``error``."""
         if self.failure is None:
@@ -115,13 +111,20 @@ class Committer:
 
         False when the broker refused the offsets (a rebalance, retries used up): they stay
         pending, and records after the last commit may be processed again (at-least-once)."""
+        if not self.begin():
+            return False
+        self.flush_outputs()
+        return self.commit_offsets(only) is not None
+
+    def begin(self) -> bool:
+        """The start of every commit: the interval starts again; False when this process commits
+        nothing more (:meth:`abandon`); a lost output (:meth:`fail`) raises."""
         self.next_commit = time.monotonic() + self.interval
         if self.abandoned:
             return False
         if self.failure is not None:
             raise self.failure
-        self.flush_outputs()
-        return self.commit_offsets(only) is not None
+        return True
 
     def commit_offsets(self, only: Iterable[tuple[str, int]] | None = None
                        ) -> dict[tuple[str, int], int] | None:

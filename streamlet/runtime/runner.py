@@ -75,6 +75,9 @@ class Runner:
         self.ready = threading.Event()
         #: set at the first partition assignment (restores may still run)
         self.assigned = threading.Event()
+        #: some task keeps stream time (only a Processor class schedules punctuators): it is committed
+        #: with the offsets, and the loop looks for due punctuators
+        self.keeps_stream_time = any(reads_stream_time(n) for n in app.topology.nodes.values())
 
     # -- set-up -------------------------------------------------------------
     def _start(self) -> None:
@@ -132,7 +135,7 @@ class Runner:
         self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
         self.committer = AtLeastOnceCheckpoint(committer, self.tasks.active_tasks, purge.after_commit)
-        if any(reads_stream_time(n) for n in topology.nodes.values()):
+        if self.keeps_stream_time:
             committer.offset_metadata = stream_time.metadata_of(self.tasks.task_of)
         if topology.stores:
             from streamlet.runtime.state_manager import StateManager
@@ -249,9 +252,7 @@ class Runner:
         check = self.partition_check.check if self.partition_check is not None else None
         # its log lines go through the repeat filter when served
         serve_admin_logs = self.admin.poll if self.admin is not None else (lambda _: 0)
-        # only a Processor class can schedule punctuators: other topologies never look for them
-        punctuate = self._punctuate if any(reads_stream_time(n) for n in self.app.topology.nodes.values()) \
-            else None
+        punctuate = self._punctuate if self.keeps_stream_time else None
         while not app.stopping:
             restoring = updater is not None and updater.busy
             if restoring:
