@@ -129,7 +129,3 @@ def resolve(ref: str) -> Any:
         module, _, attr = ref.partition(":")
         fn = _RESOLVED[ref] = getattr(importlib.import_module(module), attr)
     return fn
-
-
-def keeps_key(name: str) -> bool:
-    return KINDS[name].keeps_key
