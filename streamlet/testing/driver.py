@@ -21,7 +21,7 @@ from streamlet.record import Record, RecordMessage
 from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.clients import max_record_bytes
 from streamlet.runtime.produce_errors import record_size, too_large
-from streamlet.runtime.store_view import StoreView
+from streamlet.runtime.store_view import StoreView, view_of
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.serde.context import KEY, VALUE, deserializer_for, serializer_for
 from streamlet.topology.compile import DeserializationFailure
@@ -166,7 +166,7 @@ class TestDriver:
         """Read-only mapping over store ``name``: ``[key]``, ``get``, ``items()``, ``len()``."""
         if name not in self.topology.stores:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.topology.stores)}")
-        return StoreView(self.topology.stores[name], self.tasks)
+        return view_of(self.topology.stores[name], self.tasks)
 
     def advance_wall_clock(self, ms: int) -> None:
         """Move wall-clock time forward ``ms`` and run the wall-clock punctuators that are due (once
