@@ -35,7 +35,7 @@ def windowed(inner: Any, size_ms: int) -> FunctionSerde:
         start = unpack(data, len(data) - 8)[0]
         return Windowed(kde(data[:-8]), start, start + size)
 
-    return FunctionSerde(f"windowed({getattr(inner, 'name', 'key')}, {size})", ser, de)
+    return _windowed(FunctionSerde(f"windowed({getattr(inner, 'name', 'key')}, {size})", ser, de))
 
 
 def session_windowed(inner: Any) -> FunctionSerde:
@@ -52,4 +52,16 @@ def session_windowed(inner: Any) -> FunctionSerde:
         end, start = unpack(data, len(data) - 16)
         return Windowed(kde(data[:-16]), start, end)
 
-    return FunctionSerde(f"session_windowed({getattr(inner, 'name', 'key')})", ser, de)
+    return _windowed(FunctionSerde(f"session_windowed({getattr(inner, 'name', 'key')})", ser, de))
+
+
+class _WindowedSerde(FunctionSerde):
+    """A windowed key serde: says so (``windowed``), so that a step giving records a new key drops it."""
+
+    __slots__ = ()
+    windowed = True
+
+
+def _windowed(serde: FunctionSerde) -> FunctionSerde:
+    serde.__class__ = _WindowedSerde
+    return serde

@@ -85,7 +85,10 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
     name = node.name
     expire_every = max(retention // 2, 60_000)
     # per task, rebuilt after a restart from the store (emit final) or from stream time (expiry)
-    state = {"emitted": None, "next_close": None, "next_expiry": None}
+    # stream time as this step observes it (Kafka Streams' observedStreamTime): the largest timestamp
+    # of the records that reached it — a record filtered out upstream does not close windows. After a
+    # restart it starts from the task's stream time committed with its offsets.
+    state = {"emitted": None, "next_close": None, "next_expiry": None, "observed": ctx.stream_time}
 
     def late(ts: int, start: int) -> None:
         ctx.late_records += 1
@@ -94,7 +97,7 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
             m = ctx.msg
             log.warning("%s: dropped a late record (%d so far in task %s): %s[%d]@%d, timestamp %d, window "
                         "[%d, %d) closed at stream time %d (grace %d ms)", name, n, ctx.task_id, m.topic(),
-                        m.partition(), m.offset(), ts, start, start + size, ctx.stream_time, grace)
+                        m.partition(), m.offset(), ts, start, start + size, state["observed"], grace)
 
     def update(kb: bytes, k: Any, v: Any, m: Any, seq: int, ts: int) -> tuple[Any, Any, int] | None:
         """Apply the record to window row ``kb``: ``(new, old, row time)``, or None if replayed."""
@@ -157,7 +160,10 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
         seq = sequence.next(m)
         ts = m.timestamp()[1]
         kb = key_bytes(k)
-        close = ctx.stream_time - grace
+        observed = state["observed"]
+        if ts > observed:
+            observed = state["observed"] = ts
+        close = observed - grace
         for start in starts(ts):
             end = start + size
             if end <= close:
@@ -175,10 +181,10 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
             if close >= state["next_close"]:
                 emit_closed(close)
         expiry = state["next_expiry"]
-        if expiry is None or ctx.stream_time >= expiry:
-            cutoff = ctx.stream_time - retention + 1  # windows starting before it are gone
+        if expiry is None or observed >= expiry:
+            cutoff = observed - retention + 1  # windows starting before it are gone
             if cutoff > 0:
                 store.delete_range(FIRST, _START.pack(cutoff))
-            state["next_expiry"] = ctx.stream_time + expire_every
+            state["next_expiry"] = observed + expire_every
 
     return window_aggregate
