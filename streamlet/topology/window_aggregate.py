@@ -93,6 +93,8 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
     def late(ts: int, start: int) -> None:
         ctx.late_records += 1
         n = ctx.late_records
+        if ctx.metrics is not None:
+            ctx.metrics.inc("late_records_dropped", store=name, partition=ctx.partition)
         if n == 1 or n % 1000 == 0:
             m = ctx.msg
             log.warning("%s: dropped a late record (%d so far in task %s): %s[%d]@%d, timestamp %d, window "
