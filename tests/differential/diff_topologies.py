@@ -206,3 +206,19 @@ def session_windows(app: sl.App) -> None:
      .to_stream().map(window_key).to("session-sums"))
     (s.group_by_key().windowed_by(gap300).emit_final().count(name="session-final")
      .to_stream().map(window_key).to("session-final"))
+
+
+@topology("sliding-windows", ["sliding-counts", "sliding-sums"], ["in"])
+def sliding_windows(app: sl.App) -> None:
+    s = app.stream("in")
+    (s.group_by_key().windowed_by(sl.Sliding(300, grace=200)).count(name="sliding-counts")
+     .to_stream().map(window_key).to("sliding-counts"))
+    (s.group_by_key().windowed_by(sl.Sliding(1500, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="sliding-sums")
+     .to_stream().map(window_key).to("sliding-sums"))
+
+
+@topology("sliding-final", ["sliding-final"], ["in"])
+def sliding_final(app: sl.App) -> None:
+    (app.stream("in").group_by_key().windowed_by(sl.Sliding(300, grace=100)).emit_final()
+     .count(name="sliding-final").to_stream().map(window_key).to("sliding-final"))

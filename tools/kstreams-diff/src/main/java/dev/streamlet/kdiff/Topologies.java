@@ -24,6 +24,7 @@ import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.EmitStrategy;
 import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
 
@@ -65,7 +66,9 @@ final class Topologies {
       spec("windowed-changes", Topologies::windowedChanges, "tumbling-counts", "hopping-sums"),
       spec("windowed-final", Topologies::windowedFinal, "tumbling-final"),
       spec("windowed-final-hopping", Topologies::windowedFinalHopping, "hopping-final"),
-      spec("session-windows", Topologies::sessionWindows, "session-counts", "session-sums", "session-final"));
+      spec("session-windows", Topologies::sessionWindows, "session-counts", "session-sums", "session-final"),
+      spec("sliding-windows", Topologies::slidingWindows, "sliding-counts", "sliding-sums"),
+      spec("sliding-final", Topologies::slidingFinal, "sliding-final"));
 
   private Topologies() {}
 
@@ -301,5 +304,28 @@ final class Topologies {
         .count(Materialized.as("session-final"))
         .toStream((w, v) -> windowKey(w))
         .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("session-final");
+  }
+
+  private static SlidingWindows sliding(long difference, long grace) {
+    return SlidingWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(difference), Duration.ofMillis(grace));
+  }
+
+  private static void slidingWindows(StreamsBuilder b) {
+    KStream<String, JsonNode> in = inWithoutTombstones(b);
+    in.groupByKey().windowedBy(sliding(300, 200)).count(Materialized.as("sliding-counts"))
+        .toStream((w, v) -> windowKey(w))
+        .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("sliding-counts");
+    in.groupByKey().windowedBy(sliding(1500, 0))
+        .aggregate(() -> (JsonNode) LongNode.valueOf(0),
+            (k, v, agg) -> (JsonNode) LongNode.valueOf(agg.asLong() + amount(v)),
+            Materialized.as("sliding-sums"))
+        .toStream((w, v) -> windowKey(w)).to("sliding-sums");
+  }
+
+  private static void slidingFinal(StreamsBuilder b) {
+    inWithoutTombstones(b).groupByKey().windowedBy(sliding(300, 100))
+        .emitStrategy(EmitStrategy.onWindowClose()).count(Materialized.as("sliding-final"))
+        .toStream((w, v) -> windowKey(w))
+        .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("sliding-final");
   }
 }
