@@ -38,6 +38,9 @@ class App:
     ``on_partition_mismatch`` (default warn) — a record of a co-partitioned input (a join's
     table, say) sits on another partition than Kafka's default partitioner (murmur2) gives its
     key, so the join cannot find it.
+
+    ``late_records`` (default ``"drop"``) — a record too late for every window it falls in is
+    dropped, counted and logged; ``"dead_letter"`` also sends it to the dead-letter topic.
     """
 
     def __init__(self, application_id: str, brokers: str | None = None, state_dir: str | None = None,
@@ -47,13 +50,14 @@ class App:
                  default_value_serde: Serde | None = None, batch_size: int | None = None,
                  on_changelog_truncated: str | None = None, on_input_truncated: str | None = None,
                  on_partition_mismatch: str | None = None,
-                 repartition_purge_interval_ms: int | None = None) -> None:
+                 repartition_purge_interval_ms: int | None = None, late_records: str | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
             dead_letter_topic=dead_letter_topic, client_config=dict(config or {}),
             batch_size=batch_size, on_changelog_truncated=on_changelog_truncated,
             on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
+            late_records=late_records,
             repartition_purge_interval_ms=repartition_purge_interval_ms,
         )
         self.application_id = application_id

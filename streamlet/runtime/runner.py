@@ -133,6 +133,7 @@ class Runner:
                                               self.metrics) if watched else None
         self.tasks = TaskManager(topology, produce, partitions)
         self.tasks.metrics = self.metrics
+        self.tasks.on_late = self.policy.late if cfg.late_records == "dead_letter" else None
         self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
         self.committer = AtLeastOnceCheckpoint(committer, self.tasks.active_tasks, purge.after_commit)

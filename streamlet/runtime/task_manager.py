@@ -43,6 +43,8 @@ class TaskManager:
         self.on_readiness: Callable[[bool], None] | None = None
         #: counters of rare per-record events (late records dropped), given to every task's context
         self.metrics: Any = None
+        #: ``on_late(msg, reason)`` for records too late for their windows (late_records="dead_letter")
+        self.on_late: Any = None
 
     def task_of(self, topic: str, partition: int) -> StreamTask | None:
         sub = self.sub_of_topic.get(topic)
@@ -57,6 +59,7 @@ class TaskManager:
                 task = StreamTask(self.topology, sub, partition, self.topics_of_sub[sub],
                                   self.produce, self.partitions, self.store_provider, self.clock)
                 task.ctx.metrics = self.metrics
+                task.ctx.on_late = self.on_late
                 self.tasks[(sub, partition)] = task
                 created.append(task)
             task.assigned.add(topic)

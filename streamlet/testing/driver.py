@@ -61,6 +61,7 @@ class TestDriver:
         self.tasks = TaskManager(self.topology, self._produce, topic_counts, self._open_store,
                                  clock=lambda: self.wall_clock_ms)
         self.tasks.metrics = self._metrics
+        self.tasks.on_late = self.policy.late if app.config.late_records == "dead_letter" else None
         self.tasks.assign((t, p) for t in self.topology.source_topics() for p in range(partitions))
 
     # -- the fake broker ------------------------------------------------------

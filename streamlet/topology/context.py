@@ -26,7 +26,7 @@ class TaskContext:
     """
 
     __slots__ = ("task_id", "partition", "msg", "produce", "partitions", "stores", "stream_time",
-                 "punctuation", "closers", "clock", "late_records", "metrics")
+                 "punctuation", "closers", "clock", "late_records", "metrics", "on_late")
 
     def __init__(self, task_id: str, partition: int, produce: Produce,
                  partitions: dict[str, int] | None = None, clock: Callable[[], int] | None = None) -> None:
@@ -44,6 +44,8 @@ class TaskContext:
         self.late_records = 0
         #: the worker's counters (``inc(name, amount, **labels)``), for rare events only; may be None
         self.metrics: Any = None
+        #: ``on_late(msg, reason)`` for a record too late for every window (dead-lettering), or None
+        self.on_late: Callable[[Any, str], None] | None = None
 
     def close_processors(self) -> None:
         """The chains are dropped (the task is suspended): close its processors, forget their

@@ -115,7 +115,7 @@ def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
                 def update(w: list[Any] | None, start: int, agg: Any, agg_ts: int | None) -> None:
                     """``updateWindowAndForward``: add the record to window ``start`` if it is still open."""
                     if start + d < close:
-                        late_record(ctx, name, ts, start, start + d, observed, grace)
+                        late_record(ctx, name, ts, start, start + d, observed, grace, whole=False)
                         return
                     old = present(agg) if want_old and w is not None else None
                     new_agg = add(agg, k, v, m.offset(), ts)

@@ -249,3 +249,23 @@ def test_sliding_emit_final_emits_each_window_once_after_its_end_plus_grace() ->
         assert out(d) == [("a", 400, 500, 1)]  # closed: its end is before stream time 550
         send(d, ("b", 700, 1))
         assert out(d) == [("a", 450, 550, 2), ("a", 501, 601, 1)]
+
+
+def test_late_records_can_go_to_the_dead_letter_topic_with_the_reason() -> None:
+    app = sl.App("win", late_records="dead_letter")
+    app.stream("in").group_by_key().windowed_by(sl.Hopping(1000, 500, grace=0)).count(name="w")
+    with TestDriver(app) as d:
+        send(d, ("a", 2000, 1))
+        send(d, ("a", 1600, 1))  # late for [1000, 2000), in time for [1500, 2500): not dead-lettered
+        send(d, ("a", 900, 1))   # late for both its windows
+        [dead] = d.read_records("win-dead-letter")
+        headers = dict(dead.headers)
+        assert dead.key == b"a" and dead.timestamp == 900
+        assert headers["streamlet.stage"] == b"window" and headers["streamlet.offset"] == b"2"
+        assert b"late record for store 'w'" in headers["streamlet.error"]
+        assert d.metrics() == {'late_records_dropped{partition="0",store="w"}': 3}
+
+
+def test_late_records_setting_is_checked() -> None:
+    with pytest.raises(sl.errors.ConfigError, match="late_records='keep' is not valid"):
+        sl.App("a", late_records="keep")
