@@ -35,6 +35,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from streamlet.config import Config
 from streamlet.errors import StateError
 from streamlet.runtime.global_store import GlobalStore
+from streamlet.runtime.metrics import Metrics
 from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state import StateDirectory
 from streamlet.state.builder import StoreBuilder
@@ -64,13 +65,16 @@ class GlobalState:
 
     ``caches`` (store name → cache) is what tasks look rows up in and what
     ``app.store`` reads. ``loaded`` counts the records applied by the last
-    :meth:`bootstrap` (a restart with an up-to-date checkpoint reads only the tail).
+    :meth:`bootstrap` (a restart with an up-to-date checkpoint reads only the tail); the
+    metric ``global_store_loaded_records{store=...}`` counts them per store.
     """
 
     def __init__(self, topology: Topology, config: Config, bootstrap_servers: str, directory: StateDirectory,
                  policy: Any, partitions: dict[str, int], caches: dict[str, Any] | None = None,
-                 progress: RestoreProgress | None = None, idle_timeout_s: float = 30.0) -> None:
+                 progress: RestoreProgress | None = None, idle_timeout_s: float = 30.0,
+                 metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.partitions = partitions
         self.idle_timeout_s = idle_timeout_s
         self.progress = progress or RestoreProgress()
@@ -96,6 +100,7 @@ class GlobalState:
     def bootstrap(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Read every partition to the end offset listed now; returns the records read."""
         started = time.monotonic()
+        before = {topic: store.applied for topic, store in self.stores.items()}
         for _ in range(3):
             try:
                 self.loaded = self._load(stopping)
@@ -107,9 +112,11 @@ class GlobalState:
         else:
             raise StateError("global stores: the checkpoint stayed invalid after reloading from the start; "
                              "is the topic being deleted and re-created?")
-        for store in self.stores.values():
+        for topic, store in self.stores.items():
+            read = store.applied - before[topic]
+            self.metrics.inc("global_store_loaded_records", read, store=store.name)
             log.info("global store %s ready: %d partitions of %r, %d records read in %.2f s", store.name,
-                     self.partitions[store.topic], store.topic, store.applied, time.monotonic() - started)
+                     self.partitions[topic], topic, read, time.monotonic() - started)
         return self.loaded
 
     def _assignment(self) -> tuple[list[TopicPartition], dict[tuple[str, int], int]]:

@@ -167,7 +167,7 @@ class Runner:
         else:
             progress = None
         self.global_state = GlobalState(self.app.topology, self.config, bootstrap, directory, self.policy,
-                                        partitions, self.global_stores, progress)
+                                        partitions, self.global_stores, progress, metrics=self.metrics)
         self.global_state.bootstrap(lambda: self.app.stopping)
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
