@@ -109,6 +109,7 @@ class GlobalState:
                 log.warning("global store %s: its checkpoint does not fit topic %r (%s): wiping it and loading "
                             "it again from the start", exc.store.name, exc.store.topic, exc)
                 exc.store.clear()
+                before[exc.store.topic] = exc.store.applied  # what was read before the wipe is gone
         else:
             raise StateError("global stores: the checkpoint stayed invalid after reloading from the start; "
                              "is the topic being deleted and re-created?")
@@ -125,6 +126,8 @@ class GlobalState:
         for topic, store in self.stores.items():
             count = self.partitions[topic]
             checkpoint = store.checkpoint()
+            if not checkpoint and next(iter(store.bottom.items()), None) is not None:
+                raise _InvalidCheckpoint(store, "it holds rows but no checkpoint")
             if checkpoint and max(checkpoint) >= count:
                 raise _InvalidCheckpoint(store, f"it has partition {max(checkpoint)}, the topic {count}")
             for p in range(count):
