@@ -164,3 +164,20 @@ def table_table_join(app: sl.App) -> None:
 def table_join_filter(app: sl.App) -> None:
     (app.table("users").join(app.table("accounts"), _city_plan)
      .filter(lambda k, v: v["plan"] == "gold").to_stream().to("tt-gold"))
+
+
+def _by_user(k, v):
+    """The global table's lookup key from a stream value: ``"u2"`` → ``"k2"``; ``None`` without a user."""
+    return None if v is None or v["user"] is None else "k" + v["user"][1:]
+
+
+def _amount_vat(o, c):
+    return {"amount": None if o is None else o["amount"], "vat": None if c is None else c["vat"]}
+
+
+@topology("global-table-join", ["gt-inner", "gt-left", "gt-by-key"], ["in", "countries"])
+def global_table_join(app: sl.App) -> None:
+    countries, orders = app.global_table("countries"), app.stream("in")
+    orders.join(countries, _amount_vat, key_selector=_by_user).to("gt-inner")
+    orders.left_join(countries, _amount_vat, key_selector=_by_user).to("gt-left")
+    orders.left_join(countries, _amount_vat, key_selector=lambda k, v: k).to("gt-by-key")

@@ -16,6 +16,7 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
@@ -26,7 +27,8 @@ import org.apache.kafka.streams.kstream.Named;
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
  * topology of the same name in tests/differential/topologies.py (docs/testing.md has the table).
  * Input values: streams {"user": str|null, "amount": int, "tag": str}, table "users" {"city": str,
- * "age": int}, table "accounts" {"plan": str, "credits": int}; null = tombstone. Python functions
+ * "age": int}, table "accounts" {"plan": str, "credits": int}, global table "countries" {"name": str,
+ * "vat": int}; null = tombstone. Python functions
  * test {@code v is None} where Java tests null.
  */
 final class Topologies {
@@ -56,7 +58,8 @@ final class Topologies {
       spec("rekeyed-join", Topologies::rekeyedJoin, "by-amount", "by-amount-left"),
       spec("derived-table-join", Topologies::derivedTableJoin, "older-cities"),
       spec("table-table-join", Topologies::tableTableJoin, "tt-inner", "tt-left", "tt-outer"),
-      spec("table-join-filter", Topologies::tableJoinFilter, "tt-gold"));
+      spec("table-join-filter", Topologies::tableJoinFilter, "tt-gold"),
+      spec("global-table-join", Topologies::globalTableJoin, "gt-inner", "gt-left", "gt-by-key"));
 
   private Topologies() {}
 
@@ -225,5 +228,24 @@ final class Topologies {
     users(b).join(accounts(b), Topologies::cityPlan)
         .filter((k, v) -> "gold".equals(v.get("plan").asText()))
         .toStream().to("tt-gold");
+  }
+
+  /** The global table's lookup key from a stream value: "u2" -> "k2"; null without a user. */
+  private static String byUser(JsonNode v) {
+    return v == null || v.get("user").isNull() ? null : "k" + v.get("user").asText().substring(1);
+  }
+
+  private static JsonNode amountVat(JsonNode o, JsonNode c) {
+    return obj().put("amount", o == null ? null : amount(o))
+        .put("vat", c == null ? null : c.get("vat").asLong());
+  }
+
+  private static void globalTableJoin(StreamsBuilder b) {
+    GlobalKTable<String, JsonNode> countries =
+        b.globalTable("countries", Consumed.with(Serdes.String(), JsonSerde.json()));
+    KStream<String, JsonNode> orders = in(b);
+    orders.join(countries, (k, v) -> byUser(v), Topologies::amountVat).to("gt-inner");
+    orders.leftJoin(countries, (k, v) -> byUser(v), Topologies::amountVat).to("gt-left");
+    orders.leftJoin(countries, (k, v) -> k, Topologies::amountVat).to("gt-by-key");
   }
 }
