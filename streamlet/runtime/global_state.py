@@ -52,6 +52,9 @@ _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, K
                   KafkaError.TOPIC_AUTHORIZATION_FAILED}
 
 
+Key = tuple[str, int]  #: (topic, partition)
+
+
 class _InvalidCheckpoint(Exception):
     """A store's checkpoint does not fit its topic: wipe it and load it again."""
 
@@ -72,11 +75,12 @@ class GlobalState:
     def __init__(self, topology: Topology, config: Config, bootstrap_servers: str, directory: StateDirectory,
                  policy: Any, partitions: dict[str, int], caches: dict[str, Any] | None = None,
                  progress: RestoreProgress | None = None, idle_timeout_s: float = 30.0,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, probe_timeout_s: float = 5.0) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.partitions = partitions
         self.idle_timeout_s = idle_timeout_s
+        self.probe_timeout_s = probe_timeout_s
         self.progress = progress or RestoreProgress()
         self.caches: dict[str, Any] = caches if caches is not None else {}
         self.stores: dict[str, GlobalStore] = {}
@@ -120,9 +124,12 @@ class GlobalState:
                      self.partitions[topic], topic, read, time.monotonic() - started)
         return self.loaded
 
-    def _assignment(self) -> tuple[list[TopicPartition], dict[tuple[str, int], int]]:
-        """Where each partition starts (its checkpoint, else the beginning) and the end to reach."""
-        assign, targets = [], {}
+    def _assignment(self) -> tuple[dict[Key, int], dict[Key, int], dict[Key, int], set[Key]]:
+        """Where each partition starts (its checkpoint, else the beginning), where its fetch starts
+        (the record before the checkpoint, if any), the end to reach, and the partitions whose
+        checkpoint is past the end ListOffsets gives (exact on Kafka, low on Tansu: :meth:`_load`
+        probes them)."""
+        starts, fetch_from, targets, suspects = {}, {}, {}, set()
         for topic, store in self.stores.items():
             count = self.partitions[topic]
             checkpoint = store.checkpoint()
@@ -132,22 +139,29 @@ class GlobalState:
                 raise _InvalidCheckpoint(store, f"it has partition {max(checkpoint)}, the topic {count}")
             for p in range(count):
                 start = checkpoint.get(p)
-                assign.append(TopicPartition(topic, p, OFFSET_BEGINNING if start is None else start))
                 low, high = list_offsets(self.consumer, topic, p, self.idle_timeout_s)
                 if start is not None and start < low:
                     raise _InvalidCheckpoint(store, f"partition {p} starts at {low}, the checkpoint is {start}")
+                starts[(topic, p)] = OFFSET_BEGINNING if start is None else start
+                fetch_from[(topic, p)] = start - 1 if start is not None and start > max(low, 0) else \
+                    starts[(topic, p)]
                 targets[(topic, p)] = max(high, 0)
-        return assign, targets
+                if start is not None and start > max(high, low, 0):
+                    suspects.add((topic, p))
+        return starts, fetch_from, targets, suspects
 
     def _load(self, stopping: Callable[[], bool]) -> int:
-        assign, targets = self._assignment()
-        starts = {(tp.topic, tp.partition): tp.offset for tp in assign}
-        self.consumer.assign(assign)
+        """Read every partition to its target. A partition with a checkpoint is read from the record
+        just before it (not applied again): the fetch answers at once, and a checkpoint past the end
+        (on a broker that reports no out-of-range error) shows as that record never arriving."""
+        starts, fetch_from, targets, suspects = self._assignment()
+        self.consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in fetch_from.items()])
+        probe_deadline = time.monotonic() + self.probe_timeout_s
         pending = set(targets)
         bars = {key: self.progress.callback(f"{self.stores[key[0]].name} (global)", key[1]) for key in pending}
         done = {key: 0 for key in pending}
         count, last_seen, last_report = 0, time.monotonic(), 0.0
-        while pending:
+        while pending or suspects:
             if stopping():
                 return count
             msgs = self.consumer.consume(POLL_BATCH, 0.1)
@@ -157,12 +171,21 @@ class GlobalState:
                 for key, eof in self._errors(msgs, starts).items():
                     if eof >= targets[key]:
                         pending.discard(key)
+                    if eof >= starts[key]:
+                        suspects.discard(key)  # the log reaches the checkpoint
                 data = [m for m in msgs if m.error() is None]
                 for key, batch in _by_partition(data).items():
+                    suspects.discard(key)
+                    if batch[0].offset() < starts[key]:
+                        batch = [m for m in batch if m.offset() >= starts[key]]  # the re-read record
                     count += self.stores[key[0]].apply(batch)
                     done[key] += len(batch)
-            else:
-                pending -= self._caught_up(pending, targets)
+            if suspects and now > probe_deadline:
+                key = min(suspects)
+                raise _InvalidCheckpoint(self.stores[key[0]], f"partition {key[1]}: no record at offset "
+                                         f"{starts[key] - 1}; ListOffsets says the end is {targets[key]}")
+            if not msgs:
+                pending -= self._caught_up(pending - suspects, targets)
                 if pending and now - last_seen > self.idle_timeout_s:
                     raise StateError(f"loading global stores made no progress for {self.idle_timeout_s:.0f} s; "
                                      f"partitions not loaded yet: {sorted(pending)}; is the broker reachable?")
