@@ -182,3 +182,19 @@ def test_two_workers_of_one_group_both_hold_the_whole_table(tmp_path: Path, brok
     assert not errors1 and not errors2
     out = joined(broker)
     assert out == {f"o{i}": {"n": i, "country": f"C{i % COUNTRIES}"} for i in range(40)}
+
+
+def test_a_bad_global_record_stops_the_worker_naming_topic_partition_and_offset(tmp_path: Path, broker) -> None:
+    from streamlet.errors import RecordError
+
+    create_topics(broker)
+    produce(broker.bootstrap, "countries", [("c0", {"name": "C0"}), ("c0", b"{not json")])
+    app = make_app(broker, tmp_path)
+    with app_in_thread(app) as errors:
+        wait_for(lambda: bool(errors), [], "the worker to stop", timeout=60)
+    assert len(errors) == 1 and isinstance(errors[0], RecordError)
+    err = errors[0]
+    assert (err.topic, err.offset, err.stage) == ("countries", 1, "deserialize")
+    assert f"topic 'countries' partition {err.partition} offset 1" in str(err)
+    # the good record before it is applied and checkpointed; the bad one is where a restart begins
+    assert checkpoint_on_disk(tmp_path)[err.partition] == 1
