@@ -198,3 +198,42 @@ def test_a_bad_global_record_stops_the_worker_naming_topic_partition_and_offset(
     assert f"topic 'countries' partition {err.partition} offset 1" in str(err)
     # the good record before it is applied and checkpointed; the bad one is where a restart begins
     assert checkpoint_on_disk(tmp_path)[err.partition] == 1
+
+
+def test_the_initial_load_shows_progress_per_partition_and_polls_apply_updates(tmp_path: Path, broker) -> None:
+    import io
+
+    from rich.console import Console
+
+    from streamlet.runtime.error_policy import ErrorPolicy
+    from streamlet.runtime.global_state import GlobalState
+    from streamlet.runtime.restore_progress import RestoreProgress
+
+    create_topics(broker)
+    produce(broker.bootstrap, "countries", [(f"c{i}", {"name": f"C{i}"}) for i in range(300)])
+    app = make_app(broker, tmp_path)
+    out = io.StringIO()
+    progress = RestoreProgress(Console(file=out, force_terminal=True, width=120), enabled=True)
+    state = GlobalState(app.topology, app.config, broker.bootstrap, StateDirectory(tmp_path, "gt-worker"),
+                        ErrorPolicy("fail", "dead"), {"countries": GLOBAL_PARTITIONS}, progress=progress)
+    try:
+        assert state.bootstrap() == 300
+        progress.close()
+        text = out.getvalue()
+        ends = end_offsets(broker.bootstrap, "countries", GLOBAL_PARTITIONS)
+        for p, end in ends.items():
+            assert f"restoring country-store (global) [{p}]" in text and f"{end}/{end}" in text
+        cache = state.caches["country-store"]
+        assert cache.get(b"c5") == {"name": "C5"}  # cached: a later update must replace it
+        produce(broker.bootstrap, "countries", [("c5", {"name": "Five"}), ("c6", None)])
+        applied = [0]
+
+        def polled() -> bool:
+            applied[0] += state.poll()
+            return applied[0] >= 2
+
+        wait_for(polled, [], "the updates", timeout=30)
+        assert cache.get(b"c5") == {"name": "Five"} and cache.get(b"c6") is None
+    finally:
+        state.close()
+
