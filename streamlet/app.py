@@ -149,7 +149,7 @@ class App:
         ``view[key]``, ``view.get(key)``, ``view.items()``, ``len(view)``; values as users see them
         (an aggregation's row, a table's value). A global table's store holds every partition.
         """
-        from streamlet.runtime.store_view import GlobalStoreView, StoreView
+        from streamlet.runtime.store_view import GlobalStoreView, view_of
 
         topo = self.topology
         if name not in topo.stores and name not in topo.global_stores:
@@ -158,7 +158,7 @@ class App:
             raise _config.ConfigError("app.store() reads the stores of a running app: call it while app.run() runs")
         if name in topo.global_stores:
             return GlobalStoreView(topo.global_stores[name], self._runner.global_stores)
-        return StoreView(topo.stores[name], self._runner.tasks)
+        return view_of(topo.stores[name], self._runner.tasks)
 
     def metrics(self) -> dict[str, int]:
         """Counters of the running (or last) run, Prometheus-style: ``input_truncated_records``,

@@ -5,10 +5,14 @@ Every commit — on the interval, for revoked partitions, at shutdown — goes
 through :meth:`Checkpoint.commit`. :class:`AtLeastOnceCheckpoint` does, in
 this order:
 
-1. **flush caches**: each store of each active task stages its changed keys
-   (``prepare_commit``); the change-logging layer sends one changelog record
-   per key (:mod:`streamlet.state.store` describes the layers);
-2. **producer flush**: outputs and changelog records are acknowledged; a
+1. **flush caches**: once the outputs sent so far are acknowledged, each store
+   of each active task stages its changed keys (``prepare_commit``); the
+   change-logging layer sends one changelog record per key
+   (:mod:`streamlet.state.store` describes the layers). Outputs first: a
+   changelog record may mark an input record as applied (an aggregation's
+   replay mark, an emitted window), and a replay after a crash skips what is
+   marked — so the output it produced must be in its topic before the mark is;
+2. **producer flush**: changelog records are acknowledged; a
    record the broker rejected goes to the error policy, any other delivery
    failure raises :class:`~streamlet.errors.DeliveryError` — then nothing is
    written or committed, and every later commit raises it too;
@@ -152,8 +156,10 @@ class AtLeastOnceCheckpoint(Checkpoint):
         committer = self.committer
         if not committer.begin():
             return False
+        committer.flush_outputs()  # outputs before the changelog records that mark them done
         prepared = self._prepare_stores(self._stores())
-        committer.flush_outputs()
+        if any(count for _, _, _, count in prepared):
+            committer.flush_outputs()
         self._commit_stores(prepared, dict(committer.pending))
         committed = committer.commit_offsets(only)
         if committed is None:

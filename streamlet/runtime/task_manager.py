@@ -44,6 +44,8 @@ class TaskManager:
         self.assigned_once = False
         self.ready = False
         self.on_readiness: Callable[[bool], None] | None = None
+        #: counters of rare per-record events (late records dropped), given to every task's context
+        self.metrics: Any = None
 
     def task_of(self, topic: str, partition: int) -> StreamTask | None:
         sub = self.sub_of_topic.get(topic)
@@ -58,6 +60,7 @@ class TaskManager:
                 task = StreamTask(self.topology, sub, partition, self.topics_of_sub[sub],
                                   self.produce, self.partitions, self.store_provider, self.clock,
                                   self.global_stores)
+                task.ctx.metrics = self.metrics
                 self.tasks[(sub, partition)] = task
                 created.append(task)
             task.assigned.add(topic)

@@ -49,6 +49,8 @@ class CachingStore:
         self._ser = value_serde.serialize
         #: reads that went to the store (a plain counter: the metrics layer reports it at commit)
         self.misses = 0
+        #: ranges deleted since the last commit: the store below still holds their keys until then
+        self._deleted: list[tuple[bytes, bytes]] = []
 
     @property
     def name(self) -> str:
@@ -66,7 +68,7 @@ class CachingStore:
         if value is _MISSING:
             self.misses += 1
             raw = self.store.get(key)
-            value = None if raw is None else self._de(raw)
+            value = None if raw is None or (self._deleted and self._in_deleted(key)) else self._de(raw)
             values = self._values
             values[key] = value
             if len(values) > self._high_water:
@@ -77,6 +79,20 @@ class CachingStore:
         """Set ``key`` (``None`` deletes it); serialized and written at the next flush."""
         self._values[key] = value
         self._dirty[key] = None
+
+    def delete_range(self, start: bytes, end: bytes) -> None:
+        """Delete every key in ``[start, end)``, cached or not, at the next commit (not logged: window
+        expiry); from now on they read as absent. Cost: one pass over the cached keys."""
+        values, dirty, pending = self._values, self._dirty, self._pending
+        for key in [k for k in values if start <= k < end]:
+            del values[key]
+            dirty.pop(key, None)
+            pending.pop(key, None)
+        self._deleted.append((start, end))
+        self.store.delete_range(start, end)
+
+    def _in_deleted(self, key: bytes) -> bool:
+        return any(start <= key < end for start, end in self._deleted)
 
     def hot_path(self) -> tuple[dict[bytes, Any], dict[bytes, None]]:
         """``(values, dirty)``: the dicts behind :meth:`get` and :meth:`put`, for a processor that inlines
@@ -97,6 +113,7 @@ class CachingStore:
         """Second step: the store writes what is staged with the checkpoint ``offsets``, atomically."""
         self.store.commit(offsets)
         written, self._pending = self._pending, {}
+        self._deleted = []
         if len(self._values) > self.max_entries:
             self._evict(written)
 
@@ -111,6 +128,7 @@ class CachingStore:
             values.pop(key, None)
         self._dirty.clear()  # the dicts keep their identity (a processor may hold them, see hot_path)
         self._pending = {}
+        self._deleted = []
 
     def flush(self, offsets: Mapping[str, int] | None = None) -> list[tuple[bytes, bytes | None]]:
         """Both steps at once, with no changelog to wait for: write every key changed since the last
@@ -191,6 +209,7 @@ class CachingStore:
         self._values.clear()
         self._dirty.clear()
         self._pending = {}
+        self._deleted = []
 
     # -- reads that leave the cache alone (any thread) --------------------------------
     def peek(self, key: bytes) -> Any:
@@ -198,7 +217,7 @@ class CachingStore:
         value = self._values.get(key, _MISSING)
         if value is _MISSING:
             raw = self.store.get(key)
-            value = None if raw is None else self._de(raw)
+            value = None if raw is None or (self._deleted and self._in_deleted(key)) else self._de(raw)
         return value
 
     def items(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
@@ -206,7 +225,10 @@ class CachingStore:
         values = dict(self._values)  # a snapshot: the task may go on meanwhile
         cached = sorted(k for k in values if (start is None or k >= start) and (end is None or k < end))
         de, i, n = self._de, 0, len(cached)
+        deleted = list(self._deleted)
         for key, raw in self.store.items(start, end):
+            if deleted and any(s <= key < e for s, e in deleted) and key not in values:
+                continue
             while i < n and cached[i] < key:
                 value = values[cached[i]]
                 if value is not None:

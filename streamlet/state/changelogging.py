@@ -60,6 +60,10 @@ class ChangeLoggingStore:
         self.inner.commit({**offsets, self.topic: end} if offsets else {self.topic: end})
         self._end, self.unacked = end, 0
 
+    def delete_range(self, start: bytes, end: bytes) -> None:
+        """Expire ``[start, end)`` below, with no changelog record (the changelog expires by retention)."""
+        self.inner.delete_range(start, end)
+
     def rollback(self) -> None:
         """The records sent since the last commit do not count (their transaction was aborted)."""
         self.unacked = 0

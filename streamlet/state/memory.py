@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 from streamlet.state.store import Staging
 
@@ -22,10 +22,16 @@ class InMemoryStore(Staging):
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
-    def write(self, changes: Mapping[bytes, bytes | None], offsets: Mapping[str, int] | None = None) -> None:
+    def write(self, changes: Mapping[bytes, bytes | None], offsets: Mapping[str, int] | None = None,
+              ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
         data = self._data
         size = len(data)
         removed = False
+        for start, end in ranges:
+            for key in self._range(start, end):
+                del data[key]
+                removed = True
+            self._sorted = None
         for key, value in changes.items():
             if value is None:
                 removed = data.pop(key, None) is not None or removed
@@ -39,13 +45,18 @@ class InMemoryStore(Staging):
     def offsets(self) -> dict[str, int]:
         return dict(self._offsets)
 
-    def items(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def _range(self, start: bytes | None, end: bytes | None) -> list[bytes]:
+        """The keys in ``[start, end)``, sorted (a copy)."""
         if self._sorted is None:
             self._sorted = sorted(self._data)
-        keys, data = self._sorted, self._data
+        keys = self._sorted
         i = 0 if start is None else bisect_left(keys, start)
         stop = len(keys) if end is None else bisect_left(keys, end)
-        for key in keys[i:stop]:  # a copy: writes while iterating do not disturb it
+        return keys[i:stop]
+
+    def items(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        data = self._data
+        for key in self._range(start, end):  # a copy: writes while iterating do not disturb it
             value = data.get(key)
             if value is not None:
                 yield key, value

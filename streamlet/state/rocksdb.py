@@ -40,7 +40,7 @@ import shutil
 import time
 import weakref
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 from rocksdict import ReadOptions, Rdict, WriteBatch
 
@@ -279,11 +279,14 @@ class RocksDBStore(Staging):
         except Exception as exc:  # rocksdict raises plain Exception with RocksDB's status
             raise self._fault(exc, "read") from exc
 
-    def write(self, changes: Mapping[bytes, bytes | None], offsets: Mapping[str, int] | None = None) -> None:
-        if not changes and not offsets:
+    def write(self, changes: Mapping[bytes, bytes | None], offsets: Mapping[str, int] | None = None,
+              ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        if not changes and not offsets and not ranges:
             return
         batch = WriteBatch(raw_mode=True)
         put, delete = batch.put, batch.delete
+        for start, end in ranges:  # one range tombstone each, before the changes
+            batch.delete_range(start, end)
         for key, value in changes.items():
             if value is None:
                 delete(key)

@@ -46,7 +46,7 @@ its serde, the row's value and timestamp from :mod:`streamlet.state.row`.
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Protocol, runtime_checkable
+from typing import Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 Changes = Mapping[bytes, "bytes | None"]
 
@@ -74,6 +74,11 @@ class KeyValueStore(Protocol):
     def rollback(self) -> None:
         """Drop what is staged: the store is as it was at its last commit."""
 
+    def delete_range(self, start: bytes, end: bytes) -> None:
+        """Stage the deletion of every key in ``[start, end)`` for the next :meth:`commit`, applied before
+        the changes staged after it. Not logged: it expires old windows, whose changelog expires by
+        retention (Kafka Streams' window changelogs are ``compact,delete``)."""
+
     def offsets(self) -> dict[str, int]:
         """The checkpoint: changelog topic → next offset to restore from (empty when new)."""
 
@@ -91,11 +96,14 @@ class KeyValueStore(Protocol):
 
 
 class Staging:
-    """``put_all`` / ``commit`` / ``rollback`` of a bottom store, over its atomic ``write``."""
+    """``put_all`` / ``delete_range`` / ``commit`` / ``rollback`` of a bottom store, over its atomic
+    ``write(changes, offsets, ranges)`` (range deletions first, then the changes)."""
 
     _staged: dict[bytes, bytes | None] | None = None
+    _ranges: list[tuple[bytes, bytes]] | None = None
 
-    def write(self, changes: Changes, offsets: Mapping[str, int] | None = None) -> None:
+    def write(self, changes: Changes, offsets: Mapping[str, int] | None = None,
+              ranges: Sequence[tuple[bytes, bytes]] = ()) -> None:
         raise NotImplementedError  # the bottom's own
 
     def put_all(self, changes: Changes) -> None:
@@ -104,13 +112,26 @@ class Staging:
         else:
             self._staged.update(changes)
 
+    def delete_range(self, start: bytes, end: bytes) -> None:
+        staged = self._staged
+        if staged:  # a change staged before the deletion is deleted with its range
+            for key in [k for k in staged if start <= k < end]:
+                del staged[key]
+        if self._ranges is None:
+            self._ranges = []
+        self._ranges.append((start, end))
+
     def commit(self, offsets: Mapping[str, int] | None = None) -> None:
         staged, self._staged = self._staged, None
-        if staged or offsets:
+        ranges, self._ranges = self._ranges, None
+        if ranges:
+            self.write(staged or {}, offsets, ranges)
+        elif staged or offsets:
             self.write(staged or {}, offsets)
 
     def rollback(self) -> None:
         self._staged = None
+        self._ranges = None
 
     @property
     def staged(self) -> int:

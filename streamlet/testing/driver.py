@@ -22,7 +22,8 @@ from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.clients import max_record_bytes
 from streamlet.runtime.produce_errors import record_size, too_large
 from streamlet.runtime.global_store import GlobalStore, source_serde
-from streamlet.runtime.store_view import GlobalStoreView, StoreView
+from streamlet.runtime.metrics import Metrics
+from streamlet.runtime.store_view import GlobalStoreView, StoreView, view_of
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.serde.context import KEY, VALUE, deserializer_for, serializer_for
 from streamlet.topology.compile import DeserializationFailure
@@ -58,6 +59,7 @@ class TestDriver:
         #: the producer's message.max.bytes: a larger record fails as it would on a broker
         self.max_bytes = max_record_bytes(app.config.client_config)
         self.policy = ErrorPolicy(app.config.on_error, app.config.dead_letter, self._produce, self.max_bytes)
+        self._metrics = Metrics()
         #: global table topic → its store (every partition, shared by every task)
         self.global_stores: dict[str, GlobalStore] = {}
         caches: dict[str, Any] = {}
@@ -66,6 +68,7 @@ class TestDriver:
             self.global_stores[spec.changelog] = GlobalStore(spec, caches[spec.name], self.policy)
         self.tasks = TaskManager(self.topology, self._produce, topic_counts, self._open_store,
                                  clock=lambda: self.wall_clock_ms, global_stores=caches)
+        self.tasks.metrics = self._metrics
         self.tasks.assign((t, p) for t in self.topology.source_topics() for p in range(partitions))
 
     # -- the fake broker ------------------------------------------------------
@@ -182,6 +185,10 @@ class TestDriver:
 
         return StoreBuilder.for_spec(spec, partition).build(InMemoryStore(spec.name))
 
+    def metrics(self) -> dict[str, int]:
+        """The counters a worker would show in ``app.metrics()`` (``late_records_dropped``, ...)."""
+        return self._metrics.snapshot()
+
     def store(self, name: str) -> StoreView:
         """Read-only mapping over store ``name``: ``[key]``, ``get``, ``items()``, ``len()``."""
         topo = self.topology
@@ -189,7 +196,7 @@ class TestDriver:
             return GlobalStoreView(topo.global_stores[name], self.tasks.global_stores)
         if name not in topo.stores:
             raise KeyError(f"no store named {name!r}; stores: {sorted([*topo.stores, *topo.global_stores])}")
-        return StoreView(topo.stores[name], self.tasks)
+        return view_of(topo.stores[name], self.tasks)
 
     def advance_wall_clock(self, ms: int) -> None:
         """Move wall-clock time forward ``ms`` and run the wall-clock punctuators that are due (once

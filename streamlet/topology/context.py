@@ -28,7 +28,7 @@ class TaskContext:
     """
 
     __slots__ = ("task_id", "partition", "msg", "produce", "partitions", "stores", "stream_time",
-                 "punctuation", "closers", "clock", "global_stores")
+                 "punctuation", "closers", "clock", "late_records", "metrics", "global_stores")
 
     def __init__(self, task_id: str, partition: int, produce: Produce,
                  partitions: dict[str, int] | None = None, clock: Callable[[], int] | None = None,
@@ -44,6 +44,10 @@ class TaskContext:
         self.closers: list[Callable[[], None]] = []
         self.clock = clock or _wall_clock_ms
         self.global_stores: dict[str, Any] = global_stores if global_stores is not None else {}
+        #: records a windowed step dropped because their window had closed
+        self.late_records = 0
+        #: the worker's counters (``inc(name, amount, **labels)``), for rare events only; may be None
+        self.metrics: Any = None
 
     def close_processors(self) -> None:
         """The chains are dropped (the task is suspended): close its processors, forget their

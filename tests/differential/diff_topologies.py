@@ -166,6 +166,64 @@ def table_join_filter(app: sl.App) -> None:
      .filter(lambda k, v: v["plan"] == "gold").to_stream().to("tt-gold"))
 
 
+# -- windows ----------------------------------------------------------------------------------------
+def window_key(w, v):
+    return f"{w.key}@{w.start}/{w.end}", v
+
+
+@topology("windowed-changes", ["tumbling-counts", "hopping-sums"], ["in"])
+def windowed_changes(app: sl.App) -> None:
+    s = app.stream("in")
+    (s.group_by_key().windowed_by(sl.Tumbling(1000, grace=300)).count(name="tumbling-counts")
+     .to_stream().map(window_key).to("tumbling-counts"))
+    (s.group_by_key().windowed_by(sl.Hopping(1000, 500, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="hopping-sums")
+     .to_stream().map(window_key).to("hopping-sums"))
+
+
+@topology("windowed-final", ["tumbling-final"], ["in"])
+def windowed_final(app: sl.App) -> None:
+    (app.stream("in").group_by_key().windowed_by(sl.Tumbling(1000, grace=200)).emit_final()
+     .count(name="tumbling-final").to_stream().map(window_key).to("tumbling-final"))
+
+
+@topology("windowed-final-hopping", ["hopping-final"], ["in"])
+def windowed_final_hopping(app: sl.App) -> None:
+    s = app.stream("in")
+    (s.group_by_key().windowed_by(sl.Hopping(1500, 500, grace=100)).emit_final()
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="hopping-final")
+     .to_stream().map(window_key).to("hopping-final"))
+
+
+@topology("session-windows", ["session-counts", "session-sums", "session-final"], ["in"])
+def session_windows(app: sl.App) -> None:
+    s = app.stream("in")
+    gap300 = sl.Session(300, grace=200)
+    (s.group_by_key().windowed_by(gap300).count(name="session-counts")
+     .to_stream().map(window_key).to("session-counts"))
+    (s.group_by_key().windowed_by(sl.Session(150, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], merger=lambda k, a, b: a + b, name="session-sums")
+     .to_stream().map(window_key).to("session-sums"))
+    (s.group_by_key().windowed_by(gap300).emit_final().count(name="session-final")
+     .to_stream().map(window_key).to("session-final"))
+
+
+@topology("sliding-windows", ["sliding-counts", "sliding-sums"], ["in"])
+def sliding_windows(app: sl.App) -> None:
+    s = app.stream("in")
+    (s.group_by_key().windowed_by(sl.Sliding(300, grace=200)).count(name="sliding-counts")
+     .to_stream().map(window_key).to("sliding-counts"))
+    (s.group_by_key().windowed_by(sl.Sliding(1500, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="sliding-sums")
+     .to_stream().map(window_key).to("sliding-sums"))
+
+
+@topology("sliding-final", ["sliding-final"], ["in"])
+def sliding_final(app: sl.App) -> None:
+    (app.stream("in").group_by_key().windowed_by(sl.Sliding(300, grace=100)).emit_final()
+     .count(name="sliding-final").to_stream().map(window_key).to("sliding-final"))
+
+
 def _by_user(k, v):
     """The global table's lookup key from a stream value: ``"u2"`` → ``"k2"``; ``None`` without a user."""
     return None if v is None or v["user"] is None else "k" + v["user"][1:]

@@ -30,9 +30,10 @@ class RecordingStore(InMemoryStore):
         super().__init__("s")
         self.writes: list[tuple[dict, Any]] = []
 
-    def write(self, changes: Mapping[bytes, bytes | None], offsets: Mapping[str, int] | None = None) -> None:
+    def write(self, changes: Mapping[bytes, bytes | None], offsets: Mapping[str, int] | None = None,
+              ranges: Any = ()) -> None:
         self.writes.append((dict(changes), dict(offsets) if offsets else None))
-        super().write(changes, offsets)
+        super().write(changes, offsets, ranges)
 
 
 class Sent(list):
@@ -171,3 +172,40 @@ def test_a_timestamped_store_keeps_values_with_their_timestamps() -> None:
     assert bottom.get(b"k") == (1234).to_bytes(8, "big") + b"v"
     fresh = StoreBuilder("t", string(), timestamped=True).with_caching().build(bottom)
     assert fresh.get(b"k") == ("v", 1234) and fresh.hot_path()[0].get(b"zz", MISSING) is MISSING
+
+
+def test_a_bottom_deletes_a_range_at_commit_before_the_changes_staged_after_it(bottom: Any) -> None:
+    bottom.write({b"a1": b"1", b"a2": b"2", b"b1": b"3", b"c1": b"4"}, {"cl": 1})
+    bottom.put_all({b"a3": b"new"})      # staged before the deletion: deleted with its range
+    bottom.delete_range(b"a", b"b2")
+    bottom.put_all({b"a9": b"after"})    # staged after it: kept
+    assert bottom.get(b"a1") == b"1"     # nothing is written before the commit
+    bottom.commit({"cl": 2})
+    assert dict(bottom.items()) == {b"a9": b"after", b"c1": b"4"} and bottom.offsets() == {"cl": 2}
+    bottom.delete_range(b"c", b"d")
+    bottom.rollback()                    # a rolled-back deletion deletes nothing
+    bottom.commit()
+    assert dict(bottom.items()) == {b"a9": b"after", b"c1": b"4"}
+
+
+def test_a_range_deleted_through_the_layers_reads_as_absent_at_once_and_is_not_logged(bottom: Any) -> None:
+    sent = Sent()
+    store = StoreBuilder("s", json()).with_logging("cl", 0, sent).with_caching().build(bottom)
+    for key, value in [(b"w1-a", 1), (b"w1-b", 2), (b"w2-a", 3)]:
+        store.put(key, value)
+    store.prepare_commit()
+    store.commit({})
+    store.get(b"w1-a")                     # cached
+    store.put(b"w1-c", 9)                  # dirty, never written
+    store.delete_range(b"w1", b"w2")
+    assert store.get(b"w1-a") is None and store.get(b"w1-b") is None and store.get(b"w1-c") is None
+    assert dict(store.items()) == {b"w2-a": 3}
+    sent.clear()
+    store.prepare_commit()
+    store.commit({})
+    assert sent == []                      # expiry sends nothing to the changelog
+    assert dict(bottom.items()) == {b"w2-a": b"3"}
+    store.put(b"w1-a", 5)                  # a key of the range may come back afterwards
+    store.prepare_commit()
+    store.commit({})
+    assert bottom.get(b"w1-a") == b"5"
