@@ -116,7 +116,8 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
              keeps_key=True, key_aware=True, joins=True),
     NodeKind("table_join", f"{_JOIN}:table_join", keeps_key=True, table=True, passes_changes=True, joins=True),
     # looks a global table up by a key of its own: no co-partitioning (not ``joins``)
-    NodeKind("stream_global_join", f"{_GLOBAL}:stream_global_join", keeps_key=True, single_output=True),
+    NodeKind("stream_global_join", f"{_GLOBAL}:stream_global_join", f"{_GLOBAL}:generate_stream_global_join",
+             keeps_key=True, single_output=True, key_aware=True),
     NodeKind("table_join_merge", f"{_JOIN}:table_join_merge", lookup=f"{_JOIN}:table_join_lookup",
              keeps_key=True, table=True, passes_changes=True),
 )}

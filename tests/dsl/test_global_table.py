@@ -11,6 +11,16 @@ import pytest
 import streamlet as sl
 from streamlet.errors import ConfigError, RecordError, TopologyError
 from streamlet.testing import TestDriver
+from streamlet.topology import codegen
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["generated", "closures"])
+def generated(request: pytest.FixtureRequest):
+    """Every test on the generated chain (the join inline) and on the compiled closures."""
+    old = codegen.enabled
+    codegen.enabled = request.param
+    yield request.param
+    codegen.enabled = old
 
 
 def enrich(order: dict[str, Any], country: Any) -> dict[str, Any]:
@@ -156,6 +166,12 @@ def test_declaring_errors() -> None:
     other = sl.App("gt-other").global_table("countries")
     with pytest.raises(TopologyError, match="same App"):
         app.stream("again").join(other, enrich)
+
+
+def test_the_generated_chain_looks_the_row_up_inline(generated: bool) -> None:
+    with TestDriver(_app()) as d:
+        fn = d.tasks.routes["orders"][0]
+        assert ("global join country-store" in getattr(fn, "__streamlet_source__", "")) == generated
 
 
 def test_describe_lists_global_stores() -> None:
