@@ -163,3 +163,15 @@ def view_of(spec: StoreSpec, tasks: Any) -> StoreView:
     if spec.kind == "sliding":
         return SlidingStoreView(spec, tasks)
     return StoreView(spec, tasks)
+
+
+class GlobalStoreView(StoreView):
+    """The same view over a global table's store: every partition of its topic, in this process."""
+
+    def __init__(self, spec: StoreSpec, caches: dict[str, Any]) -> None:
+        super().__init__(spec, None)
+        self._global_caches = caches
+
+    def _caches(self) -> list[Any]:
+        cache = self._global_caches.get(self.spec.name)
+        return [] if cache is None else [cache]

@@ -17,6 +17,7 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
@@ -32,7 +33,8 @@ import org.apache.kafka.streams.kstream.Windowed;
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
  * topology of the same name in tests/differential/topologies.py (docs/testing.md has the table).
  * Input values: streams {"user": str|null, "amount": int, "tag": str}, table "users" {"city": str,
- * "age": int}, table "accounts" {"plan": str, "credits": int}; null = tombstone. Python functions
+ * "age": int}, table "accounts" {"plan": str, "credits": int}, global table "countries" {"name": str,
+ * "vat": int}; null = tombstone. Python functions
  * test {@code v is None} where Java tests null.
  */
 final class Topologies {
@@ -68,7 +70,8 @@ final class Topologies {
       spec("windowed-final-hopping", Topologies::windowedFinalHopping, "hopping-final"),
       spec("session-windows", Topologies::sessionWindows, "session-counts", "session-sums", "session-final"),
       spec("sliding-windows", Topologies::slidingWindows, "sliding-counts", "sliding-sums"),
-      spec("sliding-final", Topologies::slidingFinal, "sliding-final"));
+      spec("sliding-final", Topologies::slidingFinal, "sliding-final"),
+      spec("global-table-join", Topologies::globalTableJoin, "gt-inner", "gt-left", "gt-by-key"));
 
   private Topologies() {}
 
@@ -327,5 +330,24 @@ final class Topologies {
         .emitStrategy(EmitStrategy.onWindowClose()).count(Materialized.as("sliding-final"))
         .toStream((w, v) -> windowKey(w))
         .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("sliding-final");
+  }
+
+  /** The global table's lookup key from a stream value: "u2" -> "k2"; null without a user. */
+  private static String byUser(JsonNode v) {
+    return v == null || v.get("user").isNull() ? null : "k" + v.get("user").asText().substring(1);
+  }
+
+  private static JsonNode amountVat(JsonNode o, JsonNode c) {
+    return obj().put("amount", o == null ? null : amount(o))
+        .put("vat", c == null ? null : c.get("vat").asLong());
+  }
+
+  private static void globalTableJoin(StreamsBuilder b) {
+    GlobalKTable<String, JsonNode> countries =
+        b.globalTable("countries", Consumed.with(Serdes.String(), JsonSerde.json()));
+    KStream<String, JsonNode> orders = in(b);
+    orders.join(countries, (k, v) -> byUser(v), Topologies::amountVat).to("gt-inner");
+    orders.leftJoin(countries, (k, v) -> byUser(v), Topologies::amountVat).to("gt-left");
+    orders.leftJoin(countries, (k, v) -> k, Topologies::amountVat).to("gt-by-key");
   }
 }
