@@ -24,7 +24,7 @@ def customer_of(order: dict[str, Any]) -> Any:
     return order.get("customer")
 
 
-def _app(how: str, partitions_hint: str = "") -> sl.App:
+def _app(how: str) -> sl.App:
     app = sl.App("fk")
     orders, customers = app.table("orders"), app.table("customers")
     getattr(orders, how)(customers, joiner, foreign_key=customer_of, name="oc").to_stream().to("out")
