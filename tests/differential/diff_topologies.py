@@ -164,3 +164,20 @@ def table_table_join(app: sl.App) -> None:
 def table_join_filter(app: sl.App) -> None:
     (app.table("users").join(app.table("accounts"), _city_plan)
      .filter(lambda k, v: v["plan"] == "gold").to_stream().to("tt-gold"))
+
+
+def _level_city(m, u):
+    """A foreign-key joiner: a left join passes ``u=None`` when the membership's user has no row."""
+    return {"level": m["level"], "city": None if u is None else u["city"]}
+
+
+def _user_of(m):
+    """The foreign key of a membership: a key of 'users', or None."""
+    return m["user"]
+
+
+@topology("fk-join", ["fk-inner", "fk-left"], ["memberships", "users"])
+def fk_join(app: sl.App) -> None:
+    memberships, users = app.table("memberships"), app.table("users")
+    memberships.join(users, _level_city, foreign_key=_user_of, name="fk-inner").to_stream().to("fk-inner")
+    memberships.left_join(users, _level_city, foreign_key=_user_of, name="fk-left").to_stream().to("fk-left")

@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
@@ -21,6 +22,7 @@ import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
+import org.apache.kafka.streams.kstream.TableJoined;
 
 /**
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
@@ -56,7 +58,8 @@ final class Topologies {
       spec("rekeyed-join", Topologies::rekeyedJoin, "by-amount", "by-amount-left"),
       spec("derived-table-join", Topologies::derivedTableJoin, "older-cities"),
       spec("table-table-join", Topologies::tableTableJoin, "tt-inner", "tt-left", "tt-outer"),
-      spec("table-join-filter", Topologies::tableJoinFilter, "tt-gold"));
+      spec("table-join-filter", Topologies::tableJoinFilter, "tt-gold"),
+      spec("fk-join", Topologies::fkJoin, "fk-inner", "fk-left"));
 
   private Topologies() {}
 
@@ -225,5 +228,22 @@ final class Topologies {
     users(b).join(accounts(b), Topologies::cityPlan)
         .filter((k, v) -> "gold".equals(v.get("plan").asText()))
         .toStream().to("tt-gold");
+  }
+
+  /** The foreign-key joiner: a left join passes a null user when the membership's user has no row. */
+  private static JsonNode levelCity(JsonNode m, JsonNode u) {
+    return obj().put("level", m.get("level").asLong())
+        .put("city", u == null ? null : u.get("city").asText());
+  }
+
+  private static void fkJoin(StreamsBuilder b) {
+    KTable<String, JsonNode> memberships =
+        b.table("memberships", Consumed.with(Serdes.String(), JsonSerde.json()), Materialized.as("memberships"));
+    KTable<String, JsonNode> users = users(b);
+    Function<JsonNode, String> userOf = m -> m.get("user").isNull() ? null : m.get("user").asText();
+    memberships.join(users, userOf, Topologies::levelCity, TableJoined.as("fk-inner"))
+        .toStream().to("fk-inner");
+    memberships.leftJoin(users, userOf, Topologies::levelCity, TableJoined.as("fk-left"))
+        .toStream().to("fk-left");
   }
 }
