@@ -4,8 +4,11 @@
   task to the right table's, keyed by the foreign key: the hash of the left row it was sent for
   (``None`` for a deleted row), what the right side is to do, and the left partition the answer
   goes back to. The subscription store holds the same tuple under :func:`combined_key`.
-* A **response** ``(hash, right value, partition)`` goes back, keyed by the left key: the right
-  row (``None``: no row) and the hash of the left row the subscription was sent for.
+* A **response** ``(hash, right value, partition, quiet)`` goes back, keyed by the left key: the
+  right row (``None``: no row) and the hash of the left row the subscription was sent for.
+  ``quiet``: there is no right row and the left row never joined one since it last changed (the
+  answer to an inner join's subscription that Kafka Streams leaves unanswered): it emits nothing,
+  but deletes a joined row an earlier, dropped answer should have deleted.
 
 The left side joins a response only if its hash is that of the left row it holds now (a stale or
 duplicate response is dropped): :func:`value_hash`.
@@ -28,11 +31,12 @@ PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE = 3  #: subscribe; answer only if the right r
 
 _VERSION = 0
 _SUB = struct.Struct(">BBiB")  # version, instruction, partition, hash length
-_RESP = struct.Struct(">BiBB")  # version, partition, hash length, has a right value
+_RESP = struct.Struct(">BiBB")  # version, partition, hash length, flags (_HAS_VALUE, _QUIET)
+_HAS_VALUE, _QUIET = 1, 2
 _LEN = struct.Struct(">I")
 
 Subscription = tuple  # (hash | None, instruction, partition, left key bytes)
-Response = tuple  # (hash | None, right value | None, partition)
+Response = tuple  # (hash | None, right value | None, partition, quiet)
 
 
 def value_hasher(serde: Any, topic: str) -> Callable[[Any], bytes | None]:
@@ -75,20 +79,20 @@ def response_serde(right_value_serde: Any, topic: str) -> FunctionSerde:
     de = deserializer_for(right_value_serde, topic, VALUE)
 
     def encode(r: Response) -> bytes:
-        h, value, partition = r
+        h, value, partition, quiet = r
         h = h or b""
-        vb = ser(value, None) if value is not None else None
-        head = _RESP.pack(_VERSION, partition, len(h), vb is not None) + h
-        return head + vb if vb is not None else head
+        if value is None:
+            return _RESP.pack(_VERSION, partition, len(h), _QUIET if quiet else 0) + h
+        return _RESP.pack(_VERSION, partition, len(h), _HAS_VALUE) + h + ser(value, None)
 
     def decode(data: bytes) -> Response:
-        version, partition, n, has_value = _RESP.unpack_from(data)
+        version, partition, n, flags = _RESP.unpack_from(data)
         if version != _VERSION:
             raise ValueError(f"foreign-key join response of unknown version {version}")
         start = _RESP.size
         h = data[start:start + n] if n else None
-        value = de(data[start + n:], None) if has_value else None
-        return (h, value, partition)
+        value = de(data[start + n:], None) if flags & _HAS_VALUE else None
+        return (h, value, partition, bool(flags & _QUIET))
 
     return FunctionSerde("fk-response", encode, decode)
 

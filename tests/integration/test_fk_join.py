@@ -84,8 +84,13 @@ def test_foreign_key_joins_in_a_worker_end_with_the_rows_the_test_driver_compute
 
     def joined(rows: dict[str, dict[str, Any]], errors: list[BaseException]) -> None:
         for t in ("inner", "left"):
-            wait_for(lambda: final_rows(latest_per_key(broker.bootstrap, t, OUT).items()) == rows[t], errors,
-                     f"the final rows of the {t} join", timeout=90)
+            try:
+                wait_for(lambda: final_rows(latest_per_key(broker.bootstrap, t, OUT).items()) == rows[t],
+                         errors, f"the final rows of the {t} join", timeout=90)
+            except AssertionError:
+                got = final_rows(latest_per_key(broker.bootstrap, t, OUT).items())
+                wrong = {k: (got.get(k), rows[t].get(k)) for k in set(got) | set(rows[t]) if got.get(k) != rows[t].get(k)}
+                raise AssertionError(f"{t}: (worker, expected) of the keys that differ: {wrong}") from None
 
     def worker(state: str) -> sl.App:
         app = sl.App("fk-worker", brokers=broker.bootstrap, state_dir=str(tmp_path / state),
