@@ -115,3 +115,78 @@ def test_foreign_key_joins_in_a_worker_end_with_the_rows_the_test_driver_compute
         joined(expected, errors)
     assert not errors
     assert expected["left"] != expected["inner"] and expected["inner"]  # both kinds have rows, and differ
+
+
+SCRIPT = """
+import os
+import time
+
+import streamlet as sl
+
+SLOW_S = float(os.environ.get("TEST_SLOW_S", "0"))
+
+
+def joiner(o, c):
+    if SLOW_S:
+        time.sleep(SLOW_S)
+    return {"n": o["n"], "tier": None if c is None else c["tier"]}
+
+
+def fk(o):
+    return o["customer"]
+
+
+app = sl.App("fk-kill")
+orders, customers = app.table("orders"), app.table("customers")
+orders.join(customers, joiner, foreign_key=fk, name="inner").to_stream().to("inner")
+orders.left_join(customers, joiner, foreign_key=fk, name="left").to_stream().to("left")
+"""
+
+
+@pytest.mark.timeout(420)
+def test_three_workers_with_one_killed_end_with_the_rows_of_an_uninterrupted_run(tmp_path: Path, broker,
+                                                                                 report) -> None:
+    """Subscriptions, answers, the subscription and result stores across a SIGKILL mid-run and the
+    rebalances around it: replays may emit rows again, the joined tables end as the TestDriver's."""
+    import signal
+    import textwrap
+
+    from tests.integration.kafka_io import Follower
+    from tests.integration.procs import Worker, wait_until
+
+    broker.create_topic("orders", ORDERS)
+    broker.create_topic("customers", CUSTOMERS)
+    for t in ("inner", "left"):
+        broker.create_topic(t, OUT)
+    script = tmp_path / "fk_kill.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    recs = records(11, 500)
+    half = len(recs) // 2
+    reference = sl.App("fk-ref")
+    build(reference)
+    with sl.testing.TestDriver(reference) as d:
+        for topic, key, value in recs:
+            d.send(topic, key=key, value=value)
+        expected = {t: final_rows(d.read(t)) for t in ("inner", "left")}
+
+    def produce_all(part: list[tuple[str, str, Any]]) -> None:
+        for topic in ("customers", "orders"):
+            produce(broker.bootstrap, topic, [(k, v) for t, k, v in part if t == topic])
+
+    slow = {"TEST_SLOW_S": "0.005"}
+    workers = [Worker(tmp_path, script, broker.bootstrap, tmp_path / f"state-{n}", n, env=slow)
+               for n in ("w1", "w2", "w3")]
+    produce_all(recs[:half])
+    with Follower(broker.bootstrap, "left", OUT) as out:
+        wait_until(lambda: len(out.poll()) > 50, 120, "outputs of the first half", workers=workers)
+        seen = len(out.poll())
+        produce_all(recs[half:])
+        wait_until(lambda: len(out.poll()) > seen + 20, 120, "outputs of the second half", workers=workers)
+    workers[0].stop(signal.SIGKILL)  # mid-run: what it processed since its last commit comes again
+    workers[0] = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state-w1", "w1-again")
+    for t in ("inner", "left"):
+        wait_until(lambda: final_rows(latest_per_key(broker.bootstrap, t, OUT).items()) == expected[t], 180,
+                   f"the final rows of the {t} join", workers=workers, interval=1)
+    assert [w.stop() for w in workers] == [0, 0, 0]
+    report(f"foreign-key joins: one of 3 workers SIGKILLed mid-run; {len(expected['inner'])} inner and "
+           f"{len(expected['left'])} left-join rows as in an uninterrupted run")
