@@ -290,3 +290,21 @@ def test_a_replay_of_the_internal_topics_changes_no_final_row(how: str, topic: s
         assert dict(d.store("oc-subscription-store").items()) == subscriptions
         again = dict(d.read("out"))
         assert again and all(again[k] == last[k] for k in again)  # the same final row of each key emitted
+
+
+def test_a_table_joined_with_itself_by_foreign_key() -> None:
+    """Employees with their manager's name: left and right are one table (one sub-topology)."""
+    app = sl.App("self")
+    emps = app.table("employees")
+    emps.left_join(emps, lambda e, m: {"name": e["name"], "manager": m and m["name"]},
+                   foreign_key=lambda e: e["boss"], name="boss").to_stream().to("out")
+    with TestDriver(app, partitions=2) as d:
+        d.send("employees", "e1", {"name": "Ann", "boss": None})
+        d.send("employees", "e2", {"name": "Bob", "boss": "e1"})
+        d.send("employees", "e3", {"name": "Cy", "boss": "e2"})
+        d.send("employees", "e1", {"name": "Anne", "boss": None})  # e2 follows: its manager renamed
+        assert dict(d.store("boss").items()) == {"e1": {"name": "Anne", "manager": None},
+                                                 "e2": {"name": "Bob", "manager": "Anne"},
+                                                 "e3": {"name": "Cy", "manager": "Bob"}}
+        assert d.read("out")[-2:] == [("e2", {"name": "Bob", "manager": "Anne"}),
+                                      ("e1", {"name": "Anne", "manager": None})]
