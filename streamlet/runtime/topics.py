@@ -29,12 +29,16 @@ def _owner_group(topology: Topology, topic: str) -> list[str]:
 
 
 def internal_partitions(topology: Topology, known: dict[str, int], default: int) -> dict[str, int]:
-    """Partition count of every internal topic: explicit, else the max of its sub-topology's sources."""
+    """Partition count of every internal topic: explicit, else that of the topic it copies (``source_of``),
+    else the max of its sub-topology's sources."""
     out: dict[str, int] = {}
     for _ in range(len(topology.internal_topics) + 1):  # chains of internal topics settle in order
         for name, topic in topology.internal_topics.items():
             if topic.partitions:
                 out[name] = topic.partitions
+                continue
+            if topic.source_of:  # co-partitioned with that topic (a foreign-key join's topics)
+                out[name] = known.get(topic.source_of) or out.get(topic.source_of) or default
                 continue
             counts = []
             for n in _owner_group(topology, name):

@@ -69,6 +69,7 @@ _GEN_TAB = "streamlet.topology.codegen_stateful"
 _AGG = "streamlet.topology.aggregate"
 _JOIN = "streamlet.topology.table_join"
 _GLOBAL = "streamlet.topology.global_join"
+_FK = "streamlet.topology.fk_join"
 
 KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # streams
@@ -120,6 +121,12 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
              keeps_key=True, single_output=True, key_aware=True),
     NodeKind("table_join_merge", f"{_JOIN}:table_join_merge", lookup=f"{_JOIN}:table_join_lookup",
              keeps_key=True, table=True, passes_changes=True),
+    # foreign-key table–table join (KIP-213): see fk_join.py
+    NodeKind("fk_subscription_send", f"{_FK}:fk_subscription_send", needs_old=True),
+    NodeKind("fk_subscription_receive", f"{_FK}:fk_subscription_receive", store="store", joins=True),
+    NodeKind("fk_foreign_join", f"{_FK}:fk_foreign_join", store="store"),
+    NodeKind("fk_response_join", f"{_FK}:fk_response_join", lookup=f"{_FK}:fk_response_join_lookup",
+             keeps_key=True, table=True, store="store", joins=True),
 )}
 
 _RESOLVED: dict[str, Any] = {}

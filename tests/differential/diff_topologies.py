@@ -239,3 +239,20 @@ def global_table_join(app: sl.App) -> None:
     orders.join(countries, _amount_vat, key_selector=_by_user).to("gt-inner")
     orders.left_join(countries, _amount_vat, key_selector=_by_user).to("gt-left")
     orders.left_join(countries, _amount_vat, key_selector=lambda k, v: k).to("gt-by-key")
+
+
+def _level_city(m, u):
+    """A foreign-key joiner: a left join passes ``u=None`` when the membership's user has no row."""
+    return {"level": m["level"], "city": None if u is None else u["city"]}
+
+
+def _user_of(m):
+    """The foreign key of a membership: a key of 'users', or None."""
+    return m["user"]
+
+
+@topology("fk-join", ["fk-inner", "fk-left"], ["memberships", "users"])
+def fk_join(app: sl.App) -> None:
+    memberships, users = app.table("memberships"), app.table("users")
+    memberships.join(users, _level_city, foreign_key=_user_of, name="fk-inner").to_stream().to("fk-inner")
+    memberships.left_join(users, _level_city, foreign_key=_user_of, name="fk-left").to_stream().to("fk-left")

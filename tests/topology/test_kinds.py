@@ -42,6 +42,7 @@ def test_every_kind_the_dsl_builds_has_a_descriptor() -> None:
     users.filter(lambda k, v: True).map_values(lambda v: v).group_by(lambda k, v: (k, v)).count(name="m")
     users.join(app.table("accounts"), lambda u, a: u).to_stream().to("e")
     s.join(app.global_table("countries"), lambda a, b: a, key_selector=lambda k, v: k).to("f")
+    app.table("orders-table").join(users, lambda o, u: o, foreign_key=lambda o: o["user"], name="fk")
     used = {n.kind for n in app.topology.nodes.values()}
     assert used == set(KINDS)
 

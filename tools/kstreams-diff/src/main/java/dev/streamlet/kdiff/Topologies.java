@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
@@ -28,6 +29,7 @@ import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
+import org.apache.kafka.streams.kstream.TableJoined;
 
 /**
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
@@ -71,7 +73,8 @@ final class Topologies {
       spec("session-windows", Topologies::sessionWindows, "session-counts", "session-sums", "session-final"),
       spec("sliding-windows", Topologies::slidingWindows, "sliding-counts", "sliding-sums"),
       spec("sliding-final", Topologies::slidingFinal, "sliding-final"),
-      spec("global-table-join", Topologies::globalTableJoin, "gt-inner", "gt-left", "gt-by-key"));
+      spec("global-table-join", Topologies::globalTableJoin, "gt-inner", "gt-left", "gt-by-key"),
+      spec("fk-join", Topologies::fkJoin, "fk-inner", "fk-left"));
 
   private Topologies() {}
 
@@ -349,5 +352,22 @@ final class Topologies {
     orders.join(countries, (k, v) -> byUser(v), Topologies::amountVat).to("gt-inner");
     orders.leftJoin(countries, (k, v) -> byUser(v), Topologies::amountVat).to("gt-left");
     orders.leftJoin(countries, (k, v) -> k, Topologies::amountVat).to("gt-by-key");
+  }
+
+  /** The foreign-key joiner: a left join passes a null user when the membership's user has no row. */
+  private static JsonNode levelCity(JsonNode m, JsonNode u) {
+    return obj().put("level", m.get("level").asLong())
+        .put("city", u == null ? null : u.get("city").asText());
+  }
+
+  private static void fkJoin(StreamsBuilder b) {
+    KTable<String, JsonNode> memberships =
+        b.table("memberships", Consumed.with(Serdes.String(), JsonSerde.json()), Materialized.as("memberships"));
+    KTable<String, JsonNode> users = users(b);
+    Function<JsonNode, String> userOf = m -> m.get("user").isNull() ? null : m.get("user").asText();
+    memberships.join(users, userOf, Topologies::levelCity, TableJoined.as("fk-inner"))
+        .toStream().to("fk-inner");
+    memberships.leftJoin(users, userOf, Topologies::levelCity, TableJoined.as("fk-left"))
+        .toStream().to("fk-left");
   }
 }
