@@ -8,8 +8,8 @@ from typing import Any, Iterator
 from streamlet.record import Windowed
 from streamlet.topology.graph import StoreSpec
 from streamlet.state.row import STATE
-from streamlet.topology.session_aggregate import ROW as SESSION_ROW
-from streamlet.topology.session_aggregate import ROW_END as SESSION_ROW_END
+from streamlet.topology.window_rows import ROW as SESSION_ROW
+from streamlet.topology.window_rows import ROW_END as SESSION_ROW_END
 from streamlet.topology.window_aggregate import EMITTED, FIRST, split_window_key, window_key
 
 

@@ -21,13 +21,12 @@ which expire (``end < stream time - retention``), without scanning the store.
 
 from __future__ import annotations
 
-import heapq
-from collections import deque
 from typing import Any
 
 from streamlet.errors import TopologyError
 from streamlet.record import Windowed
 from streamlet.state.row import STATE
+from streamlet.topology.window_rows import ROW
 from streamlet.topology.aggregate import forward_at, key_bytes_of
 from streamlet.topology.aggregation import check_state
 from streamlet.topology.chain import Forward, fan_out
@@ -38,11 +37,8 @@ from streamlet.topology.origin import InputSequence
 from streamlet.topology.replay import replay_marks
 from streamlet.topology.stateful import needs_old
 from streamlet.topology.window_aggregate import late_record
+from streamlet.topology.window_rows import WindowRows
 
-#: the rows of keys start with it; the emitted-up-to row does not
-ROW = b"s"
-ROW_END = b"t"
-EMITTED = b"m:emitted"
 START, END, AGG = 0, 1, 2
 
 
@@ -69,82 +65,26 @@ def session_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
     sequence = InputSequence()
     seen, row_of = replay_marks(comp.reads_repartition(node.name))
     name = node.name
-    # ends: (end, start, row key) of sessions not emitted yet (emit final) or not expired yet (emit
-    # changes); expiring: the same of emitted sessions, oldest first. Entries of merged-away sessions are
-    # skipped when they come up.
-    state: dict[str, Any] = {"observed": ctx.stream_time, "ends": None, "expiring": deque(), "emitted": -1}
-
-    def load() -> list[tuple[int, int, bytes]]:
-        row = get(EMITTED)
-        emitted = state["emitted"] = -1 if row is None else row[0]
-        ends, done = [], []
-        for rk, stored in store.items(ROW, ROW_END):
-            for s in stored[STATE]:
-                (done if final and s[END] < emitted else ends).append((s[END], s[START], rk))
-        heapq.heapify(ends)
-        state["expiring"].extend(sorted(done))
-        state["ends"] = ends
-        return ends
+    observed_at = {"observed": ctx.stream_time}
 
     def forward(k: Any, s: list[Any], change: tuple[Any, Any]) -> None:
         forward_at(ctx, down, Windowed(k, s[START], s[END]), change, s[END])
 
-    def remove(rk: bytes, end: int, start: int) -> list[Any] | None:
-        """Take the session ``[start, end]`` of row ``rk`` out of its row; None if it is gone."""
-        stored = get(rk)
-        if stored is None:
-            return None
-        sessions = stored[STATE]
-        for i, s in enumerate(sessions):
-            if s[END] == end and s[START] == start:
-                del sessions[i]
-                put(rk, stored if sessions else None)
-                return s
-        return None
-
-    def emit_closed(close: int, ends: list[tuple[int, int, bytes]]) -> None:
-        """Emit the sessions ending before ``close``, in end, start, key order (Kafka Streams' time index)."""
-        emitted, expiring = state["emitted"], state["expiring"]
-        last = None
-        while ends and ends[0][0] < close:
-            entry = heapq.heappop(ends)
-            end, start, rk = entry
-            if end < emitted or entry == last:
-                continue  # emitted already (an older entry of the same session)
-            last = entry
-            stored = get(rk)
-            for s in () if stored is None else stored[STATE]:
-                if s[END] == end and s[START] == start:
-                    forward(kde(rk[1:]), s, (present(s[AGG]), None))
-                    expiring.append(entry)
-                    break
-        state["emitted"] = close
-        put(EMITTED, [close])
-
-    def expire(before: int, ends: list[tuple[int, int, bytes]]) -> None:
-        if final:
-            expiring = state["expiring"]
-            while expiring and expiring[0][0] < before:
-                end, start, rk = expiring.popleft()
-                remove(rk, end, start)
-        else:
-            while ends and ends[0][0] < before:
-                end, start, rk = heapq.heappop(ends)
-                remove(rk, end, start)
+    rows = WindowRows(store, final, lambda s: (s[START], s[END]),
+                      lambda rk, s: forward(kde(rk[1:]), s, (present(s[AGG]), None)))
 
     def session_aggregate(k: Any, v: Any) -> None:
         if v is None or k is None:
             return  # null keys and values never reach a windowed aggregate
-        ends = state["ends"]
-        if ends is None:
-            ends = load()
+        if rows.ends is None:
+            rows.load()
         m = ctx.msg
         seq = sequence.next(m)
         ts = m.timestamp()[1]
-        observed = state["observed"]
+        observed = observed_at["observed"]
         gone = observed - retention  # sessions ending at or before it are expired (Kafka Streams' store)
         if ts > observed:
-            observed = state["observed"] = ts
+            observed = observed_at["observed"] = ts
         close = observed - gap - grace  # a session ending before it is closed
         rk = ROW + key_bytes(k)
         cur = get(rk)
@@ -168,14 +108,15 @@ def session_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
                 kept.append(session)
                 kept.sort(key=lambda s: s[START])
                 put(rk, row_of(mark, kept, end))
-                heapq.heappush(ends, (end, start, rk))
+                rows.add(start, end, rk)
                 if not final and down is not None:
                     if start != ts or end != ts:  # a record that merged nothing new replaces its session
                         for s in sorted(merged, key=lambda s: s[END]):
                             forward(k, s, (None, present(s[AGG]) if want_old else None))
                     forward(k, session, (present(agg), None))
-        if final and ends and ends[0][0] < close:
-            emit_closed(close, ends)
-        expire(observed - retention + 1, ends)  # Kafka Streams: a session ending at or before it is gone
+        if final and rows.closes(close):
+            rows.emit_closed(close)
+        expired = observed - retention + 1  # Kafka Streams: a session ending at or before it is gone
+        rows.expire(lambda entry: entry[0] < expired)
 
     return session_aggregate

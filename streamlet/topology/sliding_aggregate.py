@@ -23,8 +23,6 @@ then key order) and expiry (``start <= stream time - retention``, retention
 from __future__ import annotations
 
 import copy
-import heapq
-from collections import deque
 from typing import Any
 
 from streamlet.errors import TopologyError
@@ -40,10 +38,8 @@ from streamlet.topology.origin import InputSequence
 from streamlet.topology.replay import replay_marks
 from streamlet.topology.stateful import needs_old
 from streamlet.topology.window_aggregate import late_record
+from streamlet.topology.window_rows import ROW, WindowRows
 
-ROW = b"s"
-ROW_END = b"t"
-EMITTED = b"m:emitted"
 START, AGG, MAX_TS = 0, 1, 2
 
 
@@ -68,38 +64,27 @@ def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
     sequence = InputSequence()
     seen, row_of = replay_marks(comp.reads_repartition(node.name))
     name = node.name
-    # max_start: the latest window start written — the store's own stream time in Kafka Streams, from
-    # which windows starting at or before max_start - retention are gone
-    state: dict[str, Any] = {"observed": ctx.stream_time, "ends": None, "expiring": deque(), "emitted": -1,
-                             "max_start": -1}
+    observed_at = {"observed": ctx.stream_time}
 
-    def load() -> list[tuple[int, int, bytes]]:
-        row = get(EMITTED)
-        emitted = state["emitted"] = -1 if row is None else row[0]
-        ends, done = [], []
-        for rk, stored in store.items(ROW, ROW_END):
-            for w in stored[STATE]:
-                state["max_start"] = max(state["max_start"], w[START])
-                entry = (w[START] + d, w[START], rk)
-                (done if final and entry[0] < emitted else ends).append(entry)
-        heapq.heapify(ends)
-        state["expiring"].extend(sorted(done))
-        state["ends"] = ends
-        return ends
+    def emit(rk: bytes, w: list[Any]) -> None:
+        forward_at(ctx, down, Windowed(kde(rk[1:]), w[START], w[START] + d), (present(w[AGG]), None), w[MAX_TS])
+
+    # rows.max_start: the latest window start written — the store's own stream time in Kafka Streams,
+    # from which windows starting at or before max_start - retention are gone
+    rows = WindowRows(store, final, lambda w: (w[START], w[START] + d), emit)
 
     def sliding_aggregate(k: Any, v: Any) -> None:
         if v is None or k is None:
             return  # null keys and values never reach a windowed aggregate
-        ends = state["ends"]
-        if ends is None:
-            ends = load()
+        if rows.ends is None:
+            rows.load()
         m = ctx.msg
         seq = sequence.next(m)
         ts = m.timestamp()[1]
-        observed = state["observed"]
-        gone = state["max_start"] - retention  # windows starting at or before it are expired
+        observed = observed_at["observed"]
+        gone = rows.max_start - retention  # windows starting at or before it are expired
         if ts > observed:
-            observed = state["observed"] = ts
+            observed = observed_at["observed"] = ts
         close = observed - grace
         rk = ROW + key_bytes(k)
         cur = get(rk)
@@ -126,17 +111,13 @@ def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
                         w = by_start[start] = [start, new_agg, new_ts]
                     else:
                         w[AGG], w[MAX_TS] = new_agg, new_ts
-                    heapq.heappush(ends, (start + d, start, rk))
-                    if start > state["max_start"]:
-                        state["max_start"] = start
+                    rows.add(start, start + d, rk)
                     out.append((w, old))
 
                 def create(start: int, agg: Any, agg_ts: int) -> None:
                     """``createCurrentRecordRightWindow``: a copy of another window's aggregate."""
                     w = by_start[start] = [start, copy.deepcopy(agg), agg_ts]
-                    heapq.heappush(ends, (start + d, start, rk))
-                    if start > state["max_start"]:
-                        state["max_start"] = start
+                    rows.add(start, start + d, rk)
                     out.append((w, None))
 
                 if ts < d:
@@ -148,9 +129,10 @@ def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
                     for w, old in out:
                         forward_at(ctx, down, Windowed(k, w[START], w[START] + d), (present(w[AGG]), old),
                                    w[MAX_TS])
-        if final and ends and ends[0][0] < close:
-            emit_closed(close, ends)
-        expire(state["max_start"] - retention, ends)
+        if final and rows.closes(close):
+            rows.emit_closed(close)
+        gone = rows.max_start - retention
+        rows.expire(lambda entry: entry[1] <= gone)
 
     def process(wins: list[list[Any]], update: Any, create: Any) -> None:
         """Kafka Streams' ``processReverse``: the key's windows from the latest start back."""
@@ -219,36 +201,5 @@ def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
             update(None, 0, initial(), ts)
         else:
             update(combined, 0, combined[AGG], combined[MAX_TS])
-
-    def emit_closed(close: int, ends: list[tuple[int, int, bytes]]) -> None:
-        """Emit the windows ending before ``close``, in start then key order."""
-        emitted, expiring = state["emitted"], state["expiring"]
-        last = None
-        while ends and ends[0][0] < close:
-            entry = heapq.heappop(ends)
-            end, start, rk = entry
-            if end < emitted or entry == last:
-                continue
-            last = entry
-            stored = get(rk)
-            for w in () if stored is None else stored[STATE]:
-                if w[START] == start:
-                    forward_at(ctx, down, Windowed(kde(rk[1:]), start, end), (present(w[AGG]), None), w[MAX_TS])
-                    expiring.append(entry)
-                    break
-        state["emitted"] = close
-        put(EMITTED, [close])
-
-    def expire(gone: int, ends: list[tuple[int, int, bytes]]) -> None:
-        """Drop windows starting at or before ``gone``."""
-        queue: Any = state["expiring"] if final else ends
-        while queue and queue[0][1] <= gone:
-            _, start, rk = queue.popleft() if final else heapq.heappop(queue)
-            stored = get(rk)
-            if stored is not None:
-                kept = [w for w in stored[STATE] if w[START] != start]
-                if len(kept) != len(stored[STATE]):
-                    stored[STATE] = kept
-                    put(rk, stored if kept else None)
 
     return sliding_aggregate
