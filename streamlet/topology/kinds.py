@@ -68,6 +68,7 @@ _TAB = "streamlet.topology.stateful"
 _GEN_TAB = "streamlet.topology.codegen_stateful"
 _AGG = "streamlet.topology.aggregate"
 _JOIN = "streamlet.topology.table_join"
+_SSJ = "streamlet.topology.stream_join"
 
 KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # streams
@@ -109,6 +110,11 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("table_join", f"{_JOIN}:table_join", keeps_key=True, table=True, passes_changes=True, joins=True),
     NodeKind("table_join_merge", f"{_JOIN}:table_join_merge", lookup=f"{_JOIN}:table_join_lookup",
              keeps_key=True, table=True, passes_changes=True),
+    # stream–stream windowed joins: one node per side (owning its buffer), then their merge (owning the
+    # shared buffer of unmatched records of a left / outer join)
+    NodeKind("stream_join", f"{_SSJ}:stream_join", keeps_key=True, store="store", joins=True,
+             reads_stream_time=True),
+    NodeKind("stream_join_merge", f"{_SSJ}:stream_join_merge", keeps_key=True, store="store"),
 )}
 
 _RESOLVED: dict[str, Any] = {}

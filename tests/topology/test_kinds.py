@@ -38,6 +38,7 @@ def test_every_kind_the_dsl_builds_has_a_descriptor() -> None:
     s.group_by(lambda k, v: k).count(name="n").to_stream().to("d")
     users.filter(lambda k, v: True).map_values(lambda v: v).group_by(lambda k, v: (k, v)).count(name="m")
     users.join(app.table("accounts"), lambda u, a: u).to_stream().to("e")
+    s.join(app.stream("payments"), lambda a, b: a, sl.JoinWindows.of(10, grace=0), name="pay").to("f")
     used = {n.kind for n in app.topology.nodes.values()}
     assert used == set(KINDS)
 
