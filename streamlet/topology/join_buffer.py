@@ -211,23 +211,65 @@ class OuterBuffer:
             del entries[i]
             self.cache.put(_U64.pack(ts) + bytes((side,)) + kb + mark, None)
 
-    def take_closed(self, left_before: int, right_before: int) -> list[tuple[int, Unmatched]]:
+    def take_closed(self, left_before: int, right_before: int) -> tuple[list[tuple[int, Unmatched]], int | None]:
         """Remove and return the left records older than ``left_before`` and the right ones older than
-        ``right_before``, as ``(side, record)`` in Kafka Streams' order: timestamp, right first, key."""
+        ``right_before``, as ``(side, record)`` in Kafka Streams' order (timestamp, right first, key);
+        with the timestamp of the last record Kafka Streams' pass over its store looks at (None: the
+        store is empty), which becomes its time tracker's low mark (see :func:`last_looked_at`)."""
         left, right = self.sides[LEFT], self.sides[RIGHT]
         i = bisect_left(left, left_before, key=_ts) if left else 0
         j = bisect_left(right, right_before, key=_ts) if right else 0
+        last = last_looked_at(left, right, i, j)
         if not i and not j:
-            return []
+            return [], last
         out = [(LEFT, e) for e in left[:i]] + [(RIGHT, e) for e in right[:j]]
         if i and j:
-            out.sort(key=lambda se: (se[1][0], se[0], se[1][1], se[1][2]))
+            out.sort(key=_side_order)
         del left[:i]
         del right[:j]
         put = self.cache.put
         for side, (ts, kb, mark, _, _) in out:
             put(_U64.pack(ts) + bytes((side,)) + kb + mark, None)
-        return out
+        return out, last
 
     def __len__(self) -> int:
         return len(self.sides[LEFT]) + len(self.sides[RIGHT])
+
+
+def _side_order(se: tuple[int, Unmatched]) -> tuple[int, int, bytes, bytes]:
+    side, (ts, kb, mark, _, _) = se
+    return ts, side, kb, mark
+
+
+def last_looked_at(left: list[Unmatched], right: list[Unmatched], i: int, j: int) -> int | None:
+    """The timestamp of the last record Kafka Streams' pass over its outer join store looks at, the
+    first ``i`` left and ``j`` right records being closed.
+
+    Its pass goes through the store in (timestamp, side, key) order, emitting closed records and
+    skipping open ones, and stops at the record after the one that found both sides open; each record it
+    looks at sets the tracker's ``minTime``. So ``minTime`` ends as that record's timestamp, or the last
+    record's when one side has nothing open, and the next pass waits until ``minTime + after + grace``
+    has passed: an unmatched record can come out later than its own window's close (never earlier).
+    """
+    if not left and not right:
+        return None
+    if i == len(left) or j == len(right):  # one side has nothing open: the pass sees every record
+        return max(left[-1][0] if left else -1, right[-1][0] if right else -1)
+    a, b = (LEFT, left[i]), (RIGHT, right[j])
+    later = max(a, b, key=_side_order)
+    # the record after the later of both sides' first open records, in the store's order
+    candidates = []
+    if later[0] == LEFT:
+        if i + 1 < len(left):
+            candidates.append((LEFT, left[i + 1]))
+        k = bisect_right(right, _side_order(later), key=lambda e: (e[0], RIGHT, e[1], e[2]))
+        if k < len(right):
+            candidates.append((RIGHT, right[k]))
+    else:
+        if j + 1 < len(right):
+            candidates.append((RIGHT, right[j + 1]))
+        k = bisect_right(left, _side_order(later), key=lambda e: (e[0], LEFT, e[1], e[2]))
+        if k < len(left):
+            candidates.append((LEFT, left[k]))
+    nxt = min(candidates, key=_side_order) if candidates else later
+    return nxt[1][0]

@@ -51,6 +51,8 @@ def _buffers(node: Node, ctx: TaskContext, comp: Compilation) -> dict[str, Any]:
             "left": WindowBuffer(ctx.stores[p["left_store"]], retention, left_de),
             "right": WindowBuffer(ctx.stores[p["right_store"]], retention, right_de),
             "outer": None,
+            # Kafka Streams' shared time tracker's minTime (None: Long.MAX_VALUE, as after a restart)
+            "min_time": None,
         }
         if p["outer_store"] is not None:
             out["outer"] = OuterBuffer(ctx.stores[p["outer_store"]], p["key_serde"].deserialize,
@@ -89,10 +91,12 @@ def stream_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
             ctx.msg = m
 
     def emit_closed(m: Any, now: int) -> None:
-        # Kafka Streams looks only when the oldest unmatched record may have closed, by this side's after
-        if outer.min_time() + after + grace >= now:
+        # Kafka Streams' time tracker: look only when its low mark says a window may have closed
+        low = bufs["min_time"]
+        if low is not None and low + after + grace >= now:
             return
-        for side, (ts, kb, _, k, v) in outer.take_closed(now - left_wait, now - right_wait):
+        closed, bufs["min_time"] = outer.take_closed(now - left_wait, now - right_wait)
+        for side, (ts, kb, _, k, v) in closed:
             forward_at(m, kb, ts, k, user_joiner(v, None) if side == LEFT else user_joiner(None, v))
 
     def stream_join(k: Any, v: Any) -> None:
@@ -103,7 +107,7 @@ def stream_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
             return
         ts = m.timestamp()[1]
         now = ctx.stream_time
-        if outer and ts == now:
+        if outer is not None and ts == now:
             emit_closed(m, now)
         kb = m.key() if same_key_bytes else kser(k)
         matches = other.fetch(kb, ts - before, ts + after)
@@ -121,6 +125,9 @@ def stream_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
                 down(k, joiner(v, None))
             else:
                 outer.add(this_side, ts, kb, mk, k, v, vb)
+                low = bufs["min_time"]
+                if low is None or ts < low:
+                    bufs["min_time"] = ts
         this.add(kb, ts, mk, v, vb)
 
     return stream_join

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.LongNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.node.TextNode;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -17,10 +18,12 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.JoinWindows;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
+import org.apache.kafka.streams.kstream.StreamJoined;
 
 /**
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
@@ -56,7 +59,11 @@ final class Topologies {
       spec("rekeyed-join", Topologies::rekeyedJoin, "by-amount", "by-amount-left"),
       spec("derived-table-join", Topologies::derivedTableJoin, "older-cities"),
       spec("table-table-join", Topologies::tableTableJoin, "tt-inner", "tt-left", "tt-outer"),
-      spec("table-join-filter", Topologies::tableJoinFilter, "tt-gold"));
+      spec("table-join-filter", Topologies::tableJoinFilter, "tt-gold"),
+      spec("stream-stream-join", b -> streamStreamJoin(b, "ss", 300, 300, 200),
+          "ss-inner", "ss-left", "ss-outer"),
+      spec("stream-stream-join-asymmetric", b -> streamStreamJoin(b, "ssa", 100, 400, 50),
+          "ssa-inner", "ssa-left", "ssa-outer"));
 
   private Topologies() {}
 
@@ -225,5 +232,29 @@ final class Topologies {
     users(b).join(accounts(b), Topologies::cityPlan)
         .filter((k, v) -> "gold".equals(v.get("plan").asText()))
         .toStream().to("tt-gold");
+  }
+
+  /** The stream–stream joiner: a left join passes a null payment, an outer join either side null. */
+  private static JsonNode amountPaid(JsonNode o, JsonNode p) {
+    return obj().put("amount", o == null ? null : amount(o))
+        .put("paid", p == null ? null : p.get("paid").asLong());
+  }
+
+  /** Orders ("in") joined with "payments" within [ts - before, ts + after], grace: inner, left, outer. */
+  private static void streamStreamJoin(StreamsBuilder b, String prefix, long before, long after,
+      long grace) {
+    KStream<String, JsonNode> orders = in(b);
+    KStream<String, JsonNode> payments =
+        b.stream("payments", Consumed.with(Serdes.String(), JsonSerde.json()));
+    JoinWindows windows = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(after),
+        Duration.ofMillis(grace)).before(Duration.ofMillis(before));
+    StreamJoined<String, JsonNode, JsonNode> serdes =
+        StreamJoined.with(Serdes.String(), JsonSerde.json(), JsonSerde.json());
+    orders.join(payments, Topologies::amountPaid, windows, serdes.withName(prefix + "-inner"))
+        .to(prefix + "-inner");
+    orders.leftJoin(payments, Topologies::amountPaid, windows, serdes.withName(prefix + "-left"))
+        .to(prefix + "-left");
+    orders.outerJoin(payments, Topologies::amountPaid, windows, serdes.withName(prefix + "-outer"))
+        .to(prefix + "-outer");
   }
 }
