@@ -17,19 +17,19 @@ from streamlet.dsl.join_windows import JoinWindows
 from streamlet.dsl.split import BranchedStreams
 from streamlet.dsl.stream import KStream
 from streamlet.dsl.table import KTable
-from streamlet.record import Record
+from streamlet.record import Record, Windowed
+from streamlet.topology.windows import Hopping, Session, Sliding, Tumbling
 from streamlet.topology.punctuation import Cancellable, Processor, ProcessorContext, PunctuationType
 
 __version__ = "0.1.0"
 
 __all__ = ["App", "KStream", "KTable", "KGroupedStream", "KGroupedTable", "BranchedStreams", "Record",
-           "Processor", "ProcessorContext", "PunctuationType", "Cancellable", "JoinWindows",
+           "Windowed", "Tumbling", "Hopping", "Sliding", "Session", "JoinWindows",
+           "Processor", "ProcessorContext", "PunctuationType", "Cancellable",
            "agg", "serde", "testing", "errors", "__version__"]
 
 #: Public names that later issues build; using one says so clearly.
 _NOT_BUILT_YET = {
-    "Tumbling": "windows", "Hopping": "windows", "Sliding": "windows", "Session": "windows",
-    "Windowed": "windows",
 }
 
 

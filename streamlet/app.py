@@ -124,13 +124,13 @@ class App:
         ``view[key]``, ``view.get(key)``, ``view.items()``, ``len(view)``; values as users see them
         (an aggregation's row, a table's value).
         """
-        from streamlet.runtime.store_view import StoreView
+        from streamlet.runtime.store_view import view_of
 
         if name not in self.topology.stores:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.topology.stores)}")
         if self._runner is None or self._runner.tasks is None:
             raise _config.ConfigError("app.store() reads the stores of a running app: call it while app.run() runs")
-        return StoreView(self.topology.stores[name], self._runner.tasks)
+        return view_of(self.topology.stores[name], self._runner.tasks)
 
     def metrics(self) -> dict[str, int]:
         """Counters of the running (or last) run, Prometheus-style: ``input_truncated_records``,

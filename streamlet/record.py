@@ -63,3 +63,15 @@ class RecordMessage:
 
     def error(self) -> None:
         return None
+
+
+class Windowed(NamedTuple):
+    """The key of a windowed aggregation's row: the record key and its window, ``start`` inclusive,
+    ``end`` exclusive, in milliseconds (Kafka Streams' ``Windowed<K>``).
+
+        counts.to_stream().map(lambda w, n: (w.key, {"start": w.start, "end": w.end, "count": n}))
+    """
+
+    key: Any
+    start: int
+    end: int

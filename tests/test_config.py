@@ -47,7 +47,8 @@ def test_defaults_and_dead_letter_name() -> None:
 
 
 def test_not_built_yet_names_say_so() -> None:
-    with pytest.raises(NotImplementedError, match="windows"):
-        sl.Tumbling  # noqa: B018
-    with pytest.raises(NotImplementedError):
-        sl.App("a").stream("x").group_by_key().windowed_by(None)
+    grouped = sl.App("a").stream("x").group_by_key()
+    with pytest.raises(NotImplementedError, match="sl.Session.*not built yet.*tumbling and hopping"):
+        grouped.windowed_by(sl.Session(1000, grace=0))
+    with pytest.raises(NotImplementedError, match="sl.Sliding.*not built yet"):
+        grouped.windowed_by(sl.Sliding(1000, grace=0))

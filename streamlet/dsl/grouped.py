@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from streamlet.errors import TopologyError
 from streamlet.serde.base import Serde
 from streamlet.topology.aggregation import AggregateSpec, envelope_serde, stored_serde
-from streamlet.topology.graph import InternalTopic, StoreSpec
+from streamlet.serde.windowed import windowed
+from streamlet.topology.graph import InternalTopic, StoreSpec, windowed_changelog
 
 if TYPE_CHECKING:
     from streamlet.topology.builder import TopologyBuilder
     from streamlet.dsl.table import KTable
+    from streamlet.dsl.windowed import TimeWindowedKStream
 
 
 def _spec_from_args(op: str, initializer: Any, adder: Any, subtractor: Any,
@@ -53,7 +55,8 @@ class _Grouped:
         self.value_serde = value_serde
         self._needs_repartition = needs_repartition
 
-    def _aggregate(self, spec: AggregateSpec, name: str | None) -> "KTable":
+    def _aggregate(self, spec: AggregateSpec, name: str | None, windows: Any = None,
+                   emit_final: bool = False) -> "KTable":
         from streamlet.dsl.table import KTable
 
         if not name:
@@ -79,12 +82,20 @@ class _Grouped:
             parent = topo.add("source", [], name=f"{name}-repartition-source", topic=topic,
                               key_serde=self.key_serde, value_serde=source_value_serde).name
         changelog = f"{app.application_id}-{name}-changelog"
-        topo.add_internal_topic(InternalTopic(changelog, "changelog"))
-        topo.add_store(StoreSpec(name, "aggregate", self.key_serde, stored_serde(), changelog,
-                                 present=spec.present))
-        node = topo.add("table_aggregate" if self._table else "aggregate", [parent], name=name,
-                        store=name, spec=spec)
-        return KTable(app, node.name, self.key_serde, app.default_value_serde, store=name)
+        if windows is None:
+            topo.add_internal_topic(InternalTopic(changelog, "changelog"))
+            topo.add_store(StoreSpec(name, "aggregate", self.key_serde, stored_serde(), changelog,
+                                     present=spec.present))
+            node = topo.add("table_aggregate" if self._table else "aggregate", [parent], name=name,
+                            store=name, spec=spec)
+            return KTable(app, node.name, self.key_serde, app.default_value_serde, store=name)
+        topo.add_internal_topic(windowed_changelog(changelog, windows.retention))
+        topo.add_store(StoreSpec(name, "window", self.key_serde, stored_serde(), changelog,
+                                 present=spec.present, windows=windows))
+        node = topo.add("window_aggregate", [parent], name=name, store=name, spec=spec, windows=windows,
+                        emit_final=emit_final)
+        return KTable(app, node.name, windowed(self.key_serde, windows.size), app.default_value_serde,
+                      store=name)
 
     def count(self, name: str | None = None) -> "KTable":
         """Records per key (a table aggregation counts rows per group)."""
@@ -117,8 +128,21 @@ class _Grouped:
         spec = _spec_from_args("aggregate", initializer, adder, subtractor, columns, self._table)
         return self._aggregate(spec, name)
 
-    def windowed_by(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("windowed aggregations are not built yet (the windows issue)")
+    def windowed_by(self, windows: Any) -> "TimeWindowedKStream":
+        """Aggregate per key and window: ``sl.Tumbling``, ``sl.Hopping`` (``sl.Sliding`` and
+        ``sl.Session`` are not built yet). The result is a table keyed by ``sl.Windowed(key, start, end)``.
+
+            (orders.group_by(lambda k, v: v["user"])
+                   .windowed_by(sl.Tumbling(timedelta(minutes=1), grace=timedelta(seconds=10)))
+                   .emit_final()
+                   .count(name="orders-per-minute"))
+        """
+        from streamlet.dsl.windowed import TimeWindowedKStream
+
+        if self._table:
+            raise TopologyError("windowed_by() groups a stream; a grouped table has no windows "
+                                "(Kafka Streams' KGroupedTable has none either)")
+        return TimeWindowedKStream(self, windows)
 
 
 class KGroupedStream(_Grouped):

@@ -40,8 +40,11 @@ class KStream:
         if fn is not None and not callable(fn):
             raise TypeError(f"{kind}() expects a function, got {type(fn).__name__}")
         node = self._app.topology.add(kind, [self._node], fn=fn, name=name, **params)
-        return KStream(self._app, node.name, self.key_serde, self.value_serde,
-                       self.key_changed or not KINDS[kind].keeps_key)
+        keeps_key = KINDS[kind].keeps_key
+        key_serde = self.key_serde
+        if not keeps_key and getattr(key_serde, "windowed", False):
+            key_serde = self._app.default_key_serde  # a new key replaces the sl.Windowed one
+        return KStream(self._app, node.name, key_serde, self.value_serde, self.key_changed or not keeps_key)
 
     # -- stateless operations ----------------------------------------------
     def filter(self, predicate: Callable[[Any, Any], bool], name: str | None = None) -> "KStream":

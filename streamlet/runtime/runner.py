@@ -132,6 +132,7 @@ class Runner:
         self.partition_check = PartitionCheck({t: partitions[t] for t in watched}, cfg.on_partition_mismatch,
                                               self.metrics) if watched else None
         self.tasks = TaskManager(topology, produce, partitions)
+        self.tasks.metrics = self.metrics
         self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
         self.committer = AtLeastOnceCheckpoint(committer, self.tasks.active_tasks, purge.after_commit)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Iterator
 
+from streamlet.record import Windowed
 from streamlet.topology.graph import StoreSpec
+from streamlet.topology.window_aggregate import EMITTED, FIRST, split_window_key, window_key
 
 
 class StoreView(Mapping):
@@ -51,3 +53,55 @@ class StoreView(Mapping):
 
     def __repr__(self) -> str:
         return f"<StoreView {self.spec.name}: {len(self)} keys>"
+
+
+class WindowStoreView(StoreView):
+    """A window store's view (Kafka Streams' ``ReadOnlyWindowStore``): keys are ``sl.Windowed``.
+
+        view.fetch("u1", 0, 3_600_000)     # [(Windowed("u1", 0, 60000), 3), ...] oldest first
+        view[sl.Windowed("u1", 0, 60000)]  # one window
+    """
+
+    def __init__(self, spec: StoreSpec, tasks: Any) -> None:
+        super().__init__(spec, tasks)
+        self._size = spec.windows.size
+
+    def _windowed(self, kb: bytes) -> Windowed:
+        start, key = split_window_key(kb)
+        return Windowed(self._kde(key), start, start + self._size)
+
+    def __getitem__(self, key: Any) -> Any:
+        if not isinstance(key, Windowed):
+            raise KeyError(f"{key!r}: a window store's keys are sl.Windowed(key, start, end); "
+                           "fetch(key, time_from, time_to) gives a key's windows")
+        kb = window_key(key.start, self._kser(key.key))
+        for cache in self._caches():
+            value = cache.peek(kb)
+            if value is not None:
+                return self._present(value)
+        raise KeyError(key)
+
+    def fetch(self, key: Any, time_from: int = 0, time_to: int | None = None) -> list[tuple[Windowed, Any]]:
+        """The windows of ``key`` that start in ``[time_from, time_to]``, oldest first."""
+        kb = self._kser(key)
+        hi = window_key(time_to + 1, b"") if time_to is not None else EMITTED
+        out = []
+        for cache in self._caches():
+            for wk, value in cache.items(window_key(max(time_from, 0), b""), hi):
+                if wk[8:] == kb:
+                    out.append((self._windowed(wk), self._present(value)))
+        return sorted(out, key=lambda item: item[0].start)
+
+    def __iter__(self) -> Iterator[Any]:
+        for key, _ in self.items():
+            yield key
+
+    def items(self) -> Iterator[tuple[Any, Any]]:  # type: ignore[override]
+        for cache in self._caches():
+            for kb, value in cache.items(FIRST, EMITTED):
+                yield self._windowed(kb), self._present(value)
+
+
+def view_of(spec: StoreSpec, tasks: Any) -> StoreView:
+    """The read-only view fitting store ``spec``."""
+    return WindowStoreView(spec, tasks) if spec.kind == "window" else StoreView(spec, tasks)

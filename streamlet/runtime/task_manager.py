@@ -41,6 +41,8 @@ class TaskManager:
         self.assigned_once = False
         self.ready = False
         self.on_readiness: Callable[[bool], None] | None = None
+        #: counters of rare per-record events (late records dropped), given to every task's context
+        self.metrics: Any = None
 
     def task_of(self, topic: str, partition: int) -> StreamTask | None:
         sub = self.sub_of_topic.get(topic)
@@ -54,6 +56,7 @@ class TaskManager:
             if task is None:
                 task = StreamTask(self.topology, sub, partition, self.topics_of_sub[sub],
                                   self.produce, self.partitions, self.store_provider, self.clock)
+                task.ctx.metrics = self.metrics
                 self.tasks[(sub, partition)] = task
                 created.append(task)
             task.assigned.add(topic)

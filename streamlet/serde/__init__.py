@@ -20,9 +20,11 @@ from streamlet.serde.context import (
     needs_context,
 )
 from streamlet.serde.builtin import bytes_, int32, integer, json, long, msgpack, string
+from streamlet.serde.windowed import session_windowed, windowed
 
 bytes = bytes_  # noqa: A001 - the documented name is serde.bytes()
 
 __all__ = ["Serde", "FunctionSerde", "ContextSerde", "SerializationContext", "MessageField", "KEY", "VALUE",
            "from_confluent", "needs_context", "same_bytes",
-           "string", "bytes", "bytes_", "integer", "long", "int32", "json", "msgpack"]
+           "string", "bytes", "bytes_", "integer", "long", "int32", "json", "msgpack",
+           "windowed", "session_windowed"]

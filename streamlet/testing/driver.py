@@ -21,7 +21,8 @@ from streamlet.record import Record, RecordMessage
 from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.clients import max_record_bytes
 from streamlet.runtime.produce_errors import record_size, too_large
-from streamlet.runtime.store_view import StoreView
+from streamlet.runtime.store_view import StoreView, view_of
+from streamlet.runtime.metrics import Metrics
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.serde.context import KEY, VALUE, deserializer_for, serializer_for
 from streamlet.topology.compile import DeserializationFailure
@@ -56,8 +57,10 @@ class TestDriver:
         #: the producer's message.max.bytes: a larger record fails as it would on a broker
         self.max_bytes = max_record_bytes(app.config.client_config)
         self.policy = ErrorPolicy(app.config.on_error, app.config.dead_letter, self._produce, self.max_bytes)
+        self._metrics = Metrics()
         self.tasks = TaskManager(self.topology, self._produce, topic_counts, self._open_store,
                                  clock=lambda: self.wall_clock_ms)
+        self.tasks.metrics = self._metrics
         self.tasks.assign((t, p) for t in self.topology.source_topics() for p in range(partitions))
 
     # -- the fake broker ------------------------------------------------------
@@ -162,11 +165,15 @@ class TestDriver:
 
         return StoreBuilder.for_spec(spec, partition).build(InMemoryStore(spec.name))
 
+    def metrics(self) -> dict[str, int]:
+        """The counters a worker would show in ``app.metrics()`` (``late_records_dropped``, ...)."""
+        return self._metrics.snapshot()
+
     def store(self, name: str) -> StoreView:
         """Read-only mapping over store ``name``: ``[key]``, ``get``, ``items()``, ``len()``."""
         if name not in self.topology.stores:
             raise KeyError(f"no store named {name!r}; stores: {sorted(self.topology.stores)}")
-        return StoreView(self.topology.stores[name], self.tasks)
+        return view_of(self.topology.stores[name], self.tasks)
 
     def advance_wall_clock(self, ms: int) -> None:
         """Move wall-clock time forward ``ms`` and run the wall-clock punctuators that are due (once

@@ -46,7 +46,8 @@ def _same_key_bytes(node: Node, comp: Compilation) -> bool:
     return comp.same_key_bytes(node.name, comp.topology.stores[node.params["store"]].key_serde)
 
 
-def _key_bytes(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any], bytes]:
+def key_bytes_of(node: Node, ctx: TaskContext, comp: Compilation) -> Callable[[Any], bytes]:
+    """The store key bytes of a record key: the input's own bytes when the key and its serde are unchanged."""
     if _same_key_bytes(node, comp):
         return lambda k: ctx.msg.key()
     return comp.topology.stores[node.params["store"]].key_serde.serialize  # type: ignore[no-any-return]
@@ -60,7 +61,7 @@ def _compile(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilati
     check = spec.check_serializable
     present = result or (lambda s: s)
     want_old = needs_old(comp, node.name)
-    key_bytes = _key_bytes(node, ctx, comp)
+    key_bytes = key_bytes_of(node, ctx, comp)
     down = fan_out(downs)
     if table and sub is None:
         raise TopologyError(f"aggregation {node.name!r} on a table needs a subtractor")

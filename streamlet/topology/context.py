@@ -26,7 +26,7 @@ class TaskContext:
     """
 
     __slots__ = ("task_id", "partition", "msg", "produce", "partitions", "stores", "stream_time",
-                 "punctuation", "closers", "clock")
+                 "punctuation", "closers", "clock", "late_records", "metrics")
 
     def __init__(self, task_id: str, partition: int, produce: Produce,
                  partitions: dict[str, int] | None = None, clock: Callable[[], int] | None = None) -> None:
@@ -40,6 +40,10 @@ class TaskContext:
         self.punctuation: Any = None
         self.closers: list[Callable[[], None]] = []
         self.clock = clock or _wall_clock_ms
+        #: records a windowed step dropped because their window had closed
+        self.late_records = 0
+        #: the worker's counters (``inc(name, amount, **labels)``), for rare events only; may be None
+        self.metrics: Any = None
 
     def close_processors(self) -> None:
         """The chains are dropped (the task is suspended): close its processors, forget their

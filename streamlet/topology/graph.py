@@ -65,6 +65,18 @@ INTERNAL_TOPIC_CONFIG: dict[str, dict[str, str]] = {
 }
 
 
+#: how much longer than its windows' retention a windowed changelog keeps records (Kafka Streams'
+#: ``windowstore.changelog.additional.retention.ms``): time for a restore to read them
+WINDOWED_CHANGELOG_EXTRA_MS = 24 * 3600 * 1000
+
+
+def windowed_changelog(topic: str, retention_ms: int) -> InternalTopic:
+    """The changelog of a window store: compacted, and deleted by time once its windows expired
+    (Kafka Streams' ``WindowedChangelogTopicConfig``)."""
+    return InternalTopic(topic, "changelog", config={
+        "cleanup.policy": "compact,delete", "retention.ms": str(retention_ms + WINDOWED_CHANGELOG_EXTRA_MS)})
+
+
 @dataclass
 class StoreSpec:
     """A state store the topology needs: one instance per task (partition).
@@ -77,13 +89,15 @@ class StoreSpec:
     """
 
     name: str
-    kind: str  # "table" | "aggregate"
+    kind: str  # "table" | "aggregate" | "window"
     key_serde: Any
     value_serde: Any
     changelog: str
     source_table: bool = False
     #: turns a stored value into what users see (aggregates keep offsets and states)
     present: Callable[[Any], Any] | None = None
+    #: a window store's windows (``kind == "window"``): rows keyed by window start + key bytes
+    windows: Any = None
 
     def __post_init__(self) -> None:
         # a serde that needs a context is told the changelog topic, as in Kafka Streams

@@ -105,6 +105,9 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
              keeps_key=True, key_aware=True, table=True, store="store"),
     NodeKind("table_aggregate", f"{_AGG}:table_aggregate", lookup=f"{_AGG}:aggregate_lookup", keeps_key=True,
              table=True, store="store"),
+    # its key is the record key with its window (sl.Windowed): not the key that came in
+    NodeKind("window_aggregate", "streamlet.topology.window_aggregate:window_aggregate", table=True,
+             store="store", reads_stream_time=True),
     NodeKind("stream_table_join", f"{_TAB}:stream_table_join", f"{_GEN_TAB}:stream_table_join",
              keeps_key=True, key_aware=True, joins=True),
     NodeKind("table_join", f"{_JOIN}:table_join", keeps_key=True, table=True, passes_changes=True, joins=True),

@@ -166,6 +166,35 @@ def table_join_filter(app: sl.App) -> None:
      .filter(lambda k, v: v["plan"] == "gold").to_stream().to("tt-gold"))
 
 
+# -- windows ----------------------------------------------------------------------------------------
+def window_key(w, v):
+    return f"{w.key}@{w.start}/{w.end}", v
+
+
+@topology("windowed-changes", ["tumbling-counts", "hopping-sums"], ["in"])
+def windowed_changes(app: sl.App) -> None:
+    s = app.stream("in")
+    (s.group_by_key().windowed_by(sl.Tumbling(1000, grace=300)).count(name="tumbling-counts")
+     .to_stream().map(window_key).to("tumbling-counts"))
+    (s.group_by_key().windowed_by(sl.Hopping(1000, 500, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="hopping-sums")
+     .to_stream().map(window_key).to("hopping-sums"))
+
+
+@topology("windowed-final", ["tumbling-final"], ["in"])
+def windowed_final(app: sl.App) -> None:
+    (app.stream("in").group_by_key().windowed_by(sl.Tumbling(1000, grace=200)).emit_final()
+     .count(name="tumbling-final").to_stream().map(window_key).to("tumbling-final"))
+
+
+@topology("windowed-final-hopping", ["hopping-final"], ["in"])
+def windowed_final_hopping(app: sl.App) -> None:
+    s = app.stream("in")
+    (s.group_by_key().windowed_by(sl.Hopping(1500, 500, grace=100)).emit_final()
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="hopping-final")
+     .to_stream().map(window_key).to("hopping-final"))
+
+
 def _amount_paid(o, p):
     """A stream–stream joiner: a left join passes ``p=None`` for an unmatched order, an outer join either
     side ``None``."""

@@ -16,6 +16,11 @@ from diff_topologies import TOPOLOGIES
 SEEDS = [0, 1, 2, 3]
 #: topology → how streamlet's keys and values differ from Kafka Streams' (a strict xfail)
 DIFFERENT: dict[str, str] = {
+    "windowed-final-hopping": (
+        "emit-final hopping windows: Kafka Streams 4.4 (TopologyTestDriver) never emits some windows — every "
+        "key's window [3500, 5000) with seed 0 — though they hold records and later windows are emitted; "
+        "streamlet emits every window once, as EmitStrategy.onWindowClose() documents. The windows both "
+        "emit are equal"),
 }
 _JOIN_TIMESTAMP = ("a table–table join's output record: Kafka Streams stamps it with the larger of the two rows' "
                    "timestamps (its tables keep each row's time); streamlet with the timestamp of the record that "
@@ -23,7 +28,7 @@ _JOIN_TIMESTAMP = ("a table–table join's output record: Kafka Streams stamps i
 #: topology → how only the timestamps differ
 DIFFERENT_TIMESTAMPS: dict[str, str] = {"table-table-join": _JOIN_TIMESTAMP, "table-join-filter": _JOIN_TIMESTAMP}
 #: topologies whose known difference some seeds' records do not reach (a non-strict xfail)
-SOMETIMES = {"table-join-filter"}
+SOMETIMES = {"table-join-filter", "windowed-final-hopping"}
 #: topology → how it differs only when some stream records have no key
 DIFFERENT_NULL_KEYS: dict[str, str] = {}
 

@@ -1,0 +1,192 @@
+"""The windowed aggregation (Kafka Streams' ``KStreamWindowAggregate``): time windows, emit changes or final.
+
+Each window of a key is one row of the window store, keyed by the window
+start (8 bytes big-endian) then the key's bytes, so that the store's order is
+time order: the windows that close as stream time advances are one range
+scan, and the expired ones one range deletion (:meth:`delete_range`), never
+a scan of every key. A row is an aggregation row (:mod:`streamlet.state.row`)
+with the replay mark of the last record applied, so a record processed again
+after a crash changes no window twice.
+
+* **late records** — a record whose window has ``end + grace <= stream time``
+  is dropped for that window (counted in ``ctx.late_records``, logged);
+* **emit changes** (default) — each update goes on as ``(Windowed(key, start,
+  end), (new, old))``, stamped with the window's largest record time;
+* **emit final** — nothing goes on until stream time reaches ``end + grace``;
+  then each window once, in window-start then key order, stamped with its
+  largest record time. How far windows were emitted is a row of the store
+  (:data:`EMITTED`), written with the commit that follows the emission: the
+  commit sends changelog records only after every output is acknowledged
+  (:mod:`streamlet.runtime.checkpoint`), so a window is never marked emitted
+  without having been. A crash between the two repeats the windows emitted
+  since the last commit (at-least-once; exactly-once removes that).
+* **expiry** — every ``max(retention / 2, 60 s)`` of stream time, the windows
+  that started before ``stream time - retention`` are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any
+
+from streamlet.errors import TopologyError
+from streamlet.record import Windowed
+from streamlet.state.row import MARK, STATE, aggregate_row, applied, repartitioned_row, row_timestamp
+from streamlet.topology.aggregate import forward_at, key_bytes_of
+from streamlet.topology.aggregation import check_state
+from streamlet.topology.chain import Forward, fan_out
+from streamlet.topology.compilation import Compilation
+from streamlet.topology.context import TaskContext
+from streamlet.topology.graph import Node
+from streamlet.topology.origin import InputSequence, input_message, read_origin
+from streamlet.topology.stateful import needs_old
+
+log = logging.getLogger("streamlet.windows")
+
+_START = struct.Struct(">q")
+#: the row holding how far windows were emitted (emit final); sorts after every window row
+EMITTED = b"\xff\xffemitted"
+#: windows never start before 0, so every window row sorts at or after this
+FIRST = _START.pack(0)
+
+
+def window_key(start: int, key: bytes) -> bytes:
+    """A window row's store key: the start, then the record key's bytes."""
+    return _START.pack(start) + key
+
+
+def split_window_key(kb: bytes) -> tuple[int, bytes]:
+    """``(start, key bytes)`` of a window row's store key."""
+    return _START.unpack_from(kb)[0], kb[8:]
+
+
+def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    """A time-windowed aggregation (``group_by_key().windowed_by(sl.Tumbling(...)).count(...)``)."""
+    if len(comp.sources_of(node.name)) > 1:
+        raise TopologyError(
+            f"windowed aggregation {node.name!r} reads several topics: repartition the merged stream first")
+    spec, windows = node.params["spec"], node.params["windows"]
+    store_spec = comp.topology.stores[node.params["store"]]
+    store = ctx.stores[node.params["store"]]
+    get, put = store.get, store.put
+    initial, add = spec.initial, spec.add
+    present = spec.result or (lambda agg: agg)
+    check = spec.check_serializable
+    key_bytes = key_bytes_of(node, ctx, comp)
+    kde = store_spec.key_serde.deserialize
+    size, grace, retention = windows.size, windows.grace, windows.retention
+    starts = windows.starts
+    final = node.params["emit_final"]
+    want_old = needs_old(comp, node.name) and not final
+    down = fan_out(downs)
+    sequence = InputSequence()
+    repartitioned = comp.reads_repartition(node.name)
+    name = node.name
+    expire_every = max(retention // 2, 60_000)
+    # per task, rebuilt after a restart from the store (emit final) or from stream time (expiry)
+    # stream time as this step observes it (Kafka Streams' observedStreamTime): the largest timestamp
+    # of the records that reached it — a record filtered out upstream does not close windows. After a
+    # restart it starts from the task's stream time committed with its offsets.
+    state = {"emitted": None, "next_close": None, "next_expiry": None, "observed": ctx.stream_time}
+
+    def late(ts: int, start: int) -> None:
+        ctx.late_records += 1
+        n = ctx.late_records
+        if ctx.metrics is not None:
+            ctx.metrics.inc("late_records_dropped", store=name, partition=ctx.partition)
+        if n == 1 or n % 1000 == 0:
+            m = ctx.msg
+            log.warning("%s: dropped a late record (%d so far in task %s): %s[%d]@%d, timestamp %d, window "
+                        "[%d, %d) closed at stream time %d (grace %d ms)", name, n, ctx.task_id, m.topic(),
+                        m.partition(), m.offset(), ts, start, start + size, state["observed"], grace)
+
+    def update(kb: bytes, k: Any, v: Any, m: Any, seq: int, ts: int) -> tuple[Any, Any, int] | None:
+        """Apply the record to window row ``kb``: ``(new, old, row time)``, or None if replayed."""
+        cur = get(kb)
+        if repartitioned:
+            up_offset, up_seq, up_partition = read_origin(input_message(m))
+            mark = [up_offset, up_seq, seq]
+            if cur is None:
+                marks, agg, old, row_ts = {}, initial(), None, ts
+            else:
+                marks = cur[MARK]
+                done = marks.get(up_partition)
+                if done is not None and mark <= done:
+                    return None
+                agg, row_ts = cur[STATE], max(ts, row_timestamp(cur))
+                old = present(agg) if want_old else None
+        else:
+            offset = input_message(m).offset()
+            if cur is None:
+                agg, old, row_ts = initial(), None, ts
+            elif applied(cur, offset, seq):
+                return None
+            else:
+                agg, row_ts = cur[STATE], max(ts, row_timestamp(cur))
+                old = present(agg) if want_old else None
+        agg = add(agg, k, v, m.offset(), ts)
+        if check:
+            check_state(agg)
+        if repartitioned:
+            marks[up_partition] = mark
+            put(kb, repartitioned_row(marks, agg, row_ts))
+        else:
+            put(kb, aggregate_row(offset, agg, seq, row_ts))
+        return present(agg), old, row_ts
+
+    def emit_closed(close: int) -> None:
+        """Emit every window with ``end <= close`` not emitted yet, then mark them emitted."""
+        emitted = state["emitted"]
+        lo = FIRST if emitted is None else _START.pack(max(emitted - size + 1, 0))
+        hi = _START.pack(close - size + 1)
+        for kb, row in list(store.items(lo, hi)):
+            start, raw_key = split_window_key(kb)
+            forward_at(ctx, down, Windowed(kde(raw_key), start, start + size), (present(row[STATE]), None),
+                       row_timestamp(row))
+        state["emitted"] = close
+        put(EMITTED, [close])
+        state["next_close"] = _next_close(close)
+
+    def _next_close(emitted: int) -> int:
+        """The end of the first window after those ending at or before ``emitted``."""
+        advance = windows.advance
+        first_start = max(emitted - size + 1, 0)
+        first_start = -(-first_start // advance) * advance
+        return first_start + size
+
+    def window_aggregate(k: Any, v: Any) -> None:
+        if v is None or k is None:
+            return  # null keys and values never reach a windowed aggregate (Kafka Streams)
+        m = ctx.msg
+        seq = sequence.next(m)
+        ts = m.timestamp()[1]
+        kb = key_bytes(k)
+        observed = state["observed"]
+        if ts > observed:
+            observed = state["observed"] = ts
+        close = observed - grace
+        for start in starts(ts):
+            end = start + size
+            if end <= close:
+                late(ts, start)
+                continue
+            changed = update(window_key(start, kb), k, v, m, seq, ts)
+            if changed is not None and not final and downs:
+                new, old, row_ts = changed
+                forward_at(ctx, down, Windowed(k, start, end), (new, old), row_ts)
+        if final:
+            if state["emitted"] is None:
+                row = get(EMITTED)
+                state["emitted"] = -1 if row is None else row[0]
+                state["next_close"] = _next_close(state["emitted"])
+            if close >= state["next_close"]:
+                emit_closed(close)
+        expiry = state["next_expiry"]
+        if expiry is None or observed >= expiry:
+            cutoff = observed - retention + 1  # windows starting before it are gone
+            if cutoff > 0:
+                store.delete_range(FIRST, _START.pack(cutoff))
+            state["next_expiry"] = observed + expire_every
+
+    return window_aggregate
