@@ -29,7 +29,7 @@ from bisect import bisect_left, bisect_right
 from operator import itemgetter
 from typing import Any, Callable
 
-from streamlet.topology.origin import InputSequence, read_origin
+from streamlet.topology.origin import ORIGIN_HEADER, InputSequence, input_message, read_origin
 
 _U64 = struct.Struct(">Q")
 _MARK = struct.Struct(">QII")
@@ -53,18 +53,29 @@ def segment_interval(retention: int) -> int:
 class Marker:
     """``mark(m)``: the 16-byte mark of the record being processed (see the module)."""
 
-    __slots__ = ("_seq", "_crc")
+    __slots__ = ("_seq", "_crc", "_own")
 
     def __init__(self) -> None:
         self._seq = InputSequence()
         self._crc: dict[bytes, int] = {}
+        #: (topic, partition) → CRC of an input partition's identity (no origin header: the common case)
+        self._own: dict[tuple[str, int], int] = {}
 
     def __call__(self, m: Any) -> bytes:
-        offset, upstream, ident = read_origin(m)
+        src = input_message(m)
+        local = self._seq.next(m) & 0xFFFF
+        headers = src.headers()
+        if not headers or headers[0][0] != ORIGIN_HEADER:
+            where = (src.topic(), src.partition())
+            crc = self._own.get(where)
+            if crc is None:
+                crc = self._own[where] = zlib.crc32(read_origin(src)[2])
+            return _MARK.pack(src.offset(), local, crc)
+        offset, upstream, ident = read_origin(src)
         crc = self._crc.get(ident)
         if crc is None:
             crc = self._crc[ident] = zlib.crc32(ident)
-        return _MARK.pack(offset, ((upstream & 0xFFFF) << 16) | (self._seq.next(m) & 0xFFFF), crc)
+        return _MARK.pack(offset, ((upstream & 0xFFFF) << 16) | local, crc)
 
 
 class WindowBuffer:

@@ -106,6 +106,8 @@ def stream_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
                 down(k, joiner(v, None))
             return
         ts = m.timestamp()[1]
+        if ts < 0:
+            return  # no timestamp (Kafka Streams' timestamp extractors never let one through)
         now = ctx.stream_time
         if outer is not None and ts == now:
             emit_closed(m, now)
