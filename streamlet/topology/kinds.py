@@ -108,6 +108,8 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # its key is the record key with its window (sl.Windowed): not the key that came in
     NodeKind("window_aggregate", "streamlet.topology.window_aggregate:window_aggregate", table=True,
              store="store", reads_stream_time=True),
+    NodeKind("session_aggregate", "streamlet.topology.session_aggregate:session_aggregate", table=True,
+             store="store", reads_stream_time=True),
     NodeKind("stream_table_join", f"{_TAB}:stream_table_join", f"{_GEN_TAB}:stream_table_join",
              keeps_key=True, key_aware=True, joins=True),
     NodeKind("table_join", f"{_JOIN}:table_join", keeps_key=True, table=True, passes_changes=True, joins=True),

@@ -106,8 +106,17 @@ class Session:
 
     kind = "session"
 
-    def __init__(self, gap: Any, *, grace: Any = _REQUIRED) -> None:
+    def __init__(self, gap: Any, *, grace: Any = _REQUIRED, retention: Any = None) -> None:
         self.gap = duration_ms(gap, "session gap")
         if self.gap <= 0:
             raise TopologyError(f"a session gap must be positive, got {self.gap} ms")
         self.grace = _grace(grace, "sl.Session(300_000, grace=0)")
+        least = self.gap + self.grace
+        #: how long after its end a session stays in the store (and queryable)
+        self.retention = least if retention is None else duration_ms(retention, "retention")
+        if self.retention < least:
+            raise TopologyError(f"retention ({self.retention} ms) must be at least gap + grace ({least} ms): "
+                                "a session must stay in the store while a record may still join it")
+
+    def __repr__(self) -> str:
+        return f"Session(gap={self.gap}, grace={self.grace})"

@@ -195,6 +195,19 @@ def windowed_final_hopping(app: sl.App) -> None:
      .to_stream().map(window_key).to("hopping-final"))
 
 
+@topology("session-windows", ["session-counts", "session-sums", "session-final"], ["in"])
+def session_windows(app: sl.App) -> None:
+    s = app.stream("in")
+    gap300 = sl.Session(300, grace=200)
+    (s.group_by_key().windowed_by(gap300).count(name="session-counts")
+     .to_stream().map(window_key).to("session-counts"))
+    (s.group_by_key().windowed_by(sl.Session(150, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], merger=lambda k, a, b: a + b, name="session-sums")
+     .to_stream().map(window_key).to("session-sums"))
+    (s.group_by_key().windowed_by(gap300).emit_final().count(name="session-final")
+     .to_stream().map(window_key).to("session-final"))
+
+
 def _amount_paid(o, p):
     """A stream–stream joiner: a left join passes ``p=None`` for an unmatched order, an outer join either
     side ``None``."""

@@ -151,3 +151,72 @@ def test_windows_say_what_is_wrong() -> None:
     grouped = sl.App("a").table("t").group_by(lambda k, v: (k, v))
     with pytest.raises(TopologyError, match="groups a stream"):
         grouped.windowed_by(sl.Tumbling(1000, grace=0))
+
+
+# -- session windows --------------------------------------------------------------------------------
+def session_app(final: bool = False, how: str = "count", gap: int = 100, grace: int = 0):
+    return windowed_app(sl.Session(gap, grace=grace), final, how)
+
+
+def test_a_record_within_the_gap_extends_its_session_and_emits_tombstone_then_merged_session() -> None:
+    with TestDriver(session_app()) as d:
+        send(d, ("a", 0, 1), ("a", 100, 1), ("a", 300, 1))
+        rows = [(r.key, r.value, r.timestamp) for r in d.read_records("out")]
+        assert rows == [(sl.Windowed("a", 0, 0), 1, 0),
+                        (sl.Windowed("a", 0, 0), None, 0), (sl.Windowed("a", 0, 100), 2, 100),
+                        (sl.Windowed("a", 300, 300), 1, 300)]  # 300 - 100 > gap: a new session
+
+
+def test_a_record_between_two_sessions_merges_them_into_one() -> None:
+    with TestDriver(session_app(how="named", grace=1000)) as d:
+        send(d, ("a", 0, 5), ("a", 200, 7), ("a", 100, 1))
+        assert out(d)[-3:] == [("a", 0, 0, None), ("a", 200, 200, None),
+                               ("a", 0, 200, {"n": 3, "total": 13, "first": 5})]  # the union, by offset
+        assert d.store("w").fetch("a") == [(sl.Windowed("a", 0, 200), {"n": 3, "total": 13, "first": 5})]
+
+
+def test_a_record_inside_its_session_updates_it_without_a_tombstone() -> None:
+    with TestDriver(session_app()) as d:
+        send(d, ("a", 0, 1), ("a", 100, 1), ("a", 50, 1))
+        assert out(d)[-1:] == [("a", 0, 100, 3)] and len(out(d)) == 0
+
+
+def test_a_session_closed_by_end_plus_gap_plus_grace_drops_a_late_record() -> None:
+    with TestDriver(session_app(grace=50)) as d:
+        send(d, ("a", 0, 1), ("b", 200, 1))  # stream time 200 > 0 + 100 + 50: [0, 0] is closed
+        send(d, ("a", 20, 1))                # its session would end at 20: 20 + 150 < 200, late
+        send(d, ("a", 60, 1))                # 60 + 150 >= 200: a session of its own ([0, 0] expired)
+        assert out(d) == [("a", 0, 0, 1), ("b", 200, 200, 1), ("a", 60, 60, 1)]
+        assert d.metrics() == {'late_records_dropped{partition="0",store="w"}': 1}
+
+
+def test_session_emit_final_emits_each_session_once_it_closes_in_end_then_start_order() -> None:
+    with TestDriver(session_app(final=True)) as d:
+        send(d, ("b", 30, 1), ("a", 0, 1), ("a", 50, 1), ("c", 150, 1))
+        assert out(d) == [("b", 30, 30, 1)]    # 30 + 100 < 150; 50 + 100 < 150 is false: still open
+        send(d, ("c", 160, 1))
+        assert out(d) == [("a", 0, 50, 2)]
+        send(d, ("c", 200, 1))
+        assert out(d) == []
+        send(d, ("c", 1000, 1))
+        assert out(d) == [("c", 150, 200, 3)]
+
+
+def test_a_user_aggregate_on_sessions_needs_a_merger() -> None:
+    grouped = sl.App("s").stream("in").group_by_key().windowed_by(sl.Session(100, grace=0))
+    with pytest.raises(TopologyError, match="needs merger="):
+        grouped.aggregate(lambda: 0, lambda k, v, a: a + 1, name="x")
+    grouped.aggregate(lambda: 0, lambda k, v, a: a + 1, merger=lambda k, a, b: a + b, name="y")
+
+
+def test_a_replayed_record_changes_no_window_twice() -> None:
+    with TestDriver(windowed_app(sl.Hopping(1000, 500, grace=0))) as d:
+        send(d, ("a", 100, 1), ("a", 700, 1))
+        d.read_records("out")
+        d.redeliver("in", from_offset=0)      # after a crash: the records come again
+        assert out(d) == [] and d.store("w").fetch("a")[0] == (sl.Windowed("a", 0, 1000), 2)
+    with TestDriver(session_app()) as d:
+        send(d, ("a", 0, 1), ("a", 50, 1))
+        d.read_records("out")
+        d.redeliver("in", from_offset=0)
+        assert out(d) == [] and d.store("w").fetch("a") == [(sl.Windowed("a", 0, 50), 2)]

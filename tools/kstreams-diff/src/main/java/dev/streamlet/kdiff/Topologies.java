@@ -24,6 +24,7 @@ import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.EmitStrategy;
+import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.StreamJoined;
@@ -66,6 +67,7 @@ final class Topologies {
       spec("windowed-changes", Topologies::windowedChanges, "tumbling-counts", "hopping-sums"),
       spec("windowed-final", Topologies::windowedFinal, "tumbling-final"),
       spec("windowed-final-hopping", Topologies::windowedFinalHopping, "hopping-final"),
+      spec("session-windows", Topologies::sessionWindows, "session-counts", "session-sums", "session-final"),
       spec("stream-stream-join", b -> streamStreamJoin(b, "ss", 300, 300, 200),
           "ss-inner", "ss-left", "ss-outer"),
       spec("stream-stream-join-asymmetric", b -> streamStreamJoin(b, "ssa", 100, 400, 50),
@@ -287,6 +289,24 @@ final class Topologies {
             (k, v, agg) -> (JsonNode) LongNode.valueOf(agg.asLong() + amount(v)),
             Materialized.as("hopping-final"))
         .toStream((w, v) -> windowKey(w)).to("hopping-final");
+  }
+
+  private static void sessionWindows(StreamsBuilder b) {
+    KStream<String, JsonNode> in = inWithoutTombstones(b);
+    SessionWindows gap300 = SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(300), Duration.ofMillis(200));
+    in.groupByKey().windowedBy(gap300).count(Materialized.as("session-counts"))
+        .toStream((w, v) -> windowKey(w))
+        .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("session-counts");
+    in.groupByKey().windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(150), Duration.ofMillis(0)))
+        .aggregate(() -> (JsonNode) LongNode.valueOf(0),
+            (k, v, agg) -> (JsonNode) LongNode.valueOf(agg.asLong() + amount(v)),
+            (k, a, c) -> (JsonNode) LongNode.valueOf(a.asLong() + c.asLong()),
+            Materialized.as("session-sums"))
+        .toStream((w, v) -> windowKey(w)).to("session-sums");
+    in.groupByKey().windowedBy(gap300).emitStrategy(EmitStrategy.onWindowClose())
+        .count(Materialized.as("session-final"))
+        .toStream((w, v) -> windowKey(w))
+        .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("session-final");
   }
 
   /** The stream–stream joiner: a left join passes a null payment, an outer join either side null. */
