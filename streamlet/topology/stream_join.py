@@ -112,7 +112,9 @@ def stream_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
         if outer is not None and ts == now:
             emit_closed(m, now)
         kb = m.key() if same_key_bytes else kser(k)
-        matches = other.fetch(kb, ts - before, ts + after)
+        # Kafka Streams clamps the window at 0 (a negative after can make it reach back to time 0)
+        hi = ts + after
+        matches = other.fetch(kb, ts - before, hi if hi > 0 else 0)
         for ots, omark, ov in matches:
             if outer is not None:
                 outer.remove(other_side, ots, kb, omark)
@@ -123,7 +125,7 @@ def stream_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
         vb = vser(v)
         mk = mark(m)
         if not matches and this_outer:
-            if ts + after < now:
+            if (hi if hi > 0 else 0) < now:
                 down(k, joiner(v, None))
             else:
                 outer.add(this_side, ts, kb, mk, k, v, vb)

@@ -70,6 +70,26 @@ def test_durations_as_timedelta() -> None:
     assert sl.JoinWindows(timedelta(0), 3, 0).size == 3
 
 
+def test_a_self_join_joins_each_record_with_itself_and_its_neighbours() -> None:
+    app = sl.App("self")
+    s = app.stream("events")
+    s.join(s, pair, sl.JoinWindows.of(100, grace=0), name="self").to("out")
+    with TestDriver(app) as d:
+        d.send("events", "k", "a", timestamp=1000)
+        assert _out(d) == [("k", ["a", "a"], 1000)]
+        d.send("events", "k", "b", timestamp=1050)
+        assert _out(d) == [("k", ["b", "a"], 1050), ("k", ["a", "b"], 1050), ("k", ["b", "b"], 1050)]
+
+
+def test_a_negative_before_shifts_the_window() -> None:
+    # a right record joins left records 100..300 ms before it, never after
+    with TestDriver(_app("join", sl.JoinWindows(before=-100, after=300, grace=1000))) as d:
+        for ts in (1000, 1150, 1250):
+            d.send("left", "k", f"L{ts}", timestamp=ts)
+        d.send("right", "k", "R", timestamp=1300)
+        assert _out(d) == [("k", ["L1000", "R"], 1300), ("k", ["L1150", "R"], 1300)]
+
+
 # -- unmatched records: only once the window has closed --------------------------------------------
 def test_left_join_emits_unmatched_only_after_the_window_and_grace_before_the_trigger() -> None:
     with TestDriver(_app("left_join", sl.JoinWindows(before=100, after=100, grace=50))) as d:
