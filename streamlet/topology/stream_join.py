@@ -4,7 +4,9 @@ within the window; unmatched left (left join) / either side (outer join) results
 buffer and are emitted once their window has closed, never eagerly.
 
 A join is three nodes: one per side (``stream_join``) and their merge (``stream_join_merge``, which
-owns the shared outer buffer). A record of one side, at time ``ts``, with ``T`` the task's stream time:
+owns the shared outer buffer). A record of one side, at time ``ts``, with ``T`` the join's stream time
+(the largest timestamp of the records that reached either side, this one included; after a restart it
+starts from the task's committed stream time):
 
 1. a null key or value is dropped (a null key with a value, on an outer side, is emitted at once
    joined with ``None``, as Kafka Streams 3.7+ does);
@@ -51,7 +53,10 @@ def _buffers(node: Node, ctx: TaskContext, comp: Compilation) -> dict[str, Any]:
             "left": WindowBuffer(ctx.stores[p["left_store"]], retention, left_de),
             "right": WindowBuffer(ctx.stores[p["right_store"]], retention, right_de),
             "outer": None,
-            # Kafka Streams' shared time tracker's minTime (None: Long.MAX_VALUE, as after a restart)
+            # Kafka Streams' shared time tracker: the join's stream time, the largest timestamp of the
+            # records that reached either side (one filtered out upstream closes no window), from the
+            # task's committed stream time after a restart; and its minTime (None: Long.MAX_VALUE)
+            "time": ctx.stream_time,
             "min_time": None,
         }
         if p["outer_store"] is not None:
@@ -101,14 +106,16 @@ def stream_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compil
 
     def stream_join(k: Any, v: Any) -> None:
         m = ctx.msg
+        ts = m.timestamp()[1]
+        if ts < 0:
+            return  # no timestamp (Kafka Streams' timestamp extractors never let one through)
+        now = bufs["time"]
+        if ts > now:
+            bufs["time"] = now = ts
         if k is None or v is None:
             if this_outer and k is None and v is not None:
                 down(k, joiner(v, None))
             return
-        ts = m.timestamp()[1]
-        if ts < 0:
-            return  # no timestamp (Kafka Streams' timestamp extractors never let one through)
-        now = ctx.stream_time
         if outer is not None and ts == now:
             emit_closed(m, now)
         kb = m.key() if same_key_bytes else kser(k)

@@ -135,6 +135,19 @@ def test_outer_join_emits_both_sides_unmatched_each_with_its_own_window() -> Non
         assert _out(d) == [("y", ["Y", None], 1300)]
 
 
+def test_a_record_filtered_out_before_the_join_closes_no_window() -> None:
+    app = sl.App("filtered")
+    left = app.stream("left").filter(lambda k, v: v != "skip")
+    left.left_join(app.stream("right"), pair, sl.JoinWindows.of(100, grace=0), name="j").to("out")
+    with TestDriver(app) as d:
+        d.send("left", "a", "A", timestamp=1000)
+        d.send("left", "x", "skip", timestamp=9000)  # the task's stream time moves, the join's does not
+        d.send("right", "y", "Y", timestamp=1000)
+        assert _out(d) == []
+        d.send("right", "y", "Y2", timestamp=9000)
+        assert _out(d) == [("a", ["A", None], 1000)]
+
+
 def test_a_record_whose_window_already_passed_is_emitted_unmatched_at_once() -> None:
     with TestDriver(_app("left_join", sl.JoinWindows(before=100, after=100, grace=500))) as d:
         d.send("left", "x", "X", timestamp=2000)
