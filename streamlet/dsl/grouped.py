@@ -15,7 +15,7 @@ from streamlet.serde.base import Serde
 from streamlet.topology.aggregation import AggregateSpec, envelope_serde, stored_serde
 from streamlet.serde.windowed import session_windowed, windowed
 from streamlet.topology.graph import InternalTopic, StoreSpec, windowed_changelog
-from streamlet.topology.windows import Session
+from streamlet.topology.windows import Session, Sliding
 
 if TYPE_CHECKING:
     from streamlet.topology.builder import TopologyBuilder
@@ -90,11 +90,12 @@ class _Grouped:
                             store=name, spec=spec)
             return KTable(app, node.name, self.key_serde, app.default_value_serde, store=name)
         session = isinstance(windows, Session)
+        kind = "session" if session else "sliding" if isinstance(windows, Sliding) else "window"
         topo.add_internal_topic(windowed_changelog(changelog, windows.retention))
-        topo.add_store(StoreSpec(name, "session" if session else "window", self.key_serde, stored_serde(),
-                                 changelog, present=spec.present, windows=windows))
-        node = topo.add("session_aggregate" if session else "window_aggregate", [parent], name=name,
-                        store=name, spec=spec, windows=windows, emit_final=emit_final)
+        topo.add_store(StoreSpec(name, kind, self.key_serde, stored_serde(), changelog, present=spec.present,
+                                 windows=windows))
+        node = topo.add(f"{kind}_aggregate", [parent], name=name, store=name, spec=spec, windows=windows,
+                        emit_final=emit_final)
         key_serde = session_windowed(self.key_serde) if session else windowed(self.key_serde, windows.size)
         return KTable(app, node.name, key_serde, app.default_value_serde, store=name)
 
@@ -130,8 +131,8 @@ class _Grouped:
         return self._aggregate(spec, name)
 
     def windowed_by(self, windows: Any) -> Any:
-        """Aggregate per key and window: ``sl.Tumbling``, ``sl.Hopping`` or ``sl.Session`` (``sl.Sliding``
-        is not built yet). The result is a table keyed by ``sl.Windowed(key, start, end)``.
+        """Aggregate per key and window: ``sl.Tumbling``, ``sl.Hopping``, ``sl.Sliding`` or ``sl.Session``.
+        The result is a table keyed by ``sl.Windowed(key, start, end)``.
 
             (orders.group_by(lambda k, v: v["user"])
                    .windowed_by(sl.Tumbling(timedelta(minutes=1), grace=timedelta(seconds=10)))

@@ -12,6 +12,7 @@ from streamlet.topology.kinds import KINDS
 
 if TYPE_CHECKING:
     from streamlet.topology.builder import TopologyBuilder
+    from streamlet.dsl.global_table import GlobalKTable
     from streamlet.dsl.grouped import KGroupedStream
     from streamlet.dsl.split import BranchedStreams
     from streamlet.dsl.table import KTable
@@ -195,31 +196,58 @@ class KStream:
                                       table=table._node, peers=[table._node], left=left)
         return KStream(self._app, node.name, stream.key_serde, self._app.default_value_serde)
 
+    def _join_global(self, table: "GlobalKTable", joiner: Callable[[Any, Any], Any],
+                     key_selector: Callable[[Any, Any], Any] | None, left: bool, name: str | None) -> "KStream":
+        """Stream–global-table join (Kafka Streams' ``KStream#join(GlobalKTable, KeyValueMapper,
+        ValueJoiner)``): no repartition, no co-partitioning (every worker holds the whole table)."""
+        if table._app is not self._app:
+            raise TopologyError("a stream–global-table join needs a global table of the same App")
+        if not callable(joiner):
+            raise TypeError("join() expects a joiner function (stream_value, table_value) -> value")
+        if key_selector is not None and not callable(key_selector):
+            raise TypeError("key_selector must be a function (key, value) -> the global table's key")
+        node = self._app.topology.add("stream_global_join", [self._node], fn=joiner, name=name,
+                                      global_store=table.store_name, key_selector=key_selector, left=left)
+        return KStream(self._app, node.name, self.key_serde, self._app.default_value_serde, self.key_changed)
+
     def _join(self, other: Any, joiner: Callable[[Any, Any], Any], windows: Any, how: str,
-              name: str | None) -> "KStream":
+              name: str | None, key_selector: Callable[[Any, Any], Any] | None = None) -> "KStream":
+        from streamlet.dsl.global_table import GlobalKTable
         from streamlet.dsl.table import KTable
 
         if isinstance(other, KStream):
+            if key_selector is not None:
+                raise TypeError("key_selector= picks the row of a GlobalKTable; two streams join by their key")
             from streamlet.dsl.stream_join import join_streams
 
             return join_streams(self, other, joiner, windows, how, name)
-        if not isinstance(other, KTable):
-            raise TypeError(f"join() takes a KStream (with sl.JoinWindows) or a KTable, got {type(other).__name__}")
+        if not isinstance(other, (KTable, GlobalKTable)):
+            raise TypeError(f"join() takes a KStream (with sl.JoinWindows), a KTable or a GlobalKTable, got "
+                            f"{type(other).__name__}")
         if windows is not None:
             raise TypeError("a stream–table join has no window: stream.join(table, joiner); windows are for "
                             "joining two streams")
         if how == "outer":
             raise TypeError("a stream has no outer join with a table (as in Kafka Streams): use left_join, "
                             "or outer_join with another KStream")
+        if isinstance(other, GlobalKTable):
+            return self._join_global(other, joiner, key_selector, left=how == "left", name=name)
+        if key_selector is not None:
+            raise TypeError("key_selector= picks the row of a GlobalKTable (app.global_table(...)); a KTable "
+                            "is joined by the stream's key")
         return self._join_table(other, joiner, left=how == "left", name=name)
 
     def join(self, other: Any, joiner: Callable[[Any, Any], Any], windows: Any = None,
-             name: str | None = None) -> "KStream":
-        """Inner join with a table or, given ``sl.JoinWindows``, with another stream.
+             name: str | None = None, key_selector: Callable[[Any, Any], Any] | None = None) -> "KStream":
+        """Inner join with a table, a global table or, given ``sl.JoinWindows``, with another stream.
 
         With a KTable: for each record, ``joiner(value, table_value)`` with the table's value for the
         record's key *at that moment*; records with no table row are dropped; later table updates emit
         nothing.
+
+        With a :class:`~streamlet.dsl.global_table.GlobalKTable`, the row is the one of
+        ``key_selector(key, value)`` (default: the record's key); a record whose lookup key is
+        ``None`` or has no row is dropped; the output keeps the stream's key.
 
         With a KStream: ``joiner(left_value, right_value)`` for every pair of records with the same key
         whose timestamps are within ``windows`` (left at ``ts`` joins right in ``[ts - before, ts + after]``),
@@ -230,14 +258,15 @@ class KStream:
             ...             sl.JoinWindows.of(timedelta(minutes=5), grace=timedelta(seconds=30)),
             ...             name="order-payments").to("paid-orders")
         """
-        return self._join(other, joiner, windows, "inner", name)
+        return self._join(other, joiner, windows, "inner", name, key_selector)
 
     def left_join(self, other: Any, joiner: Callable[[Any, Any], Any], windows: Any = None,
-                  name: str | None = None) -> "KStream":
+                  name: str | None = None, key_selector: Callable[[Any, Any], Any] | None = None) -> "KStream":
         """Like :meth:`join`, but a record of this stream without a match still emits
-        ``joiner(value, None)`` — with a KTable at once; with a KStream once its window has closed
-        (stream time passes ``ts + after + grace``), never earlier."""
-        return self._join(other, joiner, windows, "left", name)
+        ``joiner(value, None)`` — with a KTable or a GlobalKTable (also for a ``None`` lookup key) at once;
+        with a KStream once its window has closed (stream time passes ``ts + after + grace``), never
+        earlier."""
+        return self._join(other, joiner, windows, "left", name, key_selector)
 
     def outer_join(self, other: "KStream", joiner: Callable[[Any, Any], Any], windows: Any = None,
                    name: str | None = None) -> "KStream":

@@ -25,13 +25,9 @@ class TimeWindowedKStream:
     """
 
     def __init__(self, grouped: "_Grouped", windows: Any, emit_final: bool = False) -> None:
-        if isinstance(windows, Sliding):
-            raise NotImplementedError(
-                "windowed_by(sl.Sliding(...)) is not built yet: tumbling, hopping and session windows work "
-                "today (sl.Tumbling, sl.Hopping, sl.Session)")
-        if not isinstance(windows, (TimeWindows, Session)):
-            raise TopologyError(f"windowed_by() takes sl.Tumbling(...), sl.Hopping(...) or sl.Session(...), "
-                                f"got {windows!r}")
+        if not isinstance(windows, (TimeWindows, Sliding, Session)):
+            raise TopologyError(f"windowed_by() takes sl.Tumbling(...), sl.Hopping(...), sl.Sliding(...) or "
+                                f"sl.Session(...), got {windows!r}")
         self._grouped = grouped
         self.windows = windows
         self._final = emit_final

@@ -118,7 +118,11 @@ class SessionStoreView(StoreView):
                 continue
             key = self._kde(rk[1:])
             for s in stored[STATE]:
-                yield Windowed(key, s[0], s[1]), self._present([None, s[2]])
+                yield self._entry(key, s)
+
+    def _entry(self, key: Any, s: list[Any]) -> tuple[Windowed, Any]:
+        """A session row entry ``[start, end, state]`` as (window, value)."""
+        return Windowed(key, s[0], s[1]), self._present([None, s[2]])
 
     def fetch(self, key: Any) -> list[tuple[Windowed, Any]]:
         """The sessions of ``key``, oldest first."""
@@ -142,10 +146,32 @@ class SessionStoreView(StoreView):
             yield from self._sessions(cache)
 
 
+class SlidingStoreView(SessionStoreView):
+    """A sliding-window store's view: ``fetch(key)`` gives the key's windows, oldest first."""
+
+    def _entry(self, key: Any, s: list[Any]) -> tuple[Windowed, Any]:
+        """A sliding row entry ``[start, state, max record time]`` as (window, value)."""
+        return Windowed(key, s[0], s[0] + self.spec.windows.max_difference), self._present([None, s[1]])
+
+
 def view_of(spec: StoreSpec, tasks: Any) -> StoreView:
     """The read-only view fitting store ``spec``."""
     if spec.kind == "window":
         return WindowStoreView(spec, tasks)
     if spec.kind == "session":
         return SessionStoreView(spec, tasks)
+    if spec.kind == "sliding":
+        return SlidingStoreView(spec, tasks)
     return StoreView(spec, tasks)
+
+
+class GlobalStoreView(StoreView):
+    """The same view over a global table's store: every partition of its topic, in this process."""
+
+    def __init__(self, spec: StoreSpec, caches: dict[str, Any]) -> None:
+        super().__init__(spec, None)
+        self._global_caches = caches
+
+    def _caches(self) -> list[Any]:
+        cache = self._global_caches.get(self.spec.name)
+        return [] if cache is None else [cache]

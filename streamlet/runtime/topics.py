@@ -66,7 +66,7 @@ def check_copartitioning(topology: Topology, partitions: dict[str, int]) -> None
 def prepare_topics(topology: Topology, admin: TopicAdmin, config: Config) -> dict[str, int]:
     """Check external topics exist, create internal ones; return topic → partition count."""
     have = admin.partitions()
-    external = topology.external_source_topics() + topology.external_sink_topics()
+    external = topology.external_source_topics() + topology.global_topics() + topology.external_sink_topics()
     missing = [t for t in dict.fromkeys(external) if t not in have]
     if missing and config.embedded:
         admin.create({t: config.embedded_partitions for t in missing})

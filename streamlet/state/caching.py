@@ -179,6 +179,14 @@ class CachingStore:
         if len(self._values) > self.max_entries:
             self._evict(changes)
 
+    def refresh(self, written: Mapping[bytes, Any]) -> None:
+        """Decoded values of keys just written to the store below by another path (a global table's
+        updater): the keys this cache holds take them, clean (``None``: deleted); others stay uncached."""
+        values = self._values
+        for key, value in written.items():
+            if key in values:
+                values[key] = value
+
     def _evict(self, recent: Any) -> None:
         """Drop clean entries, oldest first, to 90% of ``max_entries``: after a write, or on a miss when
         reads alone filled the cache. Changed values not yet written are never dropped."""

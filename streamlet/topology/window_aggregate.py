@@ -52,12 +52,17 @@ EMITTED = b"\xff\xffemitted"
 FIRST = _START.pack(0)
 
 
-def late_record(ctx: TaskContext, store: str, ts: int, start: int, end: int, observed: int, grace: int) -> None:
-    """Count (``late_records_dropped``) and log, now and then, a record dropped because its window closed."""
+def late_record(ctx: TaskContext, store: str, ts: int, start: int, end: int, observed: int, grace: int,
+                whole: bool = True) -> None:
+    """Count (``late_records_dropped``) and log, now and then, a record dropped because its window closed;
+    ``whole``: it was too late for every window it falls in (then ``ctx.on_late`` may dead-letter it)."""
     ctx.late_records += 1
     n = ctx.late_records
     if ctx.metrics is not None:
         ctx.metrics.inc("late_records_dropped", store=store, partition=ctx.partition)
+    if whole and ctx.on_late is not None:
+        ctx.on_late(ctx.msg, f"late record for store {store!r}: timestamp {ts}, window [{start}, {end}) closed "
+                             f"at stream time {observed} (grace {grace} ms)")
     if n == 1 or n % 1000 == 0:
         m = ctx.msg
         log.warning("%s: dropped a late record (%d so far in task %s): %s[%d]@%d, timestamp %d, window "
@@ -155,7 +160,8 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
         for start in starts(ts):
             end = start + size
             if end <= close:
-                late_record(ctx, name, ts, start, end, observed, grace)
+                # dead-lettered with its last window only if that one is late too (then all are)
+                late_record(ctx, name, ts, start, end, observed, grace, whole=start + windows.advance > ts)
                 continue
             changed = update(window_key(start, kb), k, v, m, seq, ts)
             if changed is not None and not final and downs:

@@ -30,6 +30,10 @@ def account_value(rng: random.Random) -> dict[str, Any]:
     return {"plan": rng.choice(PLANS), "credits": rng.randint(0, 500)}
 
 
+def country_value(rng: random.Random) -> dict[str, Any]:
+    return {"name": rng.choice(CITIES), "vat": rng.randint(0, 25)}
+
+
 def payment_value(rng: random.Random) -> dict[str, Any]:
     return {"paid": rng.randint(0, 99), "method": rng.choice(["card", "cash"])}
 
@@ -39,7 +43,7 @@ STREAM_VALUES = {"payments": payment_value}
 
 #: table topic → its values (the same keys k0..k5 as every topic, so the two tables of a table–table
 #: join hold the same keys: rows match often, and each side inserts, updates and deletes them)
-TABLE_VALUES = {"users": table_value, "accounts": account_value}
+TABLE_VALUES = {"users": table_value, "accounts": account_value, "countries": country_value}
 
 
 def records(topology: str, seed: int, n: int = 80, null_keys: bool = False) -> list[dict[str, Any]]:

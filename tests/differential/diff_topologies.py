@@ -208,6 +208,39 @@ def session_windows(app: sl.App) -> None:
      .to_stream().map(window_key).to("session-final"))
 
 
+@topology("sliding-windows", ["sliding-counts", "sliding-sums"], ["in"])
+def sliding_windows(app: sl.App) -> None:
+    s = app.stream("in")
+    (s.group_by_key().windowed_by(sl.Sliding(300, grace=200)).count(name="sliding-counts")
+     .to_stream().map(window_key).to("sliding-counts"))
+    (s.group_by_key().windowed_by(sl.Sliding(1500, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="sliding-sums")
+     .to_stream().map(window_key).to("sliding-sums"))
+
+
+@topology("sliding-final", ["sliding-final"], ["in"])
+def sliding_final(app: sl.App) -> None:
+    (app.stream("in").group_by_key().windowed_by(sl.Sliding(300, grace=100)).emit_final()
+     .count(name="sliding-final").to_stream().map(window_key).to("sliding-final"))
+
+
+def _by_user(k, v):
+    """The global table's lookup key from a stream value: ``"u2"`` → ``"k2"``; ``None`` without a user."""
+    return None if v is None or v["user"] is None else "k" + v["user"][1:]
+
+
+def _amount_vat(o, c):
+    return {"amount": None if o is None else o["amount"], "vat": None if c is None else c["vat"]}
+
+
+@topology("global-table-join", ["gt-inner", "gt-left", "gt-by-key"], ["in", "countries"])
+def global_table_join(app: sl.App) -> None:
+    countries, orders = app.global_table("countries"), app.stream("in")
+    orders.join(countries, _amount_vat, key_selector=_by_user).to("gt-inner")
+    orders.left_join(countries, _amount_vat, key_selector=_by_user).to("gt-left")
+    orders.left_join(countries, _amount_vat, key_selector=lambda k, v: k).to("gt-by-key")
+
+
 def _amount_paid(o, p):
     """A stream–stream joiner: a left join passes ``p=None`` for an unmatched order, an outer join either
     side ``None``."""

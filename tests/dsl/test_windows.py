@@ -220,3 +220,52 @@ def test_a_replayed_record_changes_no_window_twice() -> None:
         d.read_records("out")
         d.redeliver("in", from_offset=0)
         assert out(d) == [] and d.store("w").fetch("a") == [(sl.Windowed("a", 0, 50), 2)]
+
+
+# -- sliding windows --------------------------------------------------------------------------------
+def test_sliding_windows_end_at_each_record_and_open_right_windows_for_later_ones() -> None:
+    with TestDriver(windowed_app(sl.Sliding(100, grace=1000))) as d:
+        send(d, ("a", 500, 1), ("a", 550, 1), ("a", 700, 1))
+        assert out(d) == [
+            ("a", 400, 500, 1),                     # 500: its left window
+            ("a", 501, 601, 1),                     # 550: 500's right window, with 550 only
+            ("a", 450, 550, 2),                     # 550: its left window, 500 and 550
+            ("a", 600, 700, 1),                     # 700: its left window; nothing within 100 before it
+        ]
+        assert [w for w, _ in d.store("w").fetch("a")] == [
+            sl.Windowed("a", 400, 500), sl.Windowed("a", 450, 550), sl.Windowed("a", 501, 601),
+            sl.Windowed("a", 600, 700)]
+
+
+def test_a_sliding_record_before_the_max_difference_falls_in_the_first_window() -> None:
+    with TestDriver(windowed_app(sl.Sliding(100, grace=1000))) as d:
+        send(d, ("a", 10, 1), ("a", 40, 1))
+        assert out(d) == [("a", 0, 100, 1), ("a", 11, 111, 1), ("a", 0, 100, 2)]
+
+
+def test_sliding_emit_final_emits_each_window_once_after_its_end_plus_grace() -> None:
+    with TestDriver(windowed_app(sl.Sliding(100, grace=0), final=True)) as d:
+        send(d, ("a", 500, 1), ("a", 550, 1))
+        assert out(d) == [("a", 400, 500, 1)]  # closed: its end is before stream time 550
+        send(d, ("b", 700, 1))
+        assert out(d) == [("a", 450, 550, 2), ("a", 501, 601, 1)]
+
+
+def test_late_records_can_go_to_the_dead_letter_topic_with_the_reason() -> None:
+    app = sl.App("win", late_records="dead_letter")
+    app.stream("in").group_by_key().windowed_by(sl.Hopping(1000, 500, grace=0)).count(name="w")
+    with TestDriver(app) as d:
+        send(d, ("a", 2000, 1))
+        send(d, ("a", 1600, 1))  # late for [1000, 2000), in time for [1500, 2500): not dead-lettered
+        send(d, ("a", 900, 1))   # late for both its windows
+        [dead] = d.read_records("win-dead-letter")
+        headers = dict(dead.headers)
+        assert dead.key == b"a" and dead.timestamp == 900
+        assert headers["streamlet.stage"] == b"window" and headers["streamlet.offset"] == b"2"
+        assert b"late record for store 'w'" in headers["streamlet.error"]
+        assert d.metrics() == {'late_records_dropped{partition="0",store="w"}': 3}
+
+
+def test_late_records_setting_is_checked() -> None:
+    with pytest.raises(sl.errors.ConfigError, match="late_records='keep' is not valid"):
+        sl.App("a", late_records="keep")
