@@ -14,6 +14,7 @@ from streamlet import errors, serde, testing
 from streamlet.app import App
 from streamlet.dsl.global_table import GlobalKTable
 from streamlet.dsl.grouped import KGroupedStream, KGroupedTable
+from streamlet.dsl.join_windows import JoinWindows
 from streamlet.dsl.split import BranchedStreams
 from streamlet.dsl.stream import KStream
 from streamlet.dsl.table import KTable
@@ -24,13 +25,12 @@ from streamlet.topology.punctuation import Cancellable, Processor, ProcessorCont
 __version__ = "0.1.0"
 
 __all__ = ["App", "KStream", "KTable", "GlobalKTable", "KGroupedStream", "KGroupedTable", "BranchedStreams", "Record",
-           "Windowed", "Tumbling", "Hopping", "Sliding", "Session",
+           "Windowed", "Tumbling", "Hopping", "Sliding", "Session", "JoinWindows",
            "Processor", "ProcessorContext", "PunctuationType", "Cancellable",
            "agg", "serde", "testing", "errors", "__version__"]
 
 #: Public names that later issues build; using one says so clearly.
 _NOT_BUILT_YET = {
-    "JoinWindows": "stream–stream joins",
 }
 
 

@@ -186,13 +186,6 @@ class KStream:
 
     def _join_table(self, table: "KTable", joiner: Callable[[Any, Any], Any], left: bool,
                     name: str | None) -> "KStream":
-        from streamlet.dsl.table import KTable
-
-        if not isinstance(table, KTable):
-            raise NotImplementedError(
-                "stream–stream joins (with sl.JoinWindows) are not built yet; join a KTable: "
-                "stream.join(app.table('users'), joiner)"
-            )
         if not callable(joiner):
             raise TypeError("join() expects a joiner function (stream_value, table_value) -> value")
         stream = self
@@ -217,41 +210,69 @@ class KStream:
                                       global_store=table.store_name, key_selector=key_selector, left=left)
         return KStream(self._app, node.name, self.key_serde, self._app.default_value_serde, self.key_changed)
 
-    def join(self, other: Any, joiner: Callable[[Any, Any], Any], window: Any = None,
+    def _join(self, other: Any, joiner: Callable[[Any, Any], Any], windows: Any, how: str,
+              name: str | None, key_selector: Callable[[Any, Any], Any] | None = None) -> "KStream":
+        from streamlet.dsl.global_table import GlobalKTable
+        from streamlet.dsl.table import KTable
+
+        if isinstance(other, KStream):
+            if key_selector is not None:
+                raise TypeError("key_selector= picks the row of a GlobalKTable; two streams join by their key")
+            from streamlet.dsl.stream_join import join_streams
+
+            return join_streams(self, other, joiner, windows, how, name)
+        if not isinstance(other, (KTable, GlobalKTable)):
+            raise TypeError(f"join() takes a KStream (with sl.JoinWindows), a KTable or a GlobalKTable, got "
+                            f"{type(other).__name__}")
+        if windows is not None:
+            raise TypeError("a stream–table join has no window: stream.join(table, joiner); windows are for "
+                            "joining two streams")
+        if how == "outer":
+            raise TypeError("a stream has no outer join with a table (as in Kafka Streams): use left_join, "
+                            "or outer_join with another KStream")
+        if isinstance(other, GlobalKTable):
+            return self._join_global(other, joiner, key_selector, left=how == "left", name=name)
+        if key_selector is not None:
+            raise TypeError("key_selector= picks the row of a GlobalKTable (app.global_table(...)); a KTable "
+                            "is joined by the stream's key")
+        return self._join_table(other, joiner, left=how == "left", name=name)
+
+    def join(self, other: Any, joiner: Callable[[Any, Any], Any], windows: Any = None,
              name: str | None = None, key_selector: Callable[[Any, Any], Any] | None = None) -> "KStream":
-        """Stream–table inner join: for each record, ``joiner(value, table_value)`` with the table's
-        value for the record's key *at that moment*; records with no table row are dropped.
-        Later table updates emit nothing.
+        """Inner join with a table, a global table or, given ``sl.JoinWindows``, with another stream.
+
+        With a KTable: for each record, ``joiner(value, table_value)`` with the table's value for the
+        record's key *at that moment*; records with no table row are dropped; later table updates emit
+        nothing.
 
         With a :class:`~streamlet.dsl.global_table.GlobalKTable`, the row is the one of
         ``key_selector(key, value)`` (default: the record's key); a record whose lookup key is
         ``None`` or has no row is dropped; the output keeps the stream's key.
+
+        With a KStream: ``joiner(left_value, right_value)`` for every pair of records with the same key
+        whose timestamps are within ``windows`` (left at ``ts`` joins right in ``[ts - before, ts + after]``),
+        at the larger of both timestamps. Both sides are buffered (stores ``<name>-this-join-store``,
+        ``<name>-other-join-store``, with changelogs). Records with a null key or value are dropped.
+
+            >>> orders.join(payments, lambda o, p: {**o, "paid": p["amount"]},
+            ...             sl.JoinWindows.of(timedelta(minutes=5), grace=timedelta(seconds=30)),
+            ...             name="order-payments").to("paid-orders")
         """
-        from streamlet.dsl.global_table import GlobalKTable
+        return self._join(other, joiner, windows, "inner", name, key_selector)
 
-        if isinstance(other, GlobalKTable):
-            return self._join_global(other, joiner, key_selector, left=False, name=name)
-        if key_selector is not None:
-            raise TypeError("key_selector= picks the row of a GlobalKTable (app.global_table(...)); a KTable "
-                            "is joined by the stream's key")
-        if window is not None:
-            raise NotImplementedError("windowed stream–stream joins are not built yet")
-        return self._join_table(other, joiner, left=False, name=name)
-
-    def left_join(self, other: Any, joiner: Callable[[Any, Any], Any], window: Any = None,
+    def left_join(self, other: Any, joiner: Callable[[Any, Any], Any], windows: Any = None,
                   name: str | None = None, key_selector: Callable[[Any, Any], Any] | None = None) -> "KStream":
-        """Like :meth:`join`, but a record with no table row (or, with a GlobalKTable, a ``None``
-        lookup key) still emits ``joiner(value, None)``."""
-        from streamlet.dsl.global_table import GlobalKTable
+        """Like :meth:`join`, but a record of this stream without a match still emits
+        ``joiner(value, None)`` — with a KTable or a GlobalKTable (also for a ``None`` lookup key) at once;
+        with a KStream once its window has closed (stream time passes ``ts + after + grace``), never
+        earlier."""
+        return self._join(other, joiner, windows, "left", name, key_selector)
 
-        if isinstance(other, GlobalKTable):
-            return self._join_global(other, joiner, key_selector, left=True, name=name)
-        if key_selector is not None:
-            raise TypeError("key_selector= picks the row of a GlobalKTable (app.global_table(...)); a KTable "
-                            "is joined by the stream's key")
-        if window is not None:
-            raise NotImplementedError("windowed stream–stream joins are not built yet")
-        return self._join_table(other, joiner, left=True, name=name)
+    def outer_join(self, other: "KStream", joiner: Callable[[Any, Any], Any], windows: Any = None,
+                   name: str | None = None) -> "KStream":
+        """Stream–stream outer join: like :meth:`left_join` for both sides — an unmatched record of either
+        stream emits ``joiner(left, None)`` / ``joiner(None, right)`` once its window has closed."""
+        return self._join(other, joiner, windows, "outer", name)
 
     def __repr__(self) -> str:
         return f"<KStream {self._node}>"

@@ -143,7 +143,7 @@ class Committer:
         if metadata is None:
             offsets = [TopicPartition(t, p, o) for (t, p), o in items.items()]
         else:
-            offsets = [TopicPartition(t, p, o, metadata=metadata(t, p)) for (t, p), o in items.items()]
+            offsets = [_with_metadata(t, p, o, metadata(t, p)) for (t, p), o in items.items()]
         for attempt in range(30):
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -181,3 +181,11 @@ class Committer:
     def forget(self, topic_partitions: Iterable[tuple[str, int]]) -> None:
         for key in topic_partitions:
             self.pending.pop(key, None)
+
+
+def _with_metadata(topic: str, partition: int, offset: int, metadata: str | None) -> TopicPartition:
+    """An offset to commit with its metadata; none when there is none (a task that has not read a
+    record yet has no stream time: ``TopicPartition`` refuses ``metadata=None``)."""
+    if metadata is None:
+        return TopicPartition(topic, partition, offset)
+    return TopicPartition(topic, partition, offset, metadata=metadata)

@@ -25,6 +25,7 @@ class Compilation:
         self.topology = topology
         self.ctx = ctx
         self._done: dict[str, Forward] = {}
+        self._shared: dict[Any, Any] = {}
 
     def forward_of(self, name: str) -> Forward:
         fn = self._done.get(name)
@@ -37,6 +38,15 @@ class Compilation:
             fn = resolve(kind.compile)(node, self.ctx, downs, self)
             self._done[name] = fn
         return fn
+
+    def shared(self, key: Any, make: Any) -> Any:
+        """State shared by several nodes of this task's chains (both sides of a stream–stream join):
+        ``make()`` the first time ``key`` is asked for, the same object afterwards. It lives as long as
+        the compiled chains (a task compiled again makes it again, from its stores)."""
+        value = self._shared.get(key, self._shared)
+        if value is self._shared:
+            value = self._shared[key] = make()
+        return value
 
     def upstream(self, name: str) -> list[Node]:
         """``name`` and every node before it, each once."""

@@ -68,6 +68,7 @@ _TAB = "streamlet.topology.stateful"
 _GEN_TAB = "streamlet.topology.codegen_stateful"
 _AGG = "streamlet.topology.aggregate"
 _JOIN = "streamlet.topology.table_join"
+_SSJ = "streamlet.topology.stream_join"
 _GLOBAL = "streamlet.topology.global_join"
 _FK = "streamlet.topology.fk_join"
 
@@ -127,6 +128,11 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("fk_foreign_join", f"{_FK}:fk_foreign_join", store="store"),
     NodeKind("fk_response_join", f"{_FK}:fk_response_join", lookup=f"{_FK}:fk_response_join_lookup",
              keeps_key=True, table=True, store="store", joins=True),
+    # stream–stream windowed joins: one node per side (owning its buffer), then their merge (owning the
+    # shared buffer of unmatched records of a left / outer join)
+    NodeKind("stream_join", f"{_SSJ}:stream_join", keeps_key=True, store="store", joins=True,
+             reads_stream_time=True),
+    NodeKind("stream_join_merge", f"{_SSJ}:stream_join_merge", keeps_key=True, store="store"),
 )}
 
 _RESOLVED: dict[str, Any] = {}

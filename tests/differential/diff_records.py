@@ -39,6 +39,13 @@ def membership_value(rng: random.Random) -> dict[str, Any]:
     return {"user": rng.choice(["k0", "k1", "k2", "k3", "k4", "k5", None]), "level": rng.randint(1, 5)}
 
 
+def payment_value(rng: random.Random) -> dict[str, Any]:
+    return {"paid": rng.randint(0, 99), "method": rng.choice(["card", "cash"])}
+
+
+#: stream topics with values of their own (every other stream topic: stream_value)
+STREAM_VALUES = {"payments": payment_value}
+
 #: table topic → its values (the same keys k0..k5 as every topic, so the two tables of a table–table
 #: join hold the same keys: rows match often, and each side inserts, updates and deletes them)
 TABLE_VALUES = {"users": table_value, "accounts": account_value, "countries": country_value,
@@ -55,7 +62,7 @@ def records(topology: str, seed: int, n: int = 80, null_keys: bool = False) -> l
         key: str | None = f"k{rng.randrange(6)}"
         if null_keys and topic not in TABLE_VALUES and rng.random() < 0.1:
             key = None  # a table record needs a key (a bad record, DESIGN §5): streams only
-        value = None if rng.random() < 0.15 else TABLE_VALUES.get(topic, stream_value)(rng)
+        value = None if rng.random() < 0.15 else (TABLE_VALUES.get(topic) or STREAM_VALUES.get(topic, stream_value))(rng)
         timestamp = 1000 + 100 * i - rng.choice([0, 0, 0, 0, 150, 250, 500])
         out.append({"topic": topic, "key": key, "value": value, "timestamp": timestamp})
     return out

@@ -256,3 +256,27 @@ def fk_join(app: sl.App) -> None:
     memberships, users = app.table("memberships"), app.table("users")
     memberships.join(users, _level_city, foreign_key=_user_of, name="fk-inner").to_stream().to("fk-inner")
     memberships.left_join(users, _level_city, foreign_key=_user_of, name="fk-left").to_stream().to("fk-left")
+
+
+def _amount_paid(o, p):
+    """A stream–stream joiner: a left join passes ``p=None`` for an unmatched order, an outer join either
+    side ``None``."""
+    return {"amount": None if o is None else o["amount"], "paid": None if p is None else p["paid"]}
+
+
+@topology("stream-stream-join", ["ss-inner", "ss-left", "ss-outer"], ["in", "payments"])
+def stream_stream_join(app: sl.App) -> None:
+    orders, payments = app.stream("in"), app.stream("payments")
+    windows = sl.JoinWindows(before=300, after=300, grace=200)
+    orders.join(payments, _amount_paid, windows, name="ss-inner").to("ss-inner")
+    orders.left_join(payments, _amount_paid, windows, name="ss-left").to("ss-left")
+    orders.outer_join(payments, _amount_paid, windows, name="ss-outer").to("ss-outer")
+
+
+@topology("stream-stream-join-asymmetric", ["ssa-inner", "ssa-left", "ssa-outer"], ["in", "payments"])
+def stream_stream_join_asymmetric(app: sl.App) -> None:
+    orders, payments = app.stream("in"), app.stream("payments")
+    windows = sl.JoinWindows(before=100, after=400, grace=50)
+    orders.join(payments, _amount_paid, windows, name="ssa-inner").to("ssa-inner")
+    orders.left_join(payments, _amount_paid, windows, name="ssa-left").to("ssa-left")
+    orders.outer_join(payments, _amount_paid, windows, name="ssa-outer").to("ssa-outer")

@@ -39,3 +39,13 @@ def test_the_committer_gets_each_partitions_task_stream_time() -> None:
     metadata = stream_time.metadata_of(lambda t, p: tasks.get((t, p)))
     assert stream_time.decode(metadata("orders", 0)) == 1_234
     assert metadata("orders", 1) is None and metadata("gone", 0) is None
+
+
+def test_an_offset_of_a_task_without_stream_time_is_committed_without_metadata() -> None:
+    # a task that has read no record yet (just assigned, say) has no stream time: its offset goes
+    # without metadata (confluent-kafka's TopicPartition refuses metadata=None)
+    from streamlet.runtime.committer import _with_metadata
+
+    tp = _with_metadata("orders", 1, 42, None)
+    assert (tp.topic, tp.partition, tp.offset, tp.metadata) == ("orders", 1, 42, None)
+    assert _with_metadata("orders", 0, 7, stream_time.encode(5)).metadata == stream_time.encode(5)

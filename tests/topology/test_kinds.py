@@ -43,6 +43,7 @@ def test_every_kind_the_dsl_builds_has_a_descriptor() -> None:
     users.join(app.table("accounts"), lambda u, a: u).to_stream().to("e")
     s.join(app.global_table("countries"), lambda a, b: a, key_selector=lambda k, v: k).to("f")
     app.table("orders-table").join(users, lambda o, u: o, foreign_key=lambda o: o["user"], name="fk")
+    s.join(app.stream("payments"), lambda a, b: a, sl.JoinWindows.of(10, grace=0), name="pay").to("g")
     used = {n.kind for n in app.topology.nodes.values()}
     assert used == set(KINDS)
 

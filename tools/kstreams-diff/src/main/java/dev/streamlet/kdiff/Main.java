@@ -104,6 +104,10 @@ public final class Main {
       // Streams otherwise checks at most once a second of wall-clock time, so which records see a
       // window closed would depend on how fast the test runs
       props.put("__emit.interval.ms.kstreams.windowed.aggregation__", 0L);
+      // a stream–stream left/outer join looks for closed windows at most once a second of wall-clock
+      // time, a throttle the test driver's frozen clock would make "once per case"; streamlet looks
+      // on every record, so Kafka Streams does too here
+      props.put(StreamsConfig.InternalConfig.EMIT_INTERVAL_MS_KSTREAMS_OUTER_JOIN_SPURIOUS_RESULTS_FIX, 0L);
       props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
       props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, JsonSerde.class);
       this.driver = new TopologyTestDriver(def.topology(), props);

@@ -20,6 +20,7 @@ import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.JoinWindows;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
@@ -30,6 +31,7 @@ import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.TableJoined;
+import org.apache.kafka.streams.kstream.StreamJoined;
 
 /**
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
@@ -74,7 +76,11 @@ final class Topologies {
       spec("sliding-windows", Topologies::slidingWindows, "sliding-counts", "sliding-sums"),
       spec("sliding-final", Topologies::slidingFinal, "sliding-final"),
       spec("global-table-join", Topologies::globalTableJoin, "gt-inner", "gt-left", "gt-by-key"),
-      spec("fk-join", Topologies::fkJoin, "fk-inner", "fk-left"));
+      spec("fk-join", Topologies::fkJoin, "fk-inner", "fk-left"),
+      spec("stream-stream-join", b -> streamStreamJoin(b, "ss", 300, 300, 200),
+          "ss-inner", "ss-left", "ss-outer"),
+      spec("stream-stream-join-asymmetric", b -> streamStreamJoin(b, "ssa", 100, 400, 50),
+          "ssa-inner", "ssa-left", "ssa-outer"));
 
   private Topologies() {}
 
@@ -369,5 +375,29 @@ final class Topologies {
         .toStream().to("fk-inner");
     memberships.leftJoin(users, userOf, Topologies::levelCity, TableJoined.as("fk-left"))
         .toStream().to("fk-left");
+  }
+
+  /** The stream–stream joiner: a left join passes a null payment, an outer join either side null. */
+  private static JsonNode amountPaid(JsonNode o, JsonNode p) {
+    return obj().put("amount", o == null ? null : amount(o))
+        .put("paid", p == null ? null : p.get("paid").asLong());
+  }
+
+  /** Orders ("in") joined with "payments" within [ts - before, ts + after], grace: inner, left, outer. */
+  private static void streamStreamJoin(StreamsBuilder b, String prefix, long before, long after,
+      long grace) {
+    KStream<String, JsonNode> orders = in(b);
+    KStream<String, JsonNode> payments =
+        b.stream("payments", Consumed.with(Serdes.String(), JsonSerde.json()));
+    JoinWindows windows = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(after),
+        Duration.ofMillis(grace)).before(Duration.ofMillis(before));
+    StreamJoined<String, JsonNode, JsonNode> serdes =
+        StreamJoined.with(Serdes.String(), JsonSerde.json(), JsonSerde.json());
+    orders.join(payments, Topologies::amountPaid, windows, serdes.withName(prefix + "-inner"))
+        .to(prefix + "-inner");
+    orders.leftJoin(payments, Topologies::amountPaid, windows, serdes.withName(prefix + "-left"))
+        .to(prefix + "-left");
+    orders.outerJoin(payments, Topologies::amountPaid, windows, serdes.withName(prefix + "-outer"))
+        .to(prefix + "-outer");
   }
 }
