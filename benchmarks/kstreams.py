@@ -69,7 +69,8 @@ def run_kstreams(case: str, p: dict[str, Any], timeout: float = 600.0) -> SideRe
             "users": p.get("users", ""), "records": p["records"], "expected": p.get("expected", p["records"]),
             "threshold": p.get("threshold", 0), "app": p["group"], "state": state,
             "commit_ms": Config("bench").commit_interval_ms, "timeout_s": int(timeout),
-            "window_ms": p.get("window_ms", 0), "left": p.get("left", ""), "right": p.get("right", "")}
+            "window_ms": p.get("window_ms", 0), "emit_interval_ms": p.get("emit_interval_ms", ""),
+            "left": p.get("left", ""), "right": p.get("right", "")}
     cmd = [find_java(), "-Xmx1g", "-XX:+UseG1GC", "-cp", f"{jars_dir()}{os.sep}*", MAIN,
            *(f"{k}={v}" for k, v in args.items())]
     try:

@@ -2,8 +2,10 @@
 
 Data: the ``stateless`` record shape (JSON objects of ~90 bytes over ``keys``
 string keys, ``partitions`` partitions, partitioned by key) whose ``ts``
-field, the event time, advances evenly from a minute boundary over
-:data:`SPAN_MS` (20 minutes) across the whole input, whatever its size:
+field, the event time, advances evenly from a minute boundary a day before
+the run over :data:`SPAN_MS` (20 minutes) across the whole input, whatever
+its size (recent: a real broker's 7-day retention would delete outputs
+stamped years ago):
 each partition's records span those 20 minutes in order, so each partition
 closes 19 windows of every key it holds (the 20th stays open: nothing comes
 after it). No record is late. The work::
@@ -38,8 +40,19 @@ Sides, each in a fresh process, state in a fresh temporary directory:
   reference only.
 * ``streamlet`` under ``app.run()``.
 * ``kafka_streams`` (``--broker kafka``): the same topology in Kafka Streams
-  (``EmitStrategy.onWindowClose()``, ``emit.interval.ms.kstreams.windowed.aggregation=0``
-  so that a closed window is emitted at the record that closes it, as on the other sides).
+  (``TimeWindows.ofSizeWithNoGrace``, ``EmitStrategy.onWindowClose()``, the
+  event time read from ``ts`` by a ``TimestampExtractor``). Kafka Streams runs
+  its emit-final pass at most once per second of wall-clock time per task
+  (the internal ``__emit.interval.ms.kstreams.windowed.aggregation__``,
+  1000 ms), and only when a record arrives: the windows that close within
+  the last second before the input ends are not emitted (no record comes to
+  trigger the next pass; a run shorter than a second emits none). So its
+  output is checked as a subset (every window it emits is one the input
+  closes, with the same count) and the number it emitted is reported. With
+  the interval at 0 (a pass at every record, as the other sides do) it emits
+  exactly the expected windows, but at ~170-330 records/s (5,000 records, 4
+  partitions), so the benchmark keeps its default (``params["emit_interval_ms"]``
+  passes another value).
 
 Timing: from partition assignment until every record is processed and a
 final commit has made outputs and state durable (outputs and changelog
@@ -72,13 +85,16 @@ STORE = "counts"
 WINDOW_MS = 60_000
 #: event time covered by the whole input (20 windows)
 SPAN_MS = 20 * WINDOW_MS
-#: a minute boundary: the first record starts a window
-T0 = 28_333_333 * WINDOW_MS
 SIDES = {"raw": "raw-loop", "raw_batch": "raw-loop, flush per batch", "streamlet": "streamlet"}
 _START = struct.Struct(">q")
 
 
-def make_records(records: int, keys: int, partitions: int,
+def first_timestamp() -> int:
+    """A minute boundary a day ago: the event time of the first record."""
+    return (int(time.time() * 1000) - 86_400_000) // WINDOW_MS * WINDOW_MS
+
+
+def make_records(records: int, keys: int, partitions: int, t0: int,
                  seed: int = 42) -> tuple[Iterator[tuple[bytes, bytes]], dict[bytes, int]]:
     """``(key, value)`` byte pairs, and a dict that ends up holding every window the input closes
     (windowed key bytes → count), filled while the pairs are generated."""
@@ -97,7 +113,7 @@ def make_records(records: int, keys: int, partitions: int,
         stream_time = [-1] * partitions
         for i in range(records):
             k = randrange(keys)
-            ts = T0 + i * SPAN_MS // records
+            ts = t0 + i * SPAN_MS // records
             value = {"order": i, "user": f"user-{k:05d}", "amount": randrange(1000),
                      "currency": choice(CURRENCIES), "ts": ts, "region": choice(REGIONS)}
             start = ts - ts % WINDOW_MS
@@ -137,7 +153,7 @@ def run(opts: Options) -> CaseResult:
             if side.startswith("raw"):
                 topics[f"bench-{side}-{r}-changelog"] = opts.partitions
     with open_broker(topics, opts.broker) as broker:
-        data, closed = make_records(opts.records, opts.keys, opts.partitions)
+        data, closed = make_records(opts.records, opts.keys, opts.partitions, first_timestamp())
         load_s = load(broker.bootstrap, INPUT, data, opts.records)
         broker.check_complete(INPUT, opts.records)
         err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s; they close {len(closed):,} "
@@ -151,16 +167,18 @@ def run(opts: Options) -> CaseResult:
 
         def check(side: str, r: int, res: Any) -> None:
             topic = f"bench-out-{side}-{r}"
-            broker.check_complete(topic, len(closed))  # nothing dropped by the embedded broker
-            got = output_counts(read_topic(broker.bootstrap, topic, opts.partitions), side)
+            rows = read_topic(broker.bootstrap, topic, opts.partitions)
+            broker.check_complete(topic, len(rows))  # nothing dropped by the embedded broker
+            got = output_counts(rows, side)
+            res.extra["windows"] = len(got)
+            if side == KAFKA_STREAMS and got.items() <= closed.items():
+                return  # its throttled emit pass leaves the windows closed in its last second (docstring)
             if got != closed:
                 missing = len(closed.keys() - got.keys())
                 extra = len(got.keys() - closed.keys())
                 wrong = sum(1 for kb in closed.keys() & got.keys() if got[kb] != closed[kb])
                 raise BenchError(f"{side}: {len(got):,} windows emitted, expected {len(closed):,}: {missing:,} "
                                  f"missing, {extra:,} unexpected, {wrong:,} with another count")
-            broker.check_complete(topic, len(closed))
-            res.extra["windows"] = len(got)
 
         runs = measure("window", sides, opts.repeat, params, opts.profile_dir, check)
     b = best(runs)
@@ -171,6 +189,9 @@ def run(opts: Options) -> CaseResult:
         ("event time / window", f"{SPAN_MS // 60_000} min / {WINDOW_MS // 1000} s tumbling, grace 0, emit final"),
         ("input load", f"{load_s:.1f} s"),
         ("windows emitted (each side, checked)", f"{len(closed):,}"),
+        *([("windows emitted by Kafka Streams (each one checked)",
+            f"{b[KAFKA_STREAMS].extra.get('windows', 0):,} (the rest closed within its last emit interval)")]
+          if KAFKA_STREAMS in b else []),
         ("changelog records: streamlet / raw-loop / flush per batch",
          f"{sl.extra.get('changelog_records', 0):,} / {raw.extra.get('changelog_records', 0):,} / "
          f"{per_batch.extra.get('changelog_records', 0):,}"),
@@ -183,7 +204,8 @@ def run(opts: Options) -> CaseResult:
         extra={"partitions": opts.partitions, "windows": len(closed), "outputs": len(closed),
                "baseline_seconds": round(raw.seconds, 3), "flush_per_batch_rps": round(per_batch.rps, 1),
                "repeat": opts.repeat, "median_ratio": round(median_ratio, 3), "target_ratio": 0.6,
-               "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs)},
+               "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs),
+               **({"kafka_streams_windows": b[KAFKA_STREAMS].extra.get("windows", 0)} if KAFKA_STREAMS in b else {})},
         **kafka_streams_fields(runs),
     )
 
