@@ -5,7 +5,9 @@ Data: two table topics, ``bench-left`` (``{"name", "tier"}``) and
 partitioned by key (co-partitioned), over ``keys`` string keys. ``records``
 updates in all, each to either table with even odds (about half each) and a
 random key; 2% of the updates to a key that table holds are deletes
-(tombstones), never a delete of a key it does not hold. The work::
+(tombstones), never a delete of a key it does not hold. Update ``i`` of the
+sequence has the Kafka timestamp ``t0 + i`` (``t0`` a day before the run),
+so both topics' timestamps interleave in update order. The work::
 
     left, right = app.table(left_topic, name="left"), app.table(right_topic, name="right")
     left.join(right, lambda l, r: {**l, **r}, name="joined").to_stream().to(out)
@@ -72,10 +74,12 @@ def joiner(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
     return {**left, **right}
 
 
-def make_updates(records: int, keys: int, which: str, seed: int = 42) -> tuple[Iterator[tuple[bytes, Any]], list[int],
-                                                                                dict[bytes, Any]]:
+def make_updates(records: int, keys: int, which: str, t0: int,
+                 seed: int = 42) -> tuple[Iterator[tuple[bytes, Any, int]], list[int], dict[bytes, Any]]:
     """The updates of table ``which`` (``"left"`` / ``"right"``) among ``records`` updates to both
-    (the same random sequence for either), as ``(key, value or None)`` byte pairs; a one-item list
+    (the same random sequence for either), as ``(key, value or None, timestamp)``: update ``i`` of the
+    sequence is stamped ``t0 + i``, so that the two topics' timestamps interleave as the updates were
+    made (Kafka Streams picks a task's next record by timestamp); a one-item list
     that ends up holding how many there were, and a dict that ends up holding the join of both tables'
     final rows by key bytes (rows absent from either table left out)."""
     import orjson
@@ -104,7 +108,7 @@ def make_updates(records: int, keys: int, which: str, seed: int = 42) -> tuple[I
                 value = row
             if to_left == mine_is_left:
                 n += 1
-                yield key_bytes[k], None if value is None else orjson.dumps(value)
+                yield key_bytes[k], None if value is None else orjson.dumps(value), t0 + i
         count[0] = n
         left, right = tables
         for k, lv in left.items():
@@ -136,10 +140,11 @@ def run(opts: Options) -> CaseResult:
     with open_broker(topics, opts.broker) as broker:
         t0 = time.perf_counter()
         counts: dict[str, int] = {}
+        first_ts = int(time.time() * 1000) - 86_400_000  # a day ago: well within a real broker's retention
         for which, topic in (("left", LEFT), ("right", RIGHT)):
-            data, count, expected = make_updates(opts.records, opts.keys, which)
+            data, count, expected = make_updates(opts.records, opts.keys, which, first_ts)
             # the loader counts what it produced; the generator's length is known only at its end
-            load(broker.bootstrap, topic, data, opts.records // 2)
+            load(broker.bootstrap, topic, data, opts.records // 2, timestamped=True)
             counts[which] = count[0]
             broker.check_complete(topic, count[0])
         load_s = time.perf_counter() - t0
