@@ -32,8 +32,13 @@ Sides, each in a fresh process, state in a fresh temporary directory:
 * ``streamlet`` under ``app.run()``.
 * ``kafka_streams`` (``--broker kafka``): the same join in Kafka Streams
   (source tables on their topics, ``REUSE_KTABLE_SOURCE_TOPICS``, default
-  caching: its record cache folds updates of a key within a commit interval,
-  so it emits fewer joined rows).
+  caching: its record caches fold the updates of a key within a commit
+  interval, so it emits a different number of joined rows). One known
+  difference, from those caches: when both tables delete a key within one
+  commit interval, each side's delete reaches the join after the other
+  table's store already lacks the key, so neither emits the tombstone and
+  the last joined row stays. Its check allows such keys (counted as
+  ``kafka_streams_stale_rows``); every other key must end as expected.
 
 Timing: from partition assignment until every update is processed and a
 final commit has made outputs and state durable.
@@ -53,7 +58,7 @@ import time
 from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._common import Window, best, measure, raw_clients, read_topic, run_app_until
+from benchmarks.cases._common import KAFKA_STREAMS, Window, best, measure, raw_clients, read_topic, run_app_until
 from benchmarks.cases._common import kafka_streams_extra, kafka_streams_fields, summary_rows, with_kafka_streams
 from benchmarks.harness import BenchError, check_fits, err_console, load, open_broker, side_entry, tune_gc
 
@@ -162,14 +167,18 @@ def run(opts: Options) -> CaseResult:
             rows = read_topic(broker.bootstrap, topic, opts.partitions)
             broker.check_complete(topic, len(rows))  # nothing dropped by the embedded broker
             got = final_rows(rows)
+            res.extra["outputs"] = len(rows)
+            res.extra["tombstones"] = sum(1 for _, vb in rows if vb is None)
+            if side == KAFKA_STREAMS:  # rows both tables deleted within one commit interval stay (docstring)
+                stale = got.keys() - expected.keys()
+                res.extra["stale_rows"] = len(stale)
+                got = {kb: v for kb, v in got.items() if kb not in stale}
             if got != expected:
                 missing = len(expected.keys() - got.keys())
                 extra = len(got.keys() - expected.keys())
                 wrong = sum(1 for kb in expected.keys() & got.keys() if got[kb] != expected[kb])
                 raise BenchError(f"{side}: {len(got):,} joined rows at the end, expected {len(expected):,}: "
                                  f"{missing:,} missing, {extra:,} not joined any more, {wrong:,} different")
-            res.extra["outputs"] = len(rows)
-            res.extra["tombstones"] = sum(1 for _, vb in rows if vb is None)
 
         runs = measure("table-join", sides, opts.repeat, params, opts.profile_dir, check)
     b = best(runs)
@@ -183,6 +192,9 @@ def run(opts: Options) -> CaseResult:
         ("input load", f"{load_s:.1f} s"),
         ("keys joined at the end (each side, checked)", f"{len(expected):,}"),
         (f"outputs: {' / '.join(sides.values())}", outs),
+        *([("Kafka Streams: joined rows left without their tombstone",
+            f"{b[KAFKA_STREAMS].extra.get('stale_rows', 0):,} keys (both tables deleted them within one "
+            "commit interval: its record caches)")] if KAFKA_STREAMS in b else []),
         *rows,
     ]
     return CaseResult(
@@ -192,7 +204,10 @@ def run(opts: Options) -> CaseResult:
                "joined_keys": len(expected), "outputs": sl.extra.get("outputs", 0),
                "baseline_outputs": raw.extra.get("outputs", 0), "baseline_seconds": round(raw.seconds, 3),
                "repeat": opts.repeat, "median_ratio": round(median_ratio, 3), "target_ratio": 0.6,
-               "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs)},
+               "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs),
+               **({"kafka_streams_outputs": b[KAFKA_STREAMS].extra.get("outputs", 0),
+                   "kafka_streams_stale_rows": b[KAFKA_STREAMS].extra.get("stale_rows", 0)}
+                  if KAFKA_STREAMS in b else {})},
         **kafka_streams_fields(runs),
     )
 

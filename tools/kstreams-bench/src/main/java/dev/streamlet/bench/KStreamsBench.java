@@ -336,14 +336,22 @@ public final class KStreamsBench {
                 });
     }
 
-    /** Asks for a commit (every 5 ms of wall-clock time) once every input record has been read. */
+    /**
+     * Asks for a commit once every input record has been read: a wall-clock punctuation every 10 ms in
+     * the task of partition 0 only (a commit that one task asks for commits every task). Only one: with
+     * 5 ms punctuations in all 32 tasks this side ran at ~4,700 records/s instead of ~39,000 (500,000
+     * updates); the stream thread processes fewer records per loop after a loop that punctuated.
+     */
     static final class CommitWhenDone implements FixedKeyProcessor<String, byte[], byte[]> {
         private FixedKeyProcessorContext<String, byte[]> ctx;
 
         @Override
         public void init(FixedKeyProcessorContext<String, byte[]> context) {
             ctx = context;
-            ctx.schedule(Duration.ofMillis(5), PunctuationType.WALL_CLOCK_TIME, now -> {
+            if (ctx.taskId().partition() != 0) {
+                return;
+            }
+            ctx.schedule(Duration.ofMillis(10), PunctuationType.WALL_CLOCK_TIME, now -> {
                 if (PROCESSED.get() >= records) {
                     ctx.commit();
                 }
