@@ -52,7 +52,14 @@ Sides, each in a fresh process, state in a fresh temporary directory:
   the interval at 0 (a pass at every record, as the other sides do) it emits
   exactly the expected windows, but at ~170-330 records/s (5,000 records, 4
   partitions), so the benchmark keeps its default (``params["emit_interval_ms"]``
-  passes another value).
+  passes another value). Even so it is slow here (~800-1,200 records/s):
+  ``jstack`` samples of its stream thread all show the emit-final pass
+  (``fetchAndEmit`` → ``TimeOrderedCachingWindowStore``'s cache iterator →
+  ``getNextSegmentIterator`` → ``ThreadCache.range``), which steps through the
+  window store's segments one at a time, and a task's first pass fetches
+  from window start 0 (nothing emitted yet): tens of millions of 60 s
+  segments up to today's event time, a few seconds per task whatever the
+  input size.
 
 Timing: from partition assignment until every record is processed and a
 final commit has made outputs and state durable (outputs and changelog
