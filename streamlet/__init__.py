@@ -12,6 +12,7 @@ from typing import Any
 
 from streamlet import errors, serde, testing
 from streamlet.app import App
+from streamlet.dsl.global_table import GlobalKTable
 from streamlet.dsl.grouped import KGroupedStream, KGroupedTable
 from streamlet.dsl.split import BranchedStreams
 from streamlet.dsl.stream import KStream
@@ -22,7 +23,7 @@ from streamlet.topology.punctuation import Cancellable, Processor, ProcessorCont
 
 __version__ = "0.1.0"
 
-__all__ = ["App", "KStream", "KTable", "KGroupedStream", "KGroupedTable", "BranchedStreams", "Record",
+__all__ = ["App", "KStream", "KTable", "GlobalKTable", "KGroupedStream", "KGroupedTable", "BranchedStreams", "Record",
            "Windowed", "Tumbling", "Hopping", "Sliding", "Session",
            "Processor", "ProcessorContext", "PunctuationType", "Cancellable",
            "agg", "serde", "testing", "errors", "__version__"]

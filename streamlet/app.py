@@ -6,6 +6,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from streamlet import config as _config
+from streamlet.dsl.global_table import GlobalKTable
 from streamlet.dsl.stream import KStream
 from streamlet.dsl.table import KTable
 from streamlet.serde.base import Serde
@@ -38,6 +39,9 @@ class App:
     ``on_partition_mismatch`` (default warn) — a record of a co-partitioned input (a join's
     table, say) sits on another partition than Kafka's default partitioner (murmur2) gives its
     key, so the join cannot find it.
+
+    ``late_records`` (default ``"drop"``) — a record too late for every window it falls in is
+    dropped, counted and logged; ``"dead_letter"`` also sends it to the dead-letter topic.
     """
 
     def __init__(self, application_id: str, brokers: str | None = None, state_dir: str | None = None,
@@ -47,13 +51,14 @@ class App:
                  default_value_serde: Serde | None = None, batch_size: int | None = None,
                  on_changelog_truncated: str | None = None, on_input_truncated: str | None = None,
                  on_partition_mismatch: str | None = None,
-                 repartition_purge_interval_ms: int | None = None) -> None:
+                 repartition_purge_interval_ms: int | None = None, late_records: str | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
             dead_letter_topic=dead_letter_topic, client_config=dict(config or {}),
             batch_size=batch_size, on_changelog_truncated=on_changelog_truncated,
             on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
+            late_records=late_records,
             repartition_purge_interval_ms=repartition_purge_interval_ms,
         )
         self.application_id = application_id
@@ -111,26 +116,53 @@ class App:
                                  topic=topic, key_serde=spec.key_serde)  # looks rows up by store key bytes
         return KTable(self, node.name, ks, vs, store=store)
 
+    def global_table(self, topic: str, key_serde: Serde | None = None, value_serde: Serde | None = None,
+                     name: str | None = None) -> GlobalKTable:
+        """A :class:`GlobalKTable` of ``topic``: every partition of it on every worker (Kafka Streams'
+        ``GlobalKTable``), for ``stream.join(global_table, joiner, key_selector=...)``.
+
+        Its rows live in a store called ``name`` (default: the topic), loaded whole
+        from the topic before any task processes a record and kept current while the
+        app runs; a ``None`` value deletes the key. No changelog: a restart reads the
+        topic from the store's checkpoint on. A record without a key, or one its serdes
+        cannot read, is a bad record (``on_error`` decides).
+        """
+        if not isinstance(topic, str) or not topic:
+            raise TypeError("global_table() needs a topic name")
+        ks = key_serde or self.default_key_serde
+        vs = value_serde or self.default_value_serde
+        store = name or topic
+        self._check_new_source(topic)
+        self.topology.add_global_store(StoreSpec(store, "global", ks, vs, changelog=topic, source_table=True))
+        return GlobalKTable(self, store, topic, ks, vs)
+
     def _check_new_source(self, topic: str) -> None:
         for node in self.topology.sources():
             if node.params["topic"] == topic:
                 raise _config.ConfigError(
                     f"topic {topic!r} is already a source of this app: reuse the stream/table object"
                 )
+        if topic in self.topology.global_topics():
+            raise _config.ConfigError(
+                f"topic {topic!r} is already the topic of a global table of this app: reuse that object"
+            )
 
     def store(self, name: str) -> Any:
         """Read-only view of store ``name`` over the partitions this process owns (interactive queries).
 
         ``view[key]``, ``view.get(key)``, ``view.items()``, ``len(view)``; values as users see them
-        (an aggregation's row, a table's value).
+        (an aggregation's row, a table's value). A global table's store holds every partition.
         """
-        from streamlet.runtime.store_view import view_of
+        from streamlet.runtime.store_view import GlobalStoreView, view_of
 
-        if name not in self.topology.stores:
-            raise KeyError(f"no store named {name!r}; stores: {sorted(self.topology.stores)}")
+        topo = self.topology
+        if name not in topo.stores and name not in topo.global_stores:
+            raise KeyError(f"no store named {name!r}; stores: {sorted([*topo.stores, *topo.global_stores])}")
         if self._runner is None or self._runner.tasks is None:
             raise _config.ConfigError("app.store() reads the stores of a running app: call it while app.run() runs")
-        return view_of(self.topology.stores[name], self._runner.tasks)
+        if name in topo.global_stores:
+            return GlobalStoreView(topo.global_stores[name], self._runner.global_stores)
+        return view_of(topo.stores[name], self._runner.tasks)
 
     def metrics(self) -> dict[str, int]:
         """Counters of the running (or last) run, Prometheus-style: ``input_truncated_records``,

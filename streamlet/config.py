@@ -44,6 +44,8 @@ class Config:
     on_partition_mismatch: str = "warn"
     #: how often records of repartition topics are deleted up to the committed offsets
     repartition_purge_interval_ms: int = 30_000
+    #: a record too late for every window it falls in: dropped (counted, logged) or also dead-lettered
+    late_records: str = "drop"
 
     @property
     def embedded(self) -> bool:
@@ -66,6 +68,7 @@ _ENV = {
     "on_input_truncated": ("STREAMLET_ON_INPUT_TRUNCATED", str),
     "on_partition_mismatch": ("STREAMLET_ON_PARTITION_MISMATCH", str),
     "repartition_purge_interval_ms": ("STREAMLET_REPARTITION_PURGE_INTERVAL_MS", int),
+    "late_records": ("STREAMLET_LATE_RECORDS", str),
 }
 
 
@@ -119,6 +122,12 @@ def check(config: Config) -> None:
                 f"{name}={value!r} is not valid: use 'fail' (stop the worker) or 'warn' (log, count and go "
                 f"on){' or ignore' if 'ignore' in allowed else ''} (App({name}=...) or STREAMLET_{name.upper()})"
             )
+    if config.late_records not in ("drop", "dead_letter"):
+        raise ConfigError(
+            f"late_records={config.late_records!r} is not valid: use 'drop' (count and log a record too late "
+            "for its windows) or 'dead_letter' (also send it to the dead-letter topic) (App(late_records=...) "
+            "or STREAMLET_LATE_RECORDS)"
+        )
     if not isinstance(config.commit_interval_ms, int) or config.commit_interval_ms <= 0:
         raise ConfigError(f"commit_interval_ms={config.commit_interval_ms!r} must be a positive int")
     if not isinstance(config.repartition_purge_interval_ms, int) or config.repartition_purge_interval_ms <= 0:

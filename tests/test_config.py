@@ -44,11 +44,3 @@ def test_defaults_and_dead_letter_name() -> None:
     assert app.config.brokers == "embedded" and app.config.guarantee == "at_least_once"
     assert app.config.dead_letter == "app-dead-letter"
     assert sl.App("app", dead_letter_topic="dlq").config.dead_letter == "dlq"
-
-
-def test_not_built_yet_names_say_so() -> None:
-    grouped = sl.App("a").stream("x").group_by_key()
-    with pytest.raises(NotImplementedError, match="sl.Session.*not built yet.*tumbling and hopping"):
-        grouped.windowed_by(sl.Session(1000, grace=0))
-    with pytest.raises(NotImplementedError, match="sl.Sliding.*not built yet"):
-        grouped.windowed_by(sl.Sliding(1000, grace=0))

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from streamlet.errors import TopologyError
 from streamlet.serde.base import Serde
 from streamlet.topology.aggregation import AggregateSpec, envelope_serde, stored_serde
-from streamlet.serde.windowed import windowed
+from streamlet.serde.windowed import session_windowed, windowed
 from streamlet.topology.graph import InternalTopic, StoreSpec, windowed_changelog
+from streamlet.topology.windows import Session, Sliding
 
 if TYPE_CHECKING:
     from streamlet.topology.builder import TopologyBuilder
     from streamlet.dsl.table import KTable
-    from streamlet.dsl.windowed import TimeWindowedKStream
 
 
 def _spec_from_args(op: str, initializer: Any, adder: Any, subtractor: Any,
@@ -89,13 +89,15 @@ class _Grouped:
             node = topo.add("table_aggregate" if self._table else "aggregate", [parent], name=name,
                             store=name, spec=spec)
             return KTable(app, node.name, self.key_serde, app.default_value_serde, store=name)
+        session = isinstance(windows, Session)
+        kind = "session" if session else "sliding" if isinstance(windows, Sliding) else "window"
         topo.add_internal_topic(windowed_changelog(changelog, windows.retention))
-        topo.add_store(StoreSpec(name, "window", self.key_serde, stored_serde(), changelog,
-                                 present=spec.present, windows=windows))
-        node = topo.add("window_aggregate", [parent], name=name, store=name, spec=spec, windows=windows,
+        topo.add_store(StoreSpec(name, kind, self.key_serde, stored_serde(), changelog, present=spec.present,
+                                 windows=windows))
+        node = topo.add(f"{kind}_aggregate", [parent], name=name, store=name, spec=spec, windows=windows,
                         emit_final=emit_final)
-        return KTable(app, node.name, windowed(self.key_serde, windows.size), app.default_value_serde,
-                      store=name)
+        key_serde = session_windowed(self.key_serde) if session else windowed(self.key_serde, windows.size)
+        return KTable(app, node.name, key_serde, app.default_value_serde, store=name)
 
     def count(self, name: str | None = None) -> "KTable":
         """Records per key (a table aggregation counts rows per group)."""
@@ -128,20 +130,22 @@ class _Grouped:
         spec = _spec_from_args("aggregate", initializer, adder, subtractor, columns, self._table)
         return self._aggregate(spec, name)
 
-    def windowed_by(self, windows: Any) -> "TimeWindowedKStream":
-        """Aggregate per key and window: ``sl.Tumbling``, ``sl.Hopping`` (``sl.Sliding`` and
-        ``sl.Session`` are not built yet). The result is a table keyed by ``sl.Windowed(key, start, end)``.
+    def windowed_by(self, windows: Any) -> Any:
+        """Aggregate per key and window: ``sl.Tumbling``, ``sl.Hopping``, ``sl.Sliding`` or ``sl.Session``.
+        The result is a table keyed by ``sl.Windowed(key, start, end)``.
 
             (orders.group_by(lambda k, v: v["user"])
                    .windowed_by(sl.Tumbling(timedelta(minutes=1), grace=timedelta(seconds=10)))
                    .emit_final()
                    .count(name="orders-per-minute"))
         """
-        from streamlet.dsl.windowed import TimeWindowedKStream
+        from streamlet.dsl.windowed import SessionWindowedKStream, TimeWindowedKStream
 
         if self._table:
             raise TopologyError("windowed_by() groups a stream; a grouped table has no windows "
                                 "(Kafka Streams' KGroupedTable has none either)")
+        if isinstance(windows, Session):
+            return SessionWindowedKStream(self, windows)
         return TimeWindowedKStream(self, windows)
 
 

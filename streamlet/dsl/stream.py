@@ -12,6 +12,7 @@ from streamlet.topology.kinds import KINDS
 
 if TYPE_CHECKING:
     from streamlet.topology.builder import TopologyBuilder
+    from streamlet.dsl.global_table import GlobalKTable
     from streamlet.dsl.grouped import KGroupedStream
     from streamlet.dsl.split import BranchedStreams
     from streamlet.dsl.table import KTable
@@ -202,18 +203,52 @@ class KStream:
                                       table=table._node, peers=[table._node], left=left)
         return KStream(self._app, node.name, stream.key_serde, self._app.default_value_serde)
 
+    def _join_global(self, table: "GlobalKTable", joiner: Callable[[Any, Any], Any],
+                     key_selector: Callable[[Any, Any], Any] | None, left: bool, name: str | None) -> "KStream":
+        """Stream–global-table join (Kafka Streams' ``KStream#join(GlobalKTable, KeyValueMapper,
+        ValueJoiner)``): no repartition, no co-partitioning (every worker holds the whole table)."""
+        if table._app is not self._app:
+            raise TopologyError("a stream–global-table join needs a global table of the same App")
+        if not callable(joiner):
+            raise TypeError("join() expects a joiner function (stream_value, table_value) -> value")
+        if key_selector is not None and not callable(key_selector):
+            raise TypeError("key_selector must be a function (key, value) -> the global table's key")
+        node = self._app.topology.add("stream_global_join", [self._node], fn=joiner, name=name,
+                                      global_store=table.store_name, key_selector=key_selector, left=left)
+        return KStream(self._app, node.name, self.key_serde, self._app.default_value_serde, self.key_changed)
+
     def join(self, other: Any, joiner: Callable[[Any, Any], Any], window: Any = None,
-             name: str | None = None) -> "KStream":
+             name: str | None = None, key_selector: Callable[[Any, Any], Any] | None = None) -> "KStream":
         """Stream–table inner join: for each record, ``joiner(value, table_value)`` with the table's
         value for the record's key *at that moment*; records with no table row are dropped.
-        Later table updates emit nothing."""
+        Later table updates emit nothing.
+
+        With a :class:`~streamlet.dsl.global_table.GlobalKTable`, the row is the one of
+        ``key_selector(key, value)`` (default: the record's key); a record whose lookup key is
+        ``None`` or has no row is dropped; the output keeps the stream's key.
+        """
+        from streamlet.dsl.global_table import GlobalKTable
+
+        if isinstance(other, GlobalKTable):
+            return self._join_global(other, joiner, key_selector, left=False, name=name)
+        if key_selector is not None:
+            raise TypeError("key_selector= picks the row of a GlobalKTable (app.global_table(...)); a KTable "
+                            "is joined by the stream's key")
         if window is not None:
             raise NotImplementedError("windowed stream–stream joins are not built yet")
         return self._join_table(other, joiner, left=False, name=name)
 
     def left_join(self, other: Any, joiner: Callable[[Any, Any], Any], window: Any = None,
-                  name: str | None = None) -> "KStream":
-        """Like :meth:`join`, but a record with no table row still emits ``joiner(value, None)``."""
+                  name: str | None = None, key_selector: Callable[[Any, Any], Any] | None = None) -> "KStream":
+        """Like :meth:`join`, but a record with no table row (or, with a GlobalKTable, a ``None``
+        lookup key) still emits ``joiner(value, None)``."""
+        from streamlet.dsl.global_table import GlobalKTable
+
+        if isinstance(other, GlobalKTable):
+            return self._join_global(other, joiner, key_selector, left=True, name=name)
+        if key_selector is not None:
+            raise TypeError("key_selector= picks the row of a GlobalKTable (app.global_table(...)); a KTable "
+                            "is joined by the stream's key")
         if window is not None:
             raise NotImplementedError("windowed stream–stream joins are not built yet")
         return self._join_table(other, joiner, left=True, name=name)

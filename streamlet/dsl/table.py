@@ -95,17 +95,45 @@ class KTable:
                           left=self._node, right=other._node, **params)
         return KTable(self._app, merged.name, self.key_serde, self._app.default_value_serde)
 
-    def join(self, other: "KTable", joiner: Callable[[Any, Any], Any], name: str | None = None) -> "KTable":
+    def _fk_join(self, other: "KTable", joiner: Callable[[Any, Any], Any], foreign_key: Callable[[Any], Any],
+                 how: str, name: str | None) -> "KTable":
+        from streamlet.dsl.fk_join import foreign_key_join
+
+        if not isinstance(other, KTable):
+            raise TypeError(f"a foreign-key join needs another KTable, got {type(other).__name__}")
+        if other._app is not self._app:
+            raise TopologyError("a table–table join needs two tables of the same App")
+        if not callable(joiner):
+            raise TypeError("join() expects a joiner function (left_value, right_value) -> value")
+        return foreign_key_join(self, other, joiner, foreign_key, how, name)
+
+    def join(self, other: "KTable", joiner: Callable[[Any, Any], Any], name: str | None = None,
+             foreign_key: Callable[[Any], Any] | None = None) -> "KTable":
         """Inner table–table join, re-evaluated when either side changes: ``joiner(left, right)`` while
         both tables hold the key; a row deleted on either side deletes the result (a tombstone).
 
             >>> users.join(accounts, lambda u, a: {**u, "plan": a["plan"]}).to("user-plans")
+
+        With ``foreign_key=fn`` (and a ``name=``, required), a foreign-key join (Kafka Streams'
+        KIP-213): each left row is joined with the other table's row whose key is ``fn(left_value)``,
+        kept up to date when either row changes; the result is keyed by the left key::
+
+            >>> orders.join(customers, lambda o, c: {**o, "tier": c["tier"]},
+            ...             foreign_key=lambda o: o["customer"], name="order-customers")
         """
+        if foreign_key is not None:
+            return self._fk_join(other, joiner, foreign_key, "inner", name)
         return self._join(other, joiner, "inner", name)
 
-    def left_join(self, other: "KTable", joiner: Callable[[Any, Any], Any], name: str | None = None) -> "KTable":
+    def left_join(self, other: "KTable", joiner: Callable[[Any, Any], Any], name: str | None = None,
+                  foreign_key: Callable[[Any], Any] | None = None) -> "KTable":
         """Every row of this table joined with the other's row for its key, ``None`` when it has none:
-        ``joiner(left, right_or_None)``; a change on the other side re-emits the left row."""
+        ``joiner(left, right_or_None)``; a change on the other side re-emits the left row.
+        ``foreign_key=fn`` (with ``name=``): the other's row whose key is ``fn(left_value)``, as
+        :meth:`join` — a left row without a foreign key or without a matching row is
+        ``joiner(left, None)``."""
+        if foreign_key is not None:
+            return self._fk_join(other, joiner, foreign_key, "left", name)
         return self._join(other, joiner, "left", name)
 
     def outer_join(self, other: "KTable", joiner: Callable[[Any, Any], Any], name: str | None = None) -> "KTable":

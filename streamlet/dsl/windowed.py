@@ -25,20 +25,17 @@ class TimeWindowedKStream:
     """
 
     def __init__(self, grouped: "_Grouped", windows: Any, emit_final: bool = False) -> None:
-        if isinstance(windows, (Sliding, Session)):
-            raise NotImplementedError(
-                f"windowed_by(sl.{type(windows).__name__}(...)) is not built yet: tumbling and hopping "
-                "windows work today (sl.Tumbling, sl.Hopping)")
-        if not isinstance(windows, TimeWindows):
-            raise TopologyError(f"windowed_by() takes sl.Tumbling(...) or sl.Hopping(...), got {windows!r}")
+        if not isinstance(windows, (TimeWindows, Sliding, Session)):
+            raise TopologyError(f"windowed_by() takes sl.Tumbling(...), sl.Hopping(...), sl.Sliding(...) or "
+                                f"sl.Session(...), got {windows!r}")
         self._grouped = grouped
         self.windows = windows
         self._final = emit_final
 
-    def emit_final(self) -> "TimeWindowedKStream":
+    def emit_final(self) -> Any:
         """Emit each window once, when it closes (stream time >= end + grace) — ksqlDB's ``EMIT FINAL``,
         Kafka Streams' ``EmitStrategy.onWindowClose()`` — instead of every change."""
-        return TimeWindowedKStream(self._grouped, self.windows, emit_final=True)
+        return type(self)(self._grouped, self.windows, emit_final=True)
 
     def _aggregate(self, spec: AggregateSpec, name: str | None) -> "KTable":
         return self._grouped._aggregate(spec, name, windows=self.windows, emit_final=self._final)
@@ -60,3 +57,26 @@ class TimeWindowedKStream:
         from streamlet.dsl.grouped import _spec_from_args
 
         return self._aggregate(_spec_from_args("aggregate", initializer, adder, None, columns, False), name)
+
+
+class SessionWindowedKStream(TimeWindowedKStream):
+    """Records of a grouped stream, per key and activity session (Kafka Streams'
+    ``SessionWindowedKStream``): records closer than the gap share a session; a record that bridges two
+    sessions merges them. Keys of the result are ``sl.Windowed(key, start, end)`` with ``end`` the last
+    record's timestamp. Emit final emits a session once ``end + gap + grace < stream time``.
+    ``aggregate(initializer, adder, merger=...)`` needs the merger that combines two sessions' states;
+    count, reduce and ``sl.agg`` aggregators merge by themselves.
+    """
+
+    def aggregate(self, initializer: Any = None, adder: Any = None, *, name: str | None = None,
+                  merger: Any = None, **columns: Any) -> "KTable":
+        from streamlet.dsl.grouped import _spec_from_args
+
+        spec = _spec_from_args("aggregate", initializer, adder, None, columns, False)
+        if spec.kind == "aggregate":
+            if not callable(merger):
+                raise TopologyError(spec.no_merge_reason)
+            spec = AggregateSpec.user(initializer, adder, None, merger)
+        if spec.merge is None:
+            raise TopologyError(spec.no_merge_reason)
+        return self._aggregate(spec, name)

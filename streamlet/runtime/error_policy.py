@@ -84,6 +84,21 @@ class ErrorPolicy:
         self.dead_lettered += 1
         log.warning("sent record to dead-letter topic %r: %s", self.dead_letter_topic, error)
 
+    def late(self, msg: Any, reason: str) -> None:
+        """A record too late for every window it falls in (``late_records="dead_letter"``): its raw key
+        and value go to the dead-letter topic with the reason and its origin in headers."""
+        added = [
+            ("streamlet.error", error_header(reason)),
+            ("streamlet.error.type", b"LateRecord"),
+            ("streamlet.stage", b"window"),
+            ("streamlet.topic", str(msg.topic()).encode()),
+            ("streamlet.partition", str(msg.partition()).encode()),
+            ("streamlet.offset", str(msg.offset()).encode()),
+        ]
+        ts = msg.timestamp()[1]
+        self._send(msg.key(), msg.value(), list(msg.headers() or []), added, ts if ts > 0 else 0)
+        self.dead_lettered += 1
+
     def rejected(self, records: list[tuple[Any, Any]]) -> None:
         """``(KafkaError, message)`` of output records the broker rejected for their content (the
         committer's delivery reports): Kafka Streams' production exception handler.

@@ -68,6 +68,9 @@ class Runner:
         self.updater: Any = None  # its StateUpdater: opens and restores stores of new tasks
         self.restoring: RestoringTasks | None = None  # held records, activation, resets
         self.partition_check: PartitionCheck | None = None  # keys of joined inputs on the right partition
+        self.global_state: Any = None  # a GlobalState when the topology has global tables
+        #: the global tables' store caches by name, shared with every task (and read by app.store)
+        self.global_stores: dict[str, Any] = {}
         self.metrics = Metrics()
         self.admin: Any = None  # an AdminClient: first offsets at assignment, repartition purges
         self.processed = 0
@@ -89,13 +92,13 @@ class Runner:
                 "production issue); use 'at_least_once'"
             )
         directory = None
-        if topology.stores:
+        if topology.stores or topology.global_stores:
             from streamlet.state import StateDirectory
             from streamlet.state.spares import MAX_SPARES
 
             # a first start: spare databases open while the broker and the group are awaited
             directory = StateDirectory(cfg.state_dir, cfg.application_id)
-            if directory.is_new():
+            if topology.stores and directory.is_new():
                 directory.open_spares(MAX_SPARES)
         try:
             self._connect(directory)
@@ -131,8 +134,9 @@ class Runner:
         watched = copartitioned_external_topics(topology) if cfg.on_partition_mismatch != "ignore" else set()
         self.partition_check = PartitionCheck({t: partitions[t] for t in watched}, cfg.on_partition_mismatch,
                                               self.metrics) if watched else None
-        self.tasks = TaskManager(topology, produce, partitions)
+        self.tasks = TaskManager(topology, produce, partitions, global_stores=self.global_stores)
         self.tasks.metrics = self.metrics
+        self.tasks.on_late = self.policy.late if cfg.late_records == "dead_letter" else None
         self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
         self.committer = AtLeastOnceCheckpoint(committer, self.tasks.active_tasks, purge.after_commit)
@@ -150,8 +154,23 @@ class Runner:
                                             cfg.client_config.get("auto.offset.reset", "earliest"))
             state.prepare(topology.stores, partitions)
         load_compilers()
+        if topology.global_stores:
+            self._load_global_stores(bootstrap, directory, partitions)
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    def _load_global_stores(self, bootstrap: str, directory: Any, partitions: dict[str, int]) -> None:
+        """Every global table loaded whole before the worker joins its group (so before any task
+        processes a record); :meth:`_loop` keeps them current."""
+        from streamlet.runtime.global_state import GlobalState
+
+        if self.state is not None:
+            progress, directory = self.state.progress, self.state.directory
+        else:
+            progress = None
+        self.global_state = GlobalState(self.app.topology, self.config, bootstrap, directory, self.policy,
+                                        partitions, self.global_stores, progress, metrics=self.metrics)
+        self.global_state.bootstrap(lambda: self.app.stopping)
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         assert self.committer is not None
@@ -254,7 +273,10 @@ class Runner:
         # its log lines go through the repeat filter when served
         serve_admin_logs = self.admin.poll if self.admin is not None else (lambda _: 0)
         punctuate = self._punctuate if self.keeps_stream_time else None
+        poll_global = self.global_state.poll if self.global_state is not None else None
         while not app.stopping:
+            if poll_global is not None:
+                poll_global()  # global tables' updates first: records after them see them
             restoring = updater is not None and updater.busy
             if restoring:
                 restoring_tasks.activate_ready(self._count)  # type: ignore[union-attr]
@@ -392,6 +414,9 @@ class Runner:
             close_within(self.consumer, CLOSE_TIMEOUT_S)
             if self.state is not None:
                 self.state.close()
+            if self.global_state is not None:
+                self.global_state.close()
+                self.global_state = None
         except KafkaException as exc:
             log.warning("error while leaving the group: %s", exc)
         finally:

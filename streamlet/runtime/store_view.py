@@ -7,6 +7,9 @@ from typing import Any, Iterator
 
 from streamlet.record import Windowed
 from streamlet.topology.graph import StoreSpec
+from streamlet.state.row import STATE
+from streamlet.topology.window_rows import ROW as SESSION_ROW
+from streamlet.topology.window_rows import ROW_END as SESSION_ROW_END
 from streamlet.topology.window_aggregate import EMITTED, FIRST, split_window_key, window_key
 
 
@@ -102,6 +105,73 @@ class WindowStoreView(StoreView):
                 yield self._windowed(kb), self._present(value)
 
 
+class SessionStoreView(StoreView):
+    """A session store's view (Kafka Streams' ``ReadOnlySessionStore``): keys are ``sl.Windowed``.
+
+        view.fetch("u1")                     # [(Windowed("u1", 1000, 4200), 7), ...] oldest first
+    """
+
+    def _sessions(self, cache: Any, kb: bytes | None = None) -> Iterator[tuple[Windowed, Any]]:
+        rows = [(kb, cache.peek(kb))] if kb is not None else cache.items(SESSION_ROW, SESSION_ROW_END)
+        for rk, stored in rows:
+            if stored is None:
+                continue
+            key = self._kde(rk[1:])
+            for s in stored[STATE]:
+                yield self._entry(key, s)
+
+    def _entry(self, key: Any, s: list[Any]) -> tuple[Windowed, Any]:
+        """A session row entry ``[start, end, state]`` as (window, value)."""
+        return Windowed(key, s[0], s[1]), self._present([None, s[2]])
+
+    def fetch(self, key: Any) -> list[tuple[Windowed, Any]]:
+        """The sessions of ``key``, oldest first."""
+        kb = SESSION_ROW + self._kser(key)
+        return sorted((item for cache in self._caches() for item in self._sessions(cache, kb)),
+                      key=lambda item: item[0].start)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, Windowed):
+            for w, value in self.fetch(key.key):
+                if w == key:
+                    return value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        for key, _ in self.items():
+            yield key
+
+    def items(self) -> Iterator[tuple[Any, Any]]:  # type: ignore[override]
+        for cache in self._caches():
+            yield from self._sessions(cache)
+
+
+class SlidingStoreView(SessionStoreView):
+    """A sliding-window store's view: ``fetch(key)`` gives the key's windows, oldest first."""
+
+    def _entry(self, key: Any, s: list[Any]) -> tuple[Windowed, Any]:
+        """A sliding row entry ``[start, state, max record time]`` as (window, value)."""
+        return Windowed(key, s[0], s[0] + self.spec.windows.max_difference), self._present([None, s[1]])
+
+
 def view_of(spec: StoreSpec, tasks: Any) -> StoreView:
     """The read-only view fitting store ``spec``."""
-    return WindowStoreView(spec, tasks) if spec.kind == "window" else StoreView(spec, tasks)
+    if spec.kind == "window":
+        return WindowStoreView(spec, tasks)
+    if spec.kind == "session":
+        return SessionStoreView(spec, tasks)
+    if spec.kind == "sliding":
+        return SlidingStoreView(spec, tasks)
+    return StoreView(spec, tasks)
+
+
+class GlobalStoreView(StoreView):
+    """The same view over a global table's store: every partition of its topic, in this process."""
+
+    def __init__(self, spec: StoreSpec, caches: dict[str, Any]) -> None:
+        super().__init__(spec, None)
+        self._global_caches = caches
+
+    def _caches(self) -> list[Any]:
+        cache = self._global_caches.get(self.spec.name)
+        return [] if cache is None else [cache]

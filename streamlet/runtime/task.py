@@ -27,13 +27,14 @@ class StreamTask:
 
     def __init__(self, topology: Topology, subtopology: int, partition: int, topics: list[str],
                  produce: Produce, partitions: dict[str, int],
-                 store_provider: StoreProvider | None = None, clock: Callable[[], int] | None = None) -> None:
+                 store_provider: StoreProvider | None = None, clock: Callable[[], int] | None = None,
+                 global_stores: dict[str, Any] | None = None) -> None:
         self.task_id = f"{subtopology}_{partition}"
         self.topology = topology
         self.subtopology = subtopology
         self.partition = partition
         self.topics = topics
-        self.ctx = TaskContext(self.task_id, partition, produce, partitions, clock)
+        self.ctx = TaskContext(self.task_id, partition, produce, partitions, clock, global_stores)
         self.store_specs: list[StoreSpec] = topology.stores_of(topology.subtopologies()[subtopology])
         self.sources: dict[str, Any] = {}
         self.state = TaskState(self.task_id)

@@ -26,8 +26,11 @@ class TaskManager:
     """
 
     def __init__(self, topology: Topology, produce: Produce, partitions: dict[str, int],
-                 store_provider: StoreProvider | None = None, clock: Callable[[], int] | None = None) -> None:
+                 store_provider: StoreProvider | None = None, clock: Callable[[], int] | None = None,
+                 global_stores: dict[str, Any] | None = None) -> None:
         self.topology = topology
+        #: the global tables' store caches by name (shared by every task; see runtime.global_stores)
+        self.global_stores: dict[str, Any] = global_stores if global_stores is not None else {}
         self.clock = clock
         self.store_provider = store_provider
         self.produce = produce
@@ -43,6 +46,8 @@ class TaskManager:
         self.on_readiness: Callable[[bool], None] | None = None
         #: counters of rare per-record events (late records dropped), given to every task's context
         self.metrics: Any = None
+        #: ``on_late(msg, reason)`` for records too late for their windows (late_records="dead_letter")
+        self.on_late: Any = None
 
     def task_of(self, topic: str, partition: int) -> StreamTask | None:
         sub = self.sub_of_topic.get(topic)
@@ -55,8 +60,10 @@ class TaskManager:
             task = self.tasks.get((sub, partition))
             if task is None:
                 task = StreamTask(self.topology, sub, partition, self.topics_of_sub[sub],
-                                  self.produce, self.partitions, self.store_provider, self.clock)
+                                  self.produce, self.partitions, self.store_provider, self.clock,
+                                  self.global_stores)
                 task.ctx.metrics = self.metrics
+                task.ctx.on_late = self.on_late
                 self.tasks[(sub, partition)] = task
                 created.append(task)
             task.assigned.add(topic)

@@ -29,12 +29,16 @@ def _owner_group(topology: Topology, topic: str) -> list[str]:
 
 
 def internal_partitions(topology: Topology, known: dict[str, int], default: int) -> dict[str, int]:
-    """Partition count of every internal topic: explicit, else the max of its sub-topology's sources."""
+    """Partition count of every internal topic: explicit, else that of the topic it copies (``source_of``),
+    else the max of its sub-topology's sources."""
     out: dict[str, int] = {}
     for _ in range(len(topology.internal_topics) + 1):  # chains of internal topics settle in order
         for name, topic in topology.internal_topics.items():
             if topic.partitions:
                 out[name] = topic.partitions
+                continue
+            if topic.source_of:  # co-partitioned with that topic (a foreign-key join's topics)
+                out[name] = known.get(topic.source_of) or out.get(topic.source_of) or default
                 continue
             counts = []
             for n in _owner_group(topology, name):
@@ -66,7 +70,7 @@ def check_copartitioning(topology: Topology, partitions: dict[str, int]) -> None
 def prepare_topics(topology: Topology, admin: TopicAdmin, config: Config) -> dict[str, int]:
     """Check external topics exist, create internal ones; return topic → partition count."""
     have = admin.partitions()
-    external = topology.external_source_topics() + topology.external_sink_topics()
+    external = topology.external_source_topics() + topology.global_topics() + topology.external_sink_topics()
     missing = [t for t in dict.fromkeys(external) if t not in have]
     if missing and config.embedded:
         admin.create({t: config.embedded_partitions for t in missing})

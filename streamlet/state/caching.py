@@ -179,6 +179,14 @@ class CachingStore:
         if len(self._values) > self.max_entries:
             self._evict(changes)
 
+    def refresh(self, written: Mapping[bytes, Any]) -> None:
+        """Decoded values of keys just written to the store below by another path (a global table's
+        updater): the keys this cache holds take them, clean (``None``: deleted); others stay uncached."""
+        values = self._values
+        for key, value in written.items():
+            if key in values:
+                values[key] = value
+
     def _evict(self, recent: Any) -> None:
         """Drop clean entries, oldest first, to 90% of ``max_entries``: after a write, or on a miss when
         reads alone filled the cache. Changed values not yet written are never dropped."""
@@ -237,6 +245,26 @@ class CachingStore:
             value = values[key]
             if value is not None:
                 yield key, value
+
+    def scan(self, start: bytes, end: bytes | None) -> list[tuple[bytes, Any]]:
+        """Live entries with ``start <= key < end`` (``end`` ``None``: no bound), in key order, for the
+        task's own thread (a prefix scan on the record path): the store below overlaid with the keys
+        changed and not written yet (a clean cached value is the store's). Costs the range plus the
+        keys changed since the last commit, never the whole cache."""
+        values = self._values
+        changed = {k: values[k] for k in (*self._dirty, *self._pending)
+                   if k >= start and (end is None or k < end)}
+        de = self._de
+        out = []
+        for key, raw in self.store.items(start, end):
+            if key in changed:
+                continue
+            value = values.get(key, _MISSING)
+            out.append((key, de(raw) if value is _MISSING else value))
+        if changed:
+            out.extend((k, v) for k, v in changed.items() if v is not None)
+            out.sort(key=lambda kv: kv[0])
+        return out
 
     def __len__(self) -> int:
         return sum(1 for _ in self.items())

@@ -1,4 +1,5 @@
-"""Where stores live: ``<state_dir>/<application id>/<partition>/<store>``."""
+"""Where stores live: ``<state_dir>/<application id>/<partition>/<store>`` (global tables:
+``<state_dir>/<application id>/global/<store>``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from streamlet.state.spares import MAX_SPARES, SPARES, SpareStores, sweep
 from streamlet.state.store import KeyValueStore
 
 log = logging.getLogger("streamlet.state")
+
+#: the directory of global tables' stores, beside the partitions' (Kafka Streams' ``global``)
+GLOBAL = "global"
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -87,6 +91,16 @@ class StateDirectory:
             except OSError as exc:
                 log.debug("state store %s at %s: spare not adopted (%s), opening it", store, path, exc)
         return RocksDBStore(path, store, self.owner(partition, store), lock_timeout_s=self.lock_timeout_s)
+
+    def global_store_path(self, store: str) -> Path:
+        """Where a global table's store lives: ``<state_dir>/<application id>/global/<store>``."""
+        _check_name("store name", store)
+        return self.root / self.application_id / GLOBAL / store
+
+    def open_global_store(self, store: str) -> KeyValueStore:
+        """Open (creating, or repairing) the store of a global table: one for every partition of its topic."""
+        return RocksDBStore(self.global_store_path(store), store, f"{self.application_id}/{GLOBAL}/{store}",
+                            lock_timeout_s=self.lock_timeout_s)
 
     def wipe(self, partition: int, store: str) -> None:
         """Delete a (closed) store's directory, and any copy of it moved aside while locked."""

@@ -21,8 +21,9 @@ from streamlet.record import Record, RecordMessage
 from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.clients import max_record_bytes
 from streamlet.runtime.produce_errors import record_size, too_large
-from streamlet.runtime.store_view import StoreView, view_of
+from streamlet.runtime.global_store import GlobalStore, source_serde
 from streamlet.runtime.metrics import Metrics
+from streamlet.runtime.store_view import GlobalStoreView, StoreView, view_of
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.serde.context import KEY, VALUE, deserializer_for, serializer_for
 from streamlet.topology.compile import DeserializationFailure
@@ -36,7 +37,8 @@ class TestDriver:
 
     Every topic has ``partitions`` partitions (default 1); ``send`` takes an
     explicit ``partition=`` to model several. Offsets count per partition
-    from 0, as on Kafka.
+    from 0, as on Kafka. A record sent to a global table's topic updates the
+    table at once, whatever its partition (as in ``TopologyTestDriver``).
     """
 
     __test__ = False  # not a pytest test class
@@ -58,9 +60,16 @@ class TestDriver:
         self.max_bytes = max_record_bytes(app.config.client_config)
         self.policy = ErrorPolicy(app.config.on_error, app.config.dead_letter, self._produce, self.max_bytes)
         self._metrics = Metrics()
+        #: global table topic → its store (every partition, shared by every task)
+        self.global_stores: dict[str, GlobalStore] = {}
+        caches: dict[str, Any] = {}
+        for spec in self.topology.global_stores.values():
+            caches[spec.name] = self._open_store(spec, 0)
+            self.global_stores[spec.changelog] = GlobalStore(spec, caches[spec.name], self.policy)
         self.tasks = TaskManager(self.topology, self._produce, topic_counts, self._open_store,
-                                 clock=lambda: self.wall_clock_ms)
+                                 clock=lambda: self.wall_clock_ms, global_stores=caches)
         self.tasks.metrics = self._metrics
+        self.tasks.on_late = self.policy.late if app.config.late_records == "dead_letter" else None
         self.tasks.assign((t, p) for t in self.topology.source_topics() for p in range(partitions))
 
     # -- the fake broker ------------------------------------------------------
@@ -79,20 +88,28 @@ class TestDriver:
         if partition < 0:
             partition = 0 if self.partitions == 1 else _partition_of(key, self.partitions)
         offset = self._append(topic, partition, key, value, timestamp, headers)
-        if topic in self.tasks.routes:
+        if topic in self.global_stores:
+            self.global_stores[topic].apply([RecordMessage(topic, partition, offset, timestamp, headers, key, value)])
+        elif topic in self.tasks.routes:
             self._queue.append(RecordMessage(topic, partition, offset, timestamp, headers, key, value))
 
     # -- public API -----------------------------------------------------------
     def send(self, topic: str, key: Any = None, value: Any = None, timestamp: int | None = None,
              headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
         """Write one record to input ``topic`` (serialized with its source serdes) and process it."""
-        if topic not in self.tasks.routes:
+        if topic in self.global_stores:
+            spec = self.global_stores[topic].spec
+            key_serde, value_serde = source_serde(spec.key_serde), source_serde(spec.value_serde)
+        elif topic in self.tasks.routes:
+            node = self.topology.source_node(topic)
+            key_serde, value_serde = node.params["key_serde"], node.params["value_serde"]
+        else:
             raise TopologyError(
-                f"topic {topic!r} is not an input of this topology; inputs: {self.topology.source_topics()}"
+                f"topic {topic!r} is not an input of this topology; inputs: "
+                f"{self.topology.source_topics() + self.topology.global_topics()}"
             )
-        node = self.topology.source_node(topic)
-        kb = serializer_for(node.params["key_serde"], topic, KEY)(key, headers)
-        vb = serializer_for(node.params["value_serde"], topic, VALUE)(value, headers)
+        kb = serializer_for(key_serde, topic, KEY)(key, headers)
+        vb = serializer_for(value_serde, topic, VALUE)(value, headers)
         self.send_raw(topic, kb, vb, timestamp, headers, partition)
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int | None = None,
@@ -104,7 +121,11 @@ class TestDriver:
         if not 0 <= partition < self.partitions:
             raise ValueError(f"partition {partition} out of range (the driver has {self.partitions})")
         offset = self._append(topic, partition, key, value, ts, headers)
-        self._queue.append(RecordMessage(topic, partition, offset, ts, headers, key, value))
+        message = RecordMessage(topic, partition, offset, ts, headers, key, value)
+        if topic in self.global_stores:  # applied at once, as TopologyTestDriver does
+            self.global_stores[topic].apply([message])
+            return
+        self._queue.append(message)
         self._drain()
 
     def redeliver(self, topic: str, from_offset: int = 0, partition: int = 0) -> int:
@@ -171,9 +192,12 @@ class TestDriver:
 
     def store(self, name: str) -> StoreView:
         """Read-only mapping over store ``name``: ``[key]``, ``get``, ``items()``, ``len()``."""
-        if name not in self.topology.stores:
-            raise KeyError(f"no store named {name!r}; stores: {sorted(self.topology.stores)}")
-        return view_of(self.topology.stores[name], self.tasks)
+        topo = self.topology
+        if name in topo.global_stores:
+            return GlobalStoreView(topo.global_stores[name], self.tasks.global_stores)
+        if name not in topo.stores:
+            raise KeyError(f"no store named {name!r}; stores: {sorted([*topo.stores, *topo.global_stores])}")
+        return view_of(topo.stores[name], self.tasks)
 
     def advance_wall_clock(self, ms: int) -> None:
         """Move wall-clock time forward ``ms`` and run the wall-clock punctuators that are due (once
@@ -199,6 +223,8 @@ class TestDriver:
 
     def close(self) -> None:
         self.tasks.close_all()
+        for store in self.global_stores.values():
+            store.cache.close()
 
     def __enter__(self) -> "TestDriver":
         return self

@@ -39,6 +39,10 @@ class AggregateSpec:
         #: the named aggregators' :class:`~streamlet.agg.Aggregation` (code generation writes its
         #: columns' updates inline), None for count / reduce / user functions
         self.aggregation: Any = None
+        #: ``merge(a, b, key)`` of two session windows' states (None: this aggregation cannot merge)
+        self.merge: Callable[[Any, Any, Any], Any] | None = None
+        #: why it cannot, when ``merge`` is None
+        self.no_merge_reason = f"a {kind} aggregation cannot merge session windows"
 
     def present(self, stored: Any) -> Any:
         """What users see for a stored ``[mark, state, ...]`` row."""
@@ -49,7 +53,9 @@ class AggregateSpec:
 
     @classmethod
     def count(cls) -> "AggregateSpec":
-        return cls("count", lambda: 0, lambda s, k, v, o, t: s + 1, lambda s, k, v, o, t: s - 1)
+        spec = cls("count", lambda: 0, lambda s, k, v, o, t: s + 1, lambda s, k, v, o, t: s - 1)
+        spec.merge = lambda a, b, k: a + b
+        return spec
 
     @classmethod
     def reduce(cls, reducer: Callable[[Any, Any], Any],
@@ -62,11 +68,14 @@ class AggregateSpec:
             def sub(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
                 return subtractor(s, v)
 
-        return cls("reduce", lambda: None, add, sub, check_serializable=True)
+        spec = cls("reduce", lambda: None, add, sub, check_serializable=True)
+        spec.merge = lambda a, b, k: b if a is None else a if b is None else reducer(a, b)
+        return spec
 
     @classmethod
     def user(cls, initializer: Callable[[], Any], adder: Callable[[Any, Any, Any], Any],
-             subtractor: Callable[[Any, Any, Any], Any] | None) -> "AggregateSpec":
+             subtractor: Callable[[Any, Any, Any], Any] | None,
+             merger: Callable[[Any, Any, Any], Any] | None = None) -> "AggregateSpec":
         def add(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
             return adder(k, v, s)
 
@@ -75,7 +84,12 @@ class AggregateSpec:
             def sub(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
                 return subtractor(k, v, s)
 
-        return cls("aggregate", initializer, add, sub, check_serializable=True)
+        spec = cls("aggregate", initializer, add, sub, check_serializable=True)
+        spec.no_merge_reason = ("aggregate(initializer, adder) on session windows needs merger=(key, a, b) -> "
+                                "aggregate, called when a record joins two sessions (Kafka Streams' Merger)")
+        if merger is not None:
+            spec.merge = lambda a, b, k: merger(k, a, b)
+        return spec
 
     @classmethod
     def named(cls, columns: dict[str, Any], table: bool = False) -> "AggregateSpec":
@@ -102,6 +116,12 @@ class AggregateSpec:
         spec = cls("named", aggregation.initial, add, sub if aggregation.supports_subtract else None,
                    aggregation.result, check_serializable=aggregation.needs_state_check)
         spec.aggregation = aggregation
+        if aggregation.supports_merge:
+            a_merge = aggregation.merge
+            spec.merge = lambda a, b, k: a_merge(a, b)
+        else:
+            bad = [f"{c}={a!r}" for c, a in columns.items() if not getattr(a, "supports_merge", False)]
+            spec.no_merge_reason = f"column(s) {', '.join(bad)} cannot merge session windows"
         return spec
 
 

@@ -23,13 +23,16 @@ class TaskContext:
     ``punctuation``: the task's punctuators (:class:`~streamlet.topology.punctuation.TaskPunctuation`),
     once one is scheduled. ``closers``: called when the task's chains are dropped (processors' ``close``).
     ``clock()``: wall-clock time in ms (the TestDriver's own clock under test).
+    ``global_stores``: the caches of the global tables' stores by store name, shared by every task
+    of the process and updated by the runtime, not by the task (it never commits or closes them).
     """
 
     __slots__ = ("task_id", "partition", "msg", "produce", "partitions", "stores", "stream_time",
-                 "punctuation", "closers", "clock", "late_records", "metrics")
+                 "punctuation", "closers", "clock", "late_records", "metrics", "on_late", "global_stores")
 
     def __init__(self, task_id: str, partition: int, produce: Produce,
-                 partitions: dict[str, int] | None = None, clock: Callable[[], int] | None = None) -> None:
+                 partitions: dict[str, int] | None = None, clock: Callable[[], int] | None = None,
+                 global_stores: dict[str, Any] | None = None) -> None:
         self.task_id = task_id
         self.partition = partition
         self.msg: Any = None
@@ -40,10 +43,13 @@ class TaskContext:
         self.punctuation: Any = None
         self.closers: list[Callable[[], None]] = []
         self.clock = clock or _wall_clock_ms
+        self.global_stores: dict[str, Any] = global_stores if global_stores is not None else {}
         #: records a windowed step dropped because their window had closed
         self.late_records = 0
         #: the worker's counters (``inc(name, amount, **labels)``), for rare events only; may be None
         self.metrics: Any = None
+        #: ``on_late(msg, reason)`` for a record too late for every window (dead-lettering), or None
+        self.on_late: Callable[[Any, str], None] | None = None
 
     def close_processors(self) -> None:
         """The chains are dropped (the task is suspended): close its processors, forget their

@@ -21,7 +21,17 @@ def describe_text(topology: Topology) -> str:
                 extra = f" (topic: {params['topic']})"
             elif params.get("store"):
                 extra = f" (store: {params['store']})"
+            elif params.get("global_store"):
+                extra = f" (global store: {params['global_store']})"
             lines.append(f"    {node.kind.capitalize()}: {name}{extra}{arrow}")
+    if topology.global_stores:
+        # as Kafka Streams' "Global Stores": a source and its store, read whole by every worker
+        lines.append("  Global Stores (every partition on every worker; no tasks)")
+        for spec in topology.global_stores.values():
+            key, value = getattr(spec.key_serde, "name", "?"), getattr(spec.value_serde, "name", "?")
+            lines.append(f"    Source: global-source-{spec.changelog} (topic: {spec.changelog}, key: {key}, "
+                         f"value: {value}) --> global-table-{spec.name}")
+            lines.append(f"    Processor: global-table-{spec.name} (store: {spec.name})")
     if topology.internal_topics:
         lines.append("  Internal topics")
         for t in topology.internal_topics.values():
@@ -50,7 +60,12 @@ def describe_mermaid(topology: Topology) -> str:
             label = node.label().replace('"', "'")
             out.append(f"    {_mermaid_id(name)}[\"{label}\"]")
         out.append("  end")
-    for topic in topology.source_topics() + topology.sink_topics():
+    if topology.global_stores:
+        out.append("  subgraph global[\"global stores\"]")
+        for spec in topology.global_stores.values():
+            out.append(f"    {_mermaid_id('global-' + spec.name)}[(\"global store: {spec.name}\")]")
+        out.append("  end")
+    for topic in topology.source_topics() + topology.global_topics() + topology.sink_topics():
         out.append(f"  {topic_id(topic)}[(\"{topic}\")]")
     for name, node in topology.nodes.items():
         for child in topology.children[name]:
@@ -59,4 +74,8 @@ def describe_mermaid(topology: Topology) -> str:
             out.append(f"  {topic_id(node.params['topic'])} --> {_mermaid_id(name)}")
         elif node.kind == "sink":
             out.append(f"  {_mermaid_id(name)} --> {topic_id(node.params['topic'])}")
+        elif node.params.get("global_store"):
+            out.append(f"  {_mermaid_id('global-' + node.params['global_store'])} -.-> {_mermaid_id(name)}")
+    for spec in topology.global_stores.values():
+        out.append(f"  {topic_id(spec.changelog)} --> {_mermaid_id('global-' + spec.name)}")
     return "\n".join(line for i, line in enumerate(out) if line == "  end" or line not in out[:i])

@@ -114,6 +114,9 @@ class Topology:
         self.children: dict[str, list[str]] = {}
         self.internal_topics: dict[str, InternalTopic] = {}
         self.stores: dict[str, StoreSpec] = {}
+        #: global tables' stores (Kafka Streams' "Global Stores"): every partition of their topic on
+        #: every worker, loaded from that topic by the runtime, outside tasks and the consumer group
+        self.global_stores: dict[str, StoreSpec] = {}
         self._counter = 0
 
     # -- building -----------------------------------------------------------
@@ -138,13 +141,27 @@ class Topology:
         self.internal_topics[topic.name] = topic
 
     def add_store(self, spec: StoreSpec) -> StoreSpec:
-        if spec.name in self.stores:
+        if spec.name in self.stores or spec.name in self.global_stores:
             raise TopologyError(
                 f"two state stores are named {spec.name!r}; pass a distinct name= to each "
                 "table / aggregation (it names the store and its changelog topic)"
             )
         self.stores[spec.name] = spec
         return spec
+
+    def add_global_store(self, spec: StoreSpec) -> StoreSpec:
+        """A global table's store; ``spec.changelog`` is its source topic (``source_table=True``)."""
+        if spec.name in self.stores or spec.name in self.global_stores:
+            raise TopologyError(
+                f"two state stores are named {spec.name!r}; pass a distinct name= to each "
+                "table / global table / aggregation"
+            )
+        self.global_stores[spec.name] = spec
+        return spec
+
+    def global_topics(self) -> list[str]:
+        """The source topics of the global tables (read whole by every worker, not by tasks)."""
+        return [spec.changelog for spec in self.global_stores.values()]
 
     def stores_of(self, group: list[str]) -> list[StoreSpec]:
         """Stores used by the nodes of one sub-topology."""

@@ -68,6 +68,8 @@ _TAB = "streamlet.topology.stateful"
 _GEN_TAB = "streamlet.topology.codegen_stateful"
 _AGG = "streamlet.topology.aggregate"
 _JOIN = "streamlet.topology.table_join"
+_GLOBAL = "streamlet.topology.global_join"
+_FK = "streamlet.topology.fk_join"
 
 KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # streams
@@ -107,11 +109,24 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # its key is the record key with its window (sl.Windowed): not the key that came in
     NodeKind("window_aggregate", "streamlet.topology.window_aggregate:window_aggregate", table=True,
              store="store", reads_stream_time=True),
+    NodeKind("sliding_aggregate", "streamlet.topology.sliding_aggregate:sliding_aggregate", table=True,
+             store="store", reads_stream_time=True),
+    NodeKind("session_aggregate", "streamlet.topology.session_aggregate:session_aggregate", table=True,
+             store="store", reads_stream_time=True),
     NodeKind("stream_table_join", f"{_TAB}:stream_table_join", f"{_GEN_TAB}:stream_table_join",
              keeps_key=True, key_aware=True, joins=True),
     NodeKind("table_join", f"{_JOIN}:table_join", keeps_key=True, table=True, passes_changes=True, joins=True),
+    # looks a global table up by a key of its own: no co-partitioning (not ``joins``)
+    NodeKind("stream_global_join", f"{_GLOBAL}:stream_global_join", f"{_GLOBAL}:generate_stream_global_join",
+             keeps_key=True, single_output=True, key_aware=True),
     NodeKind("table_join_merge", f"{_JOIN}:table_join_merge", lookup=f"{_JOIN}:table_join_lookup",
              keeps_key=True, table=True, passes_changes=True),
+    # foreign-key table–table join (KIP-213): see fk_join.py
+    NodeKind("fk_subscription_send", f"{_FK}:fk_subscription_send", needs_old=True),
+    NodeKind("fk_subscription_receive", f"{_FK}:fk_subscription_receive", store="store", joins=True),
+    NodeKind("fk_foreign_join", f"{_FK}:fk_foreign_join", store="store"),
+    NodeKind("fk_response_join", f"{_FK}:fk_response_join", lookup=f"{_FK}:fk_response_join_lookup",
+             keeps_key=True, table=True, store="store", joins=True),
 )}
 
 _RESOLVED: dict[str, Any] = {}

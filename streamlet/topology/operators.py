@@ -208,12 +208,14 @@ def sink(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) 
     if partitioner is not None:
         count = ctx.partitions.get(topic)
 
+        keep_headers = p.get("headers", True)  # False: an internal topic's records carry none
+
         def sink_partitioned(k: Any, v: Any) -> None:
             m = ctx.msg
             n = count or ctx.partitions[topic]
             part = partitioner(k, v, n)
             ts = m.timestamp()[1]
-            produce(topic, vser(v), kser(k), part, ts if ts > 0 else 0, m.headers())
+            produce(topic, vser(v), kser(k), part, ts if ts > 0 else 0, m.headers() if keep_headers else None)
 
         return sink_partitioned
 

@@ -32,14 +32,15 @@ from typing import Any
 
 from streamlet.errors import TopologyError
 from streamlet.record import Windowed
-from streamlet.state.row import MARK, STATE, aggregate_row, applied, repartitioned_row, row_timestamp
+from streamlet.state.row import STATE, row_timestamp
 from streamlet.topology.aggregate import forward_at, key_bytes_of
 from streamlet.topology.aggregation import check_state
 from streamlet.topology.chain import Forward, fan_out
 from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
-from streamlet.topology.origin import InputSequence, input_message, read_origin
+from streamlet.topology.origin import InputSequence
+from streamlet.topology.replay import replay_marks
 from streamlet.topology.stateful import needs_old
 
 log = logging.getLogger("streamlet.windows")
@@ -49,6 +50,24 @@ _START = struct.Struct(">q")
 EMITTED = b"\xff\xffemitted"
 #: windows never start before 0, so every window row sorts at or after this
 FIRST = _START.pack(0)
+
+
+def late_record(ctx: TaskContext, store: str, ts: int, start: int, end: int, observed: int, grace: int,
+                whole: bool = True) -> None:
+    """Count (``late_records_dropped``) and log, now and then, a record dropped because its window closed;
+    ``whole``: it was too late for every window it falls in (then ``ctx.on_late`` may dead-letter it)."""
+    ctx.late_records += 1
+    n = ctx.late_records
+    if ctx.metrics is not None:
+        ctx.metrics.inc("late_records_dropped", store=store, partition=ctx.partition)
+    if whole and ctx.on_late is not None:
+        ctx.on_late(ctx.msg, f"late record for store {store!r}: timestamp {ts}, window [{start}, {end}) closed "
+                             f"at stream time {observed} (grace {grace} ms)")
+    if n == 1 or n % 1000 == 0:
+        m = ctx.msg
+        log.warning("%s: dropped a late record (%d so far in task %s): %s[%d]@%d, timestamp %d, window "
+                    "[%d, %d) closed at stream time %d (grace %d ms)", store, n, ctx.task_id, m.topic(),
+                    m.partition(), m.offset(), ts, start, end, observed, grace)
 
 
 def window_key(start: int, key: bytes) -> bytes:
@@ -81,7 +100,7 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
     want_old = needs_old(comp, node.name) and not final
     down = fan_out(downs)
     sequence = InputSequence()
-    repartitioned = comp.reads_repartition(node.name)
+    seen, row = replay_marks(comp.reads_repartition(node.name))
     name = node.name
     expire_every = max(retention // 2, 60_000)
     # per task, rebuilt after a restart from the store (emit final) or from stream time (expiry)
@@ -90,49 +109,21 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
     # restart it starts from the task's stream time committed with its offsets.
     state = {"emitted": None, "next_close": None, "next_expiry": None, "observed": ctx.stream_time}
 
-    def late(ts: int, start: int) -> None:
-        ctx.late_records += 1
-        n = ctx.late_records
-        if ctx.metrics is not None:
-            ctx.metrics.inc("late_records_dropped", store=name, partition=ctx.partition)
-        if n == 1 or n % 1000 == 0:
-            m = ctx.msg
-            log.warning("%s: dropped a late record (%d so far in task %s): %s[%d]@%d, timestamp %d, window "
-                        "[%d, %d) closed at stream time %d (grace %d ms)", name, n, ctx.task_id, m.topic(),
-                        m.partition(), m.offset(), ts, start, start + size, state["observed"], grace)
-
     def update(kb: bytes, k: Any, v: Any, m: Any, seq: int, ts: int) -> tuple[Any, Any, int] | None:
         """Apply the record to window row ``kb``: ``(new, old, row time)``, or None if replayed."""
         cur = get(kb)
-        if repartitioned:
-            up_offset, up_seq, up_partition = read_origin(input_message(m))
-            mark = [up_offset, up_seq, seq]
-            if cur is None:
-                marks, agg, old, row_ts = {}, initial(), None, ts
-            else:
-                marks = cur[MARK]
-                done = marks.get(up_partition)
-                if done is not None and mark <= done:
-                    return None
-                agg, row_ts = cur[STATE], max(ts, row_timestamp(cur))
-                old = present(agg) if want_old else None
+        mark = seen(cur, m, seq)
+        if mark is None:
+            return None
+        if cur is None:
+            agg, old, row_ts = initial(), None, ts
         else:
-            offset = input_message(m).offset()
-            if cur is None:
-                agg, old, row_ts = initial(), None, ts
-            elif applied(cur, offset, seq):
-                return None
-            else:
-                agg, row_ts = cur[STATE], max(ts, row_timestamp(cur))
-                old = present(agg) if want_old else None
+            agg, row_ts = cur[STATE], max(ts, row_timestamp(cur))
+            old = present(agg) if want_old else None
         agg = add(agg, k, v, m.offset(), ts)
         if check:
             check_state(agg)
-        if repartitioned:
-            marks[up_partition] = mark
-            put(kb, repartitioned_row(marks, agg, row_ts))
-        else:
-            put(kb, aggregate_row(offset, agg, seq, row_ts))
+        put(kb, row(mark, agg, row_ts))
         return present(agg), old, row_ts
 
     def emit_closed(close: int) -> None:
@@ -169,7 +160,8 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
         for start in starts(ts):
             end = start + size
             if end <= close:
-                late(ts, start)
+                # dead-lettered with its last window only if that one is late too (then all are)
+                late_record(ctx, name, ts, start, end, observed, grace, whole=start + windows.advance > ts)
                 continue
             changed = update(window_key(start, kb), k, v, m, seq, ts)
             if changed is not None and not final and downs:

@@ -91,13 +91,28 @@ class Hopping(TimeWindows):
 
 
 class Sliding:
-    """Windows of ``max_difference`` around each record (Kafka Streams' ``SlidingWindows``): not built yet."""
+    """Windows ``[t - max_difference, t]`` ending at each record (both ends inclusive): each aggregate
+    covers the records at most ``max_difference`` apart (Kafka Streams'
+    ``SlidingWindows.ofTimeDifferenceAndGrace``; ksqlDB has none)."""
 
     kind = "sliding"
 
-    def __init__(self, max_difference: Any, *, grace: Any = _REQUIRED) -> None:
+    def __init__(self, max_difference: Any, *, grace: Any = _REQUIRED, retention: Any = None) -> None:
         self.max_difference = duration_ms(max_difference, "max_difference")
+        if self.max_difference <= 0:
+            raise TopologyError(f"a sliding window's max_difference must be positive, got {self.max_difference} ms")
         self.grace = _grace(grace, "sl.Sliding(10_000, grace=0)")
+        least = 2 * self.max_difference + self.grace
+        #: how long a window stays in the store: a new record may need windows up to 2 x max_difference old
+        self.retention = least if retention is None else duration_ms(retention, "retention")
+        if self.retention < least:
+            raise TopologyError(f"retention ({self.retention} ms) must be at least 2 x max_difference + grace "
+                                f"({least} ms)")
+        #: the windowed key's span (its serde writes only the start)
+        self.size = self.max_difference
+
+    def __repr__(self) -> str:
+        return f"Sliding(max_difference={self.max_difference}, grace={self.grace})"
 
 
 class Session:
@@ -106,8 +121,17 @@ class Session:
 
     kind = "session"
 
-    def __init__(self, gap: Any, *, grace: Any = _REQUIRED) -> None:
+    def __init__(self, gap: Any, *, grace: Any = _REQUIRED, retention: Any = None) -> None:
         self.gap = duration_ms(gap, "session gap")
         if self.gap <= 0:
             raise TopologyError(f"a session gap must be positive, got {self.gap} ms")
         self.grace = _grace(grace, "sl.Session(300_000, grace=0)")
+        least = self.gap + self.grace
+        #: how long after its end a session stays in the store (and queryable)
+        self.retention = least if retention is None else duration_ms(retention, "retention")
+        if self.retention < least:
+            raise TopologyError(f"retention ({self.retention} ms) must be at least gap + grace ({least} ms): "
+                                "a session must stay in the store while a record may still join it")
+
+    def __repr__(self) -> str:
+        return f"Session(gap={self.gap}, grace={self.grace})"

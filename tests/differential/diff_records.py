@@ -30,9 +30,19 @@ def account_value(rng: random.Random) -> dict[str, Any]:
     return {"plan": rng.choice(PLANS), "credits": rng.randint(0, 500)}
 
 
+def country_value(rng: random.Random) -> dict[str, Any]:
+    return {"name": rng.choice(CITIES), "vat": rng.randint(0, 25)}
+
+
+def membership_value(rng: random.Random) -> dict[str, Any]:
+    """A row of table 'memberships': ``user`` is a key of table 'users' (a foreign key), or None."""
+    return {"user": rng.choice(["k0", "k1", "k2", "k3", "k4", "k5", None]), "level": rng.randint(1, 5)}
+
+
 #: table topic → its values (the same keys k0..k5 as every topic, so the two tables of a table–table
 #: join hold the same keys: rows match often, and each side inserts, updates and deletes them)
-TABLE_VALUES = {"users": table_value, "accounts": account_value}
+TABLE_VALUES = {"users": table_value, "accounts": account_value, "countries": country_value,
+                "memberships": membership_value}
 
 
 def records(topology: str, seed: int, n: int = 80, null_keys: bool = False) -> list[dict[str, Any]]:

@@ -193,3 +193,66 @@ def windowed_final_hopping(app: sl.App) -> None:
     (s.group_by_key().windowed_by(sl.Hopping(1500, 500, grace=100)).emit_final()
      .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="hopping-final")
      .to_stream().map(window_key).to("hopping-final"))
+
+
+@topology("session-windows", ["session-counts", "session-sums", "session-final"], ["in"])
+def session_windows(app: sl.App) -> None:
+    s = app.stream("in")
+    gap300 = sl.Session(300, grace=200)
+    (s.group_by_key().windowed_by(gap300).count(name="session-counts")
+     .to_stream().map(window_key).to("session-counts"))
+    (s.group_by_key().windowed_by(sl.Session(150, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], merger=lambda k, a, b: a + b, name="session-sums")
+     .to_stream().map(window_key).to("session-sums"))
+    (s.group_by_key().windowed_by(gap300).emit_final().count(name="session-final")
+     .to_stream().map(window_key).to("session-final"))
+
+
+@topology("sliding-windows", ["sliding-counts", "sliding-sums"], ["in"])
+def sliding_windows(app: sl.App) -> None:
+    s = app.stream("in")
+    (s.group_by_key().windowed_by(sl.Sliding(300, grace=200)).count(name="sliding-counts")
+     .to_stream().map(window_key).to("sliding-counts"))
+    (s.group_by_key().windowed_by(sl.Sliding(1500, grace=0))
+     .aggregate(lambda: 0, lambda k, v, agg: agg + v["amount"], name="sliding-sums")
+     .to_stream().map(window_key).to("sliding-sums"))
+
+
+@topology("sliding-final", ["sliding-final"], ["in"])
+def sliding_final(app: sl.App) -> None:
+    (app.stream("in").group_by_key().windowed_by(sl.Sliding(300, grace=100)).emit_final()
+     .count(name="sliding-final").to_stream().map(window_key).to("sliding-final"))
+
+
+def _by_user(k, v):
+    """The global table's lookup key from a stream value: ``"u2"`` → ``"k2"``; ``None`` without a user."""
+    return None if v is None or v["user"] is None else "k" + v["user"][1:]
+
+
+def _amount_vat(o, c):
+    return {"amount": None if o is None else o["amount"], "vat": None if c is None else c["vat"]}
+
+
+@topology("global-table-join", ["gt-inner", "gt-left", "gt-by-key"], ["in", "countries"])
+def global_table_join(app: sl.App) -> None:
+    countries, orders = app.global_table("countries"), app.stream("in")
+    orders.join(countries, _amount_vat, key_selector=_by_user).to("gt-inner")
+    orders.left_join(countries, _amount_vat, key_selector=_by_user).to("gt-left")
+    orders.left_join(countries, _amount_vat, key_selector=lambda k, v: k).to("gt-by-key")
+
+
+def _level_city(m, u):
+    """A foreign-key joiner: a left join passes ``u=None`` when the membership's user has no row."""
+    return {"level": m["level"], "city": None if u is None else u["city"]}
+
+
+def _user_of(m):
+    """The foreign key of a membership: a key of 'users', or None."""
+    return m["user"]
+
+
+@topology("fk-join", ["fk-inner", "fk-left"], ["memberships", "users"])
+def fk_join(app: sl.App) -> None:
+    memberships, users = app.table("memberships"), app.table("users")
+    memberships.join(users, _level_city, foreign_key=_user_of, name="fk-inner").to_stream().to("fk-inner")
+    memberships.left_join(users, _level_city, foreign_key=_user_of, name="fk-left").to_stream().to("fk-left")

@@ -151,3 +151,121 @@ def test_windows_say_what_is_wrong() -> None:
     grouped = sl.App("a").table("t").group_by(lambda k, v: (k, v))
     with pytest.raises(TopologyError, match="groups a stream"):
         grouped.windowed_by(sl.Tumbling(1000, grace=0))
+
+
+# -- session windows --------------------------------------------------------------------------------
+def session_app(final: bool = False, how: str = "count", gap: int = 100, grace: int = 0):
+    return windowed_app(sl.Session(gap, grace=grace), final, how)
+
+
+def test_a_record_within_the_gap_extends_its_session_and_emits_tombstone_then_merged_session() -> None:
+    with TestDriver(session_app()) as d:
+        send(d, ("a", 0, 1), ("a", 100, 1), ("a", 300, 1))
+        rows = [(r.key, r.value, r.timestamp) for r in d.read_records("out")]
+        assert rows == [(sl.Windowed("a", 0, 0), 1, 0),
+                        (sl.Windowed("a", 0, 0), None, 0), (sl.Windowed("a", 0, 100), 2, 100),
+                        (sl.Windowed("a", 300, 300), 1, 300)]  # 300 - 100 > gap: a new session
+
+
+def test_a_record_between_two_sessions_merges_them_into_one() -> None:
+    with TestDriver(session_app(how="named", grace=1000)) as d:
+        send(d, ("a", 0, 5), ("a", 200, 7), ("a", 100, 1))
+        assert out(d)[-3:] == [("a", 0, 0, None), ("a", 200, 200, None),
+                               ("a", 0, 200, {"n": 3, "total": 13, "first": 5})]  # the union, by offset
+        assert d.store("w").fetch("a") == [(sl.Windowed("a", 0, 200), {"n": 3, "total": 13, "first": 5})]
+
+
+def test_a_record_inside_its_session_updates_it_without_a_tombstone() -> None:
+    with TestDriver(session_app()) as d:
+        send(d, ("a", 0, 1), ("a", 100, 1), ("a", 50, 1))
+        assert out(d)[-1:] == [("a", 0, 100, 3)] and len(out(d)) == 0
+
+
+def test_a_session_closed_by_end_plus_gap_plus_grace_drops_a_late_record() -> None:
+    with TestDriver(session_app(grace=50)) as d:
+        send(d, ("a", 0, 1), ("b", 200, 1))  # stream time 200 > 0 + 100 + 50: [0, 0] is closed
+        send(d, ("a", 20, 1))                # its session would end at 20: 20 + 150 < 200, late
+        send(d, ("a", 60, 1))                # 60 + 150 >= 200: a session of its own ([0, 0] expired)
+        assert out(d) == [("a", 0, 0, 1), ("b", 200, 200, 1), ("a", 60, 60, 1)]
+        assert d.metrics() == {'late_records_dropped{partition="0",store="w"}': 1}
+
+
+def test_session_emit_final_emits_each_session_once_it_closes_in_end_then_start_order() -> None:
+    with TestDriver(session_app(final=True)) as d:
+        send(d, ("b", 30, 1), ("a", 0, 1), ("a", 50, 1), ("c", 150, 1))
+        assert out(d) == [("b", 30, 30, 1)]    # 30 + 100 < 150; 50 + 100 < 150 is false: still open
+        send(d, ("c", 160, 1))
+        assert out(d) == [("a", 0, 50, 2)]
+        send(d, ("c", 200, 1))
+        assert out(d) == []
+        send(d, ("c", 1000, 1))
+        assert out(d) == [("c", 150, 200, 3)]
+
+
+def test_a_user_aggregate_on_sessions_needs_a_merger() -> None:
+    grouped = sl.App("s").stream("in").group_by_key().windowed_by(sl.Session(100, grace=0))
+    with pytest.raises(TopologyError, match="needs merger="):
+        grouped.aggregate(lambda: 0, lambda k, v, a: a + 1, name="x")
+    grouped.aggregate(lambda: 0, lambda k, v, a: a + 1, merger=lambda k, a, b: a + b, name="y")
+
+
+def test_a_replayed_record_changes_no_window_twice() -> None:
+    with TestDriver(windowed_app(sl.Hopping(1000, 500, grace=0))) as d:
+        send(d, ("a", 100, 1), ("a", 700, 1))
+        d.read_records("out")
+        d.redeliver("in", from_offset=0)      # after a crash: the records come again
+        assert out(d) == [] and d.store("w").fetch("a")[0] == (sl.Windowed("a", 0, 1000), 2)
+    with TestDriver(session_app()) as d:
+        send(d, ("a", 0, 1), ("a", 50, 1))
+        d.read_records("out")
+        d.redeliver("in", from_offset=0)
+        assert out(d) == [] and d.store("w").fetch("a") == [(sl.Windowed("a", 0, 50), 2)]
+
+
+# -- sliding windows --------------------------------------------------------------------------------
+def test_sliding_windows_end_at_each_record_and_open_right_windows_for_later_ones() -> None:
+    with TestDriver(windowed_app(sl.Sliding(100, grace=1000))) as d:
+        send(d, ("a", 500, 1), ("a", 550, 1), ("a", 700, 1))
+        assert out(d) == [
+            ("a", 400, 500, 1),                     # 500: its left window
+            ("a", 501, 601, 1),                     # 550: 500's right window, with 550 only
+            ("a", 450, 550, 2),                     # 550: its left window, 500 and 550
+            ("a", 600, 700, 1),                     # 700: its left window; nothing within 100 before it
+        ]
+        assert [w for w, _ in d.store("w").fetch("a")] == [
+            sl.Windowed("a", 400, 500), sl.Windowed("a", 450, 550), sl.Windowed("a", 501, 601),
+            sl.Windowed("a", 600, 700)]
+
+
+def test_a_sliding_record_before_the_max_difference_falls_in_the_first_window() -> None:
+    with TestDriver(windowed_app(sl.Sliding(100, grace=1000))) as d:
+        send(d, ("a", 10, 1), ("a", 40, 1))
+        assert out(d) == [("a", 0, 100, 1), ("a", 11, 111, 1), ("a", 0, 100, 2)]
+
+
+def test_sliding_emit_final_emits_each_window_once_after_its_end_plus_grace() -> None:
+    with TestDriver(windowed_app(sl.Sliding(100, grace=0), final=True)) as d:
+        send(d, ("a", 500, 1), ("a", 550, 1))
+        assert out(d) == [("a", 400, 500, 1)]  # closed: its end is before stream time 550
+        send(d, ("b", 700, 1))
+        assert out(d) == [("a", 450, 550, 2), ("a", 501, 601, 1)]
+
+
+def test_late_records_can_go_to_the_dead_letter_topic_with_the_reason() -> None:
+    app = sl.App("win", late_records="dead_letter")
+    app.stream("in").group_by_key().windowed_by(sl.Hopping(1000, 500, grace=0)).count(name="w")
+    with TestDriver(app) as d:
+        send(d, ("a", 2000, 1))
+        send(d, ("a", 1600, 1))  # late for [1000, 2000), in time for [1500, 2500): not dead-lettered
+        send(d, ("a", 900, 1))   # late for both its windows
+        [dead] = d.read_records("win-dead-letter")
+        headers = dict(dead.headers)
+        assert dead.key == b"a" and dead.timestamp == 900
+        assert headers["streamlet.stage"] == b"window" and headers["streamlet.offset"] == b"2"
+        assert b"late record for store 'w'" in headers["streamlet.error"]
+        assert d.metrics() == {'late_records_dropped{partition="0",store="w"}': 3}
+
+
+def test_late_records_setting_is_checked() -> None:
+    with pytest.raises(sl.errors.ConfigError, match="late_records='keep' is not valid"):
+        sl.App("a", late_records="keep")

@@ -213,6 +213,18 @@ def _test_names_in_repo() -> set[str]:
     return names
 
 
+def test_windows_page_example_counts_each_closed_minute_once() -> None:
+    namespace: dict = {}
+    exec(blocks((DOCS / "windows.md").read_text(), "python")[0], namespace)  # noqa: S102 - our own docs
+    with sl.testing.TestDriver(namespace["app"]) as d:
+        for user, ts in [("u1", 1_000), ("u1", 30_000), ("u2", 59_000), ("u1", 65_000), ("u1", 50_000)]:
+            d.send("clicks", key=user, value={"page": "/"}, timestamp=ts)
+        assert d.read("clicks-per-minute") == []          # minute 0 closes at 60 s + 10 s of grace
+        d.send("clicks", key="u3", value={"page": "/"}, timestamp=70_000)
+        assert d.read("clicks-per-minute") == [("u1", {"start": 0, "end": 60_000, "clicks": 3}),
+                                                ("u2", {"start": 0, "end": 60_000, "clicks": 1})]
+
+
 def test_every_test_the_docs_cite_exists() -> None:
     existing = _test_names_in_repo()
     for page in [*DOCS.glob("*.md"), ROOT / "README.md"]:

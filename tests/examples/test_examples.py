@@ -124,3 +124,26 @@ def test_filter_route_topics_include_its_dead_letter_topic() -> None:
     out = CliRunner().invoke(cli, ["topics", str(EXAMPLES / "filter_route.py")]).output
     assert out.split() == ["input", "payments", "output", "payments-ok", "output", "payments-review",
                            "output", "payments-rejected", "dead-letter", "payments-dead-letter"]
+
+
+def test_orders_per_customer_example_enriches_and_counts_each_closed_minute_once() -> None:
+    app = load_app(str(EXAMPLES / "orders_per_customer.py"))
+    minute = 60_000
+    with sl.testing.TestDriver(app) as d:
+        d.send("customers", key="c1", value={"name": "Ada", "tier": "gold"})
+        for i, (customer, ts) in enumerate([("c1", 1_000), ("c2", 5_000), ("c1", 59_000), ("c1", 61_000)]):
+            d.send("orders", key=f"o{i}", value={"customer": customer, "amount": 10, "ts": ts})
+        enriched = d.read("orders-enriched")
+        assert enriched[0] == ("c1", {"customer": "c1", "amount": 10, "ts": 1_000, "name": "Ada", "tier": "gold"})
+        assert enriched[1][1]["name"] is None                  # no such customer: a left join
+        assert d.read("orders-per-customer-minute") == []     # minute 0 closes at 60 s + 10 s
+        d.send("orders", key="o9", value={"customer": "c2", "amount": 1, "ts": 70_000})
+        assert d.read("orders-per-customer-minute") == [
+            ("c1", {"customer": "c1", "name": "Ada", "minute": 0, "orders": 2}),
+            ("c2", {"customer": "c2", "name": None, "minute": 0, "orders": 1}),
+        ]
+        d.send("orders", key="o10", value={"customer": "c1", "amount": 1, "ts": 2 * minute + 10_000})
+        assert d.read("orders-per-customer-minute") == [
+            ("c1", {"customer": "c1", "name": "Ada", "minute": minute, "orders": 1}),
+            ("c2", {"customer": "c2", "name": None, "minute": minute, "orders": 1}),
+        ]

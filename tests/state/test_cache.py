@@ -148,3 +148,21 @@ def test_clear_forgets_cached_values() -> None:
     store.write({b"k": b"7"})  # e.g. a restore wrote underneath
     cache.clear()
     assert cache.get(b"k") == 7
+
+
+def test_scan_overlays_unwritten_changes_on_the_store_range() -> None:
+    """``scan(start, end)``: the live entries of a key range, changes not yet written included (a
+    foreign-key join's prefix scan on the record path)."""
+    store = CountingStore()
+    store.write({b"a1": b"1", b"a2": b"2", b"a3": b"3", b"b1": b"9"})
+    cache = StoreCache(store, json())
+    cache.put(b"a2", None)  # deleted, not written yet
+    cache.put(b"a0", 0)  # new, not written yet
+    cache.put(b"c", 5)  # outside the range
+    assert cache.scan(b"a", b"b") == [(b"a0", 0), (b"a1", 1), (b"a3", 3)]
+    changes = cache.take_changes()  # taken, not yet written: still overlaid
+    assert cache.scan(b"a", b"b") == [(b"a0", 0), (b"a1", 1), (b"a3", 3)]
+    cache.write(changes)
+    assert InMemoryStore.get(store, b"a2") is None and InMemoryStore.get(store, b"a0") == b"0"
+    assert cache.scan(b"a", b"b") == [(b"a0", 0), (b"a1", 1), (b"a3", 3)]
+    assert cache.scan(b"b", None) == [(b"b1", 9), (b"c", 5)]

@@ -37,8 +37,12 @@ def test_every_kind_the_dsl_builds_has_a_descriptor() -> None:
     s.join(users, lambda a, b: a).to("c")
     s.group_by(lambda k, v: k).count(name="n").to_stream().to("d")
     s.group_by_key().windowed_by(sl.Tumbling(1000, grace=0)).count(name="w")
+    s.group_by_key().windowed_by(sl.Session(1000, grace=0)).count(name="sw")
+    s.group_by_key().windowed_by(sl.Sliding(1000, grace=0)).count(name="slw")
     users.filter(lambda k, v: True).map_values(lambda v: v).group_by(lambda k, v: (k, v)).count(name="m")
     users.join(app.table("accounts"), lambda u, a: u).to_stream().to("e")
+    s.join(app.global_table("countries"), lambda a, b: a, key_selector=lambda k, v: k).to("f")
+    app.table("orders-table").join(users, lambda o, u: o, foreign_key=lambda o: o["user"], name="fk")
     used = {n.kind for n in app.topology.nodes.values()}
     assert used == set(KINDS)
 

@@ -100,6 +100,10 @@ public final class Main {
       props.put(StreamsConfig.APPLICATION_ID_CONFIG, "kdiff-" + def.name());
       props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
       props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+      // emit-final windows are emitted as soon as stream time closes them, as streamlet does: Kafka
+      // Streams otherwise checks at most once a second of wall-clock time, so which records see a
+      // window closed would depend on how fast the test runs
+      props.put("__emit.interval.ms.kstreams.windowed.aggregation__", 0L);
       props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
       props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, JsonSerde.class);
       this.driver = new TopologyTestDriver(def.topology(), props);

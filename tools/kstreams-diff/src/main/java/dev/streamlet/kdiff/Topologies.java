@@ -11,26 +11,32 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.EmitStrategy;
+import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.Windowed;
+import org.apache.kafka.streams.kstream.TableJoined;
 
 /**
  * The named topologies. Each mirrors, operator for operator and function for function, the Python
  * topology of the same name in tests/differential/topologies.py (docs/testing.md has the table).
  * Input values: streams {"user": str|null, "amount": int, "tag": str}, table "users" {"city": str,
- * "age": int}, table "accounts" {"plan": str, "credits": int}; null = tombstone. Python functions
+ * "age": int}, table "accounts" {"plan": str, "credits": int}, global table "countries" {"name": str,
+ * "vat": int}; null = tombstone. Python functions
  * test {@code v is None} where Java tests null.
  */
 final class Topologies {
@@ -63,7 +69,12 @@ final class Topologies {
       spec("table-join-filter", Topologies::tableJoinFilter, "tt-gold"),
       spec("windowed-changes", Topologies::windowedChanges, "tumbling-counts", "hopping-sums"),
       spec("windowed-final", Topologies::windowedFinal, "tumbling-final"),
-      spec("windowed-final-hopping", Topologies::windowedFinalHopping, "hopping-final"));
+      spec("windowed-final-hopping", Topologies::windowedFinalHopping, "hopping-final"),
+      spec("session-windows", Topologies::sessionWindows, "session-counts", "session-sums", "session-final"),
+      spec("sliding-windows", Topologies::slidingWindows, "sliding-counts", "sliding-sums"),
+      spec("sliding-final", Topologies::slidingFinal, "sliding-final"),
+      spec("global-table-join", Topologies::globalTableJoin, "gt-inner", "gt-left", "gt-by-key"),
+      spec("fk-join", Topologies::fkJoin, "fk-inner", "fk-left"));
 
   private Topologies() {}
 
@@ -281,5 +292,82 @@ final class Topologies {
             (k, v, agg) -> (JsonNode) LongNode.valueOf(agg.asLong() + amount(v)),
             Materialized.as("hopping-final"))
         .toStream((w, v) -> windowKey(w)).to("hopping-final");
+  }
+
+  private static void sessionWindows(StreamsBuilder b) {
+    KStream<String, JsonNode> in = inWithoutTombstones(b);
+    SessionWindows gap300 = SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(300), Duration.ofMillis(200));
+    in.groupByKey().windowedBy(gap300).count(Materialized.as("session-counts"))
+        .toStream((w, v) -> windowKey(w))
+        .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("session-counts");
+    in.groupByKey().windowedBy(SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(150), Duration.ofMillis(0)))
+        .aggregate(() -> (JsonNode) LongNode.valueOf(0),
+            (k, v, agg) -> (JsonNode) LongNode.valueOf(agg.asLong() + amount(v)),
+            (k, a, c) -> (JsonNode) LongNode.valueOf(a.asLong() + c.asLong()),
+            Materialized.as("session-sums"))
+        .toStream((w, v) -> windowKey(w)).to("session-sums");
+    in.groupByKey().windowedBy(gap300).emitStrategy(EmitStrategy.onWindowClose())
+        .count(Materialized.as("session-final"))
+        .toStream((w, v) -> windowKey(w))
+        .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("session-final");
+  }
+
+  private static SlidingWindows sliding(long difference, long grace) {
+    return SlidingWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(difference), Duration.ofMillis(grace));
+  }
+
+  private static void slidingWindows(StreamsBuilder b) {
+    KStream<String, JsonNode> in = inWithoutTombstones(b);
+    in.groupByKey().windowedBy(sliding(300, 200)).count(Materialized.as("sliding-counts"))
+        .toStream((w, v) -> windowKey(w))
+        .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("sliding-counts");
+    in.groupByKey().windowedBy(sliding(1500, 0))
+        .aggregate(() -> (JsonNode) LongNode.valueOf(0),
+            (k, v, agg) -> (JsonNode) LongNode.valueOf(agg.asLong() + amount(v)),
+            Materialized.as("sliding-sums"))
+        .toStream((w, v) -> windowKey(w)).to("sliding-sums");
+  }
+
+  private static void slidingFinal(StreamsBuilder b) {
+    inWithoutTombstones(b).groupByKey().windowedBy(sliding(300, 100))
+        .emitStrategy(EmitStrategy.onWindowClose()).count(Materialized.as("sliding-final"))
+        .toStream((w, v) -> windowKey(w))
+        .mapValues(v -> v == null ? null : (JsonNode) LongNode.valueOf(v)).to("sliding-final");
+  }
+
+  /** The global table's lookup key from a stream value: "u2" -> "k2"; null without a user. */
+  private static String byUser(JsonNode v) {
+    return v == null || v.get("user").isNull() ? null : "k" + v.get("user").asText().substring(1);
+  }
+
+  private static JsonNode amountVat(JsonNode o, JsonNode c) {
+    return obj().put("amount", o == null ? null : amount(o))
+        .put("vat", c == null ? null : c.get("vat").asLong());
+  }
+
+  private static void globalTableJoin(StreamsBuilder b) {
+    GlobalKTable<String, JsonNode> countries =
+        b.globalTable("countries", Consumed.with(Serdes.String(), JsonSerde.json()));
+    KStream<String, JsonNode> orders = in(b);
+    orders.join(countries, (k, v) -> byUser(v), Topologies::amountVat).to("gt-inner");
+    orders.leftJoin(countries, (k, v) -> byUser(v), Topologies::amountVat).to("gt-left");
+    orders.leftJoin(countries, (k, v) -> k, Topologies::amountVat).to("gt-by-key");
+  }
+
+  /** The foreign-key joiner: a left join passes a null user when the membership's user has no row. */
+  private static JsonNode levelCity(JsonNode m, JsonNode u) {
+    return obj().put("level", m.get("level").asLong())
+        .put("city", u == null ? null : u.get("city").asText());
+  }
+
+  private static void fkJoin(StreamsBuilder b) {
+    KTable<String, JsonNode> memberships =
+        b.table("memberships", Consumed.with(Serdes.String(), JsonSerde.json()), Materialized.as("memberships"));
+    KTable<String, JsonNode> users = users(b);
+    Function<JsonNode, String> userOf = m -> m.get("user").isNull() ? null : m.get("user").asText();
+    memberships.join(users, userOf, Topologies::levelCity, TableJoined.as("fk-inner"))
+        .toStream().to("fk-inner");
+    memberships.leftJoin(users, userOf, Topologies::levelCity, TableJoined.as("fk-left"))
+        .toStream().to("fk-left");
   }
 }

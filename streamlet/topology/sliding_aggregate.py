@@ -1,0 +1,205 @@
+"""The sliding-window aggregation (Kafka Streams' ``KStreamSlidingWindowAggregate``, KIP-450).
+
+A sliding window ``[start, start + max_difference]`` (both ends inclusive) exists
+where its contents change: each record at ``ts`` has its *left* window
+``[ts - d, ts]`` and, when a later record falls within ``d`` after it, its
+*right* window ``[ts + 1, ts + 1 + d]``. A record updates every existing window
+that contains it, creates its left window (from the aggregate of the window
+just before it, or from scratch), the right window of the record before it
+if that did not exist yet, and its own right window from the aggregate of the
+window after it. Records with ``ts < d`` share the window ``[0, d]``. This
+follows Kafka Streams step by step, so that outputs — which windows, in which
+order, with which aggregates and timestamps — are the same.
+
+Late: a record with ``ts + 1 + d <= stream time - grace``, and an update of
+a window whose end is before ``stream time - grace``. Windows live in one
+store row per key, as sessions do (:mod:`streamlet.topology.session_aggregate`):
+``[start, state, max record time]`` each, sorted by start; a heap of window
+ends drives emit final (a window once ``end < stream time - grace``, in start
+then key order) and expiry (``start <= stream time - retention``, retention
+``2 d + grace`` by default).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from streamlet.errors import TopologyError
+from streamlet.record import Windowed
+from streamlet.state.row import STATE
+from streamlet.topology.aggregate import forward_at, key_bytes_of
+from streamlet.topology.aggregation import check_state
+from streamlet.topology.chain import Forward, fan_out
+from streamlet.topology.compilation import Compilation
+from streamlet.topology.context import TaskContext
+from streamlet.topology.graph import Node
+from streamlet.topology.origin import InputSequence
+from streamlet.topology.replay import replay_marks
+from streamlet.topology.stateful import needs_old
+from streamlet.topology.window_aggregate import late_record
+from streamlet.topology.window_rows import ROW, WindowRows
+
+START, AGG, MAX_TS = 0, 1, 2
+
+
+def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
+    """A sliding-window aggregation (``group_by_key().windowed_by(sl.Sliding(...)).count(...)``)."""
+    if len(comp.sources_of(node.name)) > 1:
+        raise TopologyError(
+            f"windowed aggregation {node.name!r} reads several topics: repartition the merged stream first")
+    spec, windows = node.params["spec"], node.params["windows"]
+    store_spec = comp.topology.stores[node.params["store"]]
+    store = ctx.stores[node.params["store"]]
+    get, put = store.get, store.put
+    initial, add = spec.initial, spec.add
+    present = spec.result or (lambda agg: agg)
+    check = spec.check_serializable
+    key_bytes = key_bytes_of(node, ctx, comp)
+    kde = store_spec.key_serde.deserialize
+    d, grace, retention = windows.max_difference, windows.grace, windows.retention
+    final = node.params["emit_final"]
+    want_old = needs_old(comp, node.name) and not final
+    down = fan_out(downs) if downs else None
+    sequence = InputSequence()
+    seen, row_of = replay_marks(comp.reads_repartition(node.name))
+    name = node.name
+    observed_at = {"observed": ctx.stream_time}
+
+    def emit(rk: bytes, w: list[Any]) -> None:
+        forward_at(ctx, down, Windowed(kde(rk[1:]), w[START], w[START] + d), (present(w[AGG]), None), w[MAX_TS])
+
+    # rows.max_start: the latest window start written — the store's own stream time in Kafka Streams,
+    # from which windows starting at or before max_start - retention are gone
+    rows = WindowRows(store, final, lambda w: (w[START], w[START] + d), emit)
+
+    def sliding_aggregate(k: Any, v: Any) -> None:
+        if v is None or k is None:
+            return  # null keys and values never reach a windowed aggregate
+        if rows.ends is None:
+            rows.load()
+        m = ctx.msg
+        seq = sequence.next(m)
+        ts = m.timestamp()[1]
+        observed = observed_at["observed"]
+        gone = rows.max_start - retention  # windows starting at or before it are expired
+        if ts > observed:
+            observed = observed_at["observed"] = ts
+        close = observed - grace
+        rk = ROW + key_bytes(k)
+        cur = get(rk)
+        mark = seen(cur, m, seq)
+        if mark is not None:
+            if ts + 1 + d <= close:
+                late_record(ctx, name, ts, ts - d, ts, observed, grace)
+            else:
+                wins = [] if cur is None else [w for w in cur[STATE] if w[START] > gone]
+                by_start = {w[START]: w for w in wins}
+                out: list[tuple[list[Any], Any]] = []  # (window, old aggregate) in Kafka Streams' order
+
+                def update(w: list[Any] | None, start: int, agg: Any, agg_ts: int | None) -> None:
+                    """``updateWindowAndForward``: add the record to window ``start`` if it is still open."""
+                    if start + d < close:
+                        late_record(ctx, name, ts, start, start + d, observed, grace, whole=False)
+                        return
+                    old = present(agg) if want_old and w is not None else None
+                    new_agg = add(agg, k, v, m.offset(), ts)
+                    if check:
+                        check_state(new_agg)
+                    new_ts = ts if agg_ts is None else max(ts, agg_ts)
+                    if w is None:
+                        w = by_start[start] = [start, new_agg, new_ts]
+                    else:
+                        w[AGG], w[MAX_TS] = new_agg, new_ts
+                    rows.add(start, start + d, rk)
+                    out.append((w, old))
+
+                def create(start: int, agg: Any, agg_ts: int) -> None:
+                    """``createCurrentRecordRightWindow``: a copy of another window's aggregate."""
+                    w = by_start[start] = [start, copy.deepcopy(agg), agg_ts]
+                    rows.add(start, start + d, rk)
+                    out.append((w, None))
+
+                if ts < d:
+                    process_early(wins, update, create)
+                else:
+                    process(wins, update, create)
+                put(rk, row_of(mark, sorted(by_start.values(), key=lambda w: w[START]), observed))
+                if not final and down is not None:
+                    for w, old in out:
+                        forward_at(ctx, down, Windowed(k, w[START], w[START] + d), (present(w[AGG]), old),
+                                   w[MAX_TS])
+        if final and rows.closes(close):
+            rows.emit_closed(close)
+        gone = rows.max_start - retention
+        rows.expire(lambda entry: entry[1] <= gone)
+
+    def process(wins: list[list[Any]], update: Any, create: Any) -> None:
+        """Kafka Streams' ``processReverse``: the key's windows from the latest start back."""
+        m = ctx.msg
+        ts = m.timestamp()[1]
+        starts: set[int] = set()
+        left = right = None
+        left_done = right_done = False
+        previous = None
+        for w in sorted((w for w in wins if max(0, ts - 2 * d) <= w[START] <= ts + 1), key=lambda w: -w[START]):
+            start = w[START]
+            starts.add(start)
+            end = start + d
+            if start == ts + 1:
+                right_done = True
+            elif end > ts:
+                if right is None:
+                    right = (copy.deepcopy(w[AGG]), w[MAX_TS])
+                update(w, start, w[AGG], w[MAX_TS])
+            elif end == ts:
+                left_done = True
+                max_ts = w[MAX_TS]
+                update(w, start, w[AGG], max_ts)
+                if max_ts >= ts:
+                    return
+                previous = max_ts
+            else:
+                left = (copy.deepcopy(w[AGG]), w[MAX_TS])
+                previous = w[MAX_TS]
+                break
+        # createWindows: the previous record's right window, this record's left, then its right
+        if previous is not None and previous + 1 not in starts and previous + 1 + d >= ts:
+            update(None, previous + 1, initial(), ts)
+        if not left_done:
+            agg = left[0] if previous is not None and ts - d <= previous and left is not None else initial()
+            update(None, ts - d, agg, ts)
+        if not right_done and right is not None and right[1] > ts:
+            create(ts + 1, right[0], right[1])
+
+    def process_early(wins: list[list[Any]], update: Any, create: Any) -> None:
+        """Kafka Streams' ``processEarly``: records before ``d`` share the window ``[0, d]``."""
+        ts = ctx.msg.timestamp()[1]
+        combined = right = None
+        right_done = False
+        starts: set[int] = set()
+        previous = None
+        for w in sorted((w for w in wins if w[START] <= ts + 1), key=lambda w: w[START]):
+            start = w[START]
+            starts.add(start)
+            if start == 0:
+                combined = w
+                if w[MAX_TS] < ts:
+                    previous = w[MAX_TS]
+            elif start <= ts:
+                right = (copy.deepcopy(w[AGG]), w[MAX_TS])
+                update(w, start, w[AGG], w[MAX_TS])
+            else:  # start == ts + 1
+                right_done = True
+        if right is None and combined is not None and combined[MAX_TS] > ts:
+            right = (copy.deepcopy(combined[AGG]), combined[MAX_TS])
+        if not right_done and right is not None and right[1] > ts:
+            create(ts + 1, right[0], right[1])
+        if previous is not None and previous + 1 not in starts:
+            update(None, previous + 1, initial(), ts)
+        if combined is None:
+            update(None, 0, initial(), ts)
+        else:
+            update(combined, 0, combined[AGG], combined[MAX_TS])
+
+    return sliding_aggregate
