@@ -185,8 +185,11 @@ def check_fits(records: int, partitions: int, record_bytes: float, what: str,
 
 # -- loading --------------------------------------------------------------------
 def load(bootstrap: str, topic: str, records: Iterator[tuple[bytes, bytes]], count: int,
-         label: str = "loading") -> float:
-    """Produce ``count`` (key, value) pairs to ``topic`` with a progress bar; returns seconds."""
+         label: str = "loading", timestamped: bool = False) -> float:
+    """Produce ``count`` (key, value) pairs to ``topic`` with a progress bar; returns seconds.
+
+    ``timestamped``: the items are (key, value, timestamp in ms) triples, the records' Kafka timestamps.
+    """
     from confluent_kafka import Producer
 
     producer = Producer({**LOADER_PRODUCER, "bootstrap.servers": bootstrap})
@@ -196,10 +199,12 @@ def load(bootstrap: str, topic: str, records: Iterator[tuple[bytes, bytes]], cou
                   TimeRemainingColumn(), console=err_console, transient=False) as progress:
         task = progress.add_task(f"{label} {topic}", total=count)
         done = 0
-        for key, value in records:
+        for item in records:
+            key, value = item[0], item[1]
+            ts = item[2] if timestamped else 0  # type: ignore[misc]
             while True:
                 try:
-                    produce(topic, value, key)
+                    produce(topic, value, key, timestamp=ts)
                     break
                 except BufferError:
                     poll(0.05)

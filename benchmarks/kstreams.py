@@ -1,4 +1,4 @@
-"""The Kafka Streams side of ``stateless``, ``stateful`` and ``join`` (``run.py CASE --broker kafka``).
+"""The Kafka Streams side of ``stateless``, ``stateful``, ``join``, ``window`` and ``table-join`` (``--broker kafka``).
 
 ``tools/kstreams-bench/`` is a Maven project with one Java application
 (``dev.streamlet.bench.KStreamsBench``) doing each case's work with Kafka
@@ -13,9 +13,11 @@ The measured span is the application's own (it prints one JSON line): from
 the first records fetched by its main consumer (or a store restore starting,
 or the client reaching RUNNING, whichever comes first) until the expected
 outputs are acknowledged by the broker (``stateless``, ``join``: a producer
-interceptor counts them) or, for ``stateful``, until a commit covering every
-input offset has completed (the last input record asks for that commit, as
-streamlet's side commits right after its last batch).
+interceptor counts them) or, for ``stateful``, ``window`` and ``table-join``,
+until a commit covering every input offset has completed (the last input
+record asks for that commit, as streamlet's side commits right after its
+last batch; ``table-join``'s source tables count the records they read and
+a wall-clock punctuation asks for the commit once all were read).
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ def run_kstreams(case: str, p: dict[str, Any], timeout: float = 600.0) -> SideRe
     args = {"case": case, "bootstrap": p["bootstrap"], "input": p["input"], "output": p.get("output", ""),
             "users": p.get("users", ""), "records": p["records"], "expected": p.get("expected", p["records"]),
             "threshold": p.get("threshold", 0), "app": p["group"], "state": state,
-            "commit_ms": Config("bench").commit_interval_ms, "timeout_s": int(timeout)}
+            "commit_ms": Config("bench").commit_interval_ms, "timeout_s": int(timeout),
+            "window_ms": p.get("window_ms", 0), "emit_interval_ms": p.get("emit_interval_ms", ""),
+            "left": p.get("left", ""), "right": p.get("right", "")}
     cmd = [find_java(), "-Xmx1g", "-XX:+UseG1GC", "-cp", f"{jars_dir()}{os.sep}*", MAIN,
            *(f"{k}={v}" for k, v in args.items())]
     try:

@@ -228,3 +228,30 @@ def summary_rows(runs: dict[str, list[SideResult]], sides: dict[str, str], recor
         for side, label in sides.items():
             rows.append((f"all runs, {label}", ", ".join(f"{s.rps:,.0f}" for s in runs[side])))
     return rows, median_ratio
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 120.0) -> list[tuple[Any, Any]]:
+    """Every ``(key, value)`` of ``topic`` from offset 0 to its end (after a side ran: nothing comes later)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-read-back", "enable.auto.commit": False,
+                  "enable.partition.eof": False})
+    try:
+        ends = {i: c.get_watermark_offsets(TopicPartition(topic, i), timeout=10, cached=False)[1]
+                for i in range(partitions)}
+        left = {i for i, end in ends.items() if end > 0}
+        c.assign([TopicPartition(topic, i, 0) for i in left])
+        out: list[tuple[Any, Any]] = []
+        deadline = time.monotonic() + timeout
+        while left:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"reading {topic} back: partitions {sorted(left)} not read to their end")
+            for m in c.consume(10_000, 0.2):
+                if m.error() is not None:
+                    continue
+                out.append((m.key(), m.value()))
+                if m.offset() + 1 >= ends[m.partition()]:
+                    left.discard(m.partition())
+        return out
+    finally:
+        c.close()

@@ -41,7 +41,10 @@ CASE_KEYS = {"stateful": {"peak_rss_mb_quarter", "median_ratio", "flush_per_batc
                           "group_by_ratio"},
              "join": {"table_rows", "outputs"},
              "restore": {"raw_restore_rps", "target_rps"},
-             "restart": {"phases", "wall_seconds", "target_seconds"}}
+             "restart": {"phases", "wall_seconds", "target_seconds"},
+             "window": {"windows", "outputs", "flush_per_batch_rps", "median_ratio", "target_ratio"},
+             "table-join": {"left_updates", "right_updates", "joined_keys", "outputs", "baseline_outputs",
+                            "target_ratio"}}
 
 
 @pytest.mark.integration
@@ -70,7 +73,7 @@ def test_data_that_the_embedded_broker_would_truncate_is_refused() -> None:
 
 @pytest.mark.integration
 @pytest.mark.kafka_only
-@pytest.mark.parametrize("case", ["stateless", "stateful", "join"])
+@pytest.mark.parametrize("case", ["stateless", "stateful", "join", "window", "table-join"])
 def test_case_runs_beside_kafka_streams_on_a_real_broker(case: str) -> None:
     """``--broker kafka``: a real broker, and the same work as a Kafka Streams application."""
     proc = _run(case, "--broker", "kafka", "--records", "5000", "--partitions", "4", timeout=600)
