@@ -75,3 +75,38 @@ class Windowed(NamedTuple):
     key: Any
     start: int
     end: int
+
+
+class StampedMessage:
+    """A message seen with another timestamp — an extracted one, an aggregate's — and otherwise the
+    message ``parent`` itself: the rest is read from it when asked (nothing copied per record)."""
+
+    __slots__ = ("parent", "_timestamp")
+
+    def __init__(self, parent: Any, timestamp: int) -> None:
+        self.parent = parent
+        self._timestamp = timestamp
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)  # TIMESTAMP_CREATE_TIME
+
+    def topic(self) -> str | None:
+        return self.parent.topic()  # type: ignore[no-any-return]
+
+    def partition(self) -> int:
+        return self.parent.partition()  # type: ignore[no-any-return]
+
+    def offset(self) -> int:
+        return self.parent.offset()  # type: ignore[no-any-return]
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self.parent.headers()  # type: ignore[no-any-return]
+
+    def key(self) -> bytes | None:
+        return self.parent.key()  # type: ignore[no-any-return]
+
+    def value(self) -> bytes | None:
+        return self.parent.value()  # type: ignore[no-any-return]
+
+    def error(self) -> None:
+        return None

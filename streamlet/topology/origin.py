@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable
 
-from streamlet.record import RecordMessage
+from streamlet.record import RecordMessage, StampedMessage
 
 ORIGIN_HEADER = "streamlet.origin"
 _MARK = struct.Struct(">qi")
@@ -56,7 +56,8 @@ def with_origin(headers: Any, origin: bytes) -> list[tuple[str, bytes]]:
 
 def input_message(m: Any) -> Any:
     """The input message ``m`` was made from (itself, unless a process() output)."""
-    if m.__class__ is RecordMessage and m.parent is not None:
+    cls = m.__class__
+    if (cls is RecordMessage or cls is StampedMessage) and m.parent is not None:
         return m.parent
     return m
 

@@ -19,7 +19,7 @@ import math
 from typing import Any, Callable
 
 from streamlet.errors import TimestampError
-from streamlet.record import RecordMessage
+from streamlet.record import StampedMessage
 from streamlet.topology.kinds import KINDS
 
 
@@ -90,9 +90,9 @@ def _name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
-def with_timestamp(m: Any, ts: int) -> RecordMessage:
-    """Input message ``m`` as the chain sees it with its extracted timestamp (``parent`` is ``m``)."""
-    return RecordMessage(m.topic(), m.partition(), m.offset(), ts, m.headers(), m.key(), m.value(), parent=m)
+def with_timestamp(m: Any, ts: int) -> StampedMessage:
+    """Input message ``m`` as the chain sees it with timestamp ``ts`` (``parent`` is ``m``)."""
+    return StampedMessage(m, ts)
 
 
 def reads_stream_time(node: Any) -> bool:

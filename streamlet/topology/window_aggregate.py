@@ -42,12 +42,15 @@ from streamlet.topology.graph import Node
 from streamlet.topology.origin import InputSequence
 from streamlet.topology.replay import replay_marks
 from streamlet.topology.stateful import needs_old
+from streamlet.topology.timestamps import with_timestamp
 
 log = logging.getLogger("streamlet.windows")
 
 _START = struct.Struct(">q")
 #: the row holding how far windows were emitted (emit final); sorts after every window row
 EMITTED = b"\xff\xffemitted"
+#: the row holding the latest window start a row was written for; sorts after every window row
+NEWEST = b"\xff\xffnewest"
 #: windows never start before 0, so every window row sorts at or after this
 FIRST = _START.pack(0)
 
@@ -100,18 +103,48 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
     want_old = needs_old(comp, node.name) and not final
     down = fan_out(downs)
     sequence = InputSequence()
-    seen, row = replay_marks(comp.reads_repartition(node.name))
+    seen, row_of = replay_marks(comp.reads_repartition(node.name))
     name = node.name
     expire_every = max(retention // 2, 60_000)
-    # per task, rebuilt after a restart from the store (emit final) or from stream time (expiry)
-    # stream time as this step observes it (Kafka Streams' observedStreamTime): the largest timestamp
-    # of the records that reached it — a record filtered out upstream does not close windows. After a
-    # restart it starts from the task's stream time committed with its offsets.
-    state = {"emitted": None, "next_close": None, "next_expiry": None, "observed": ctx.stream_time}
+    advance = windows.advance
+    tumbling = advance == size
+    pack = _START.pack
+    # Per task, rebuilt after a restart. observed: stream time as this step observes it (Kafka
+    # Streams' observedStreamTime), the largest timestamp of the records that reached it — a record
+    # filtered out upstream closes no window; after a restart it starts from the task's committed
+    # stream time. newest: the latest window start a row was written for (a row of the store, NEWEST):
+    # a window starting after it has no row yet, so its record needs no read (None: not known). NEWEST
+    # changes before any row of a newer window, so it comes first in the changelog (one partition,
+    # an idempotent producer): a restore that has a window's row has a NEWEST at least as new.
+    observed = ctx.stream_time
+    emitted: int | None = None
+    next_close = 0
+    next_expiry: int | None = None
+    newest: int | None = None
+    loaded = False
 
-    def update(kb: bytes, k: Any, v: Any, m: Any, seq: int, ts: int) -> tuple[Any, Any, int] | None:
-        """Apply the record to window row ``kb``: ``(new, old, row time)``, or None if replayed."""
-        cur = get(kb)
+    def load() -> None:
+        nonlocal emitted, next_close, newest, loaded
+        loaded = True
+        row = get(NEWEST)
+        if row is not None:
+            newest = row[0]
+        elif next(iter(store.items(FIRST, EMITTED)), None) is None:
+            newest = -1  # an empty store
+        if final:
+            row = get(EMITTED)
+            emitted = -1 if row is None else row[0]
+            next_close = _next_close(emitted)
+
+    def update(start: int, kb: bytes, k: Any, v: Any, m: Any, seq: int, ts: int) -> tuple[Any, Any, int] | None:
+        """Apply the record to the window row ``kb``: ``(new, old, row time)``, or None if replayed."""
+        nonlocal newest
+        if newest is not None and start > newest:
+            cur = None  # no row can exist for a window newer than every row written
+            newest = start
+            put(NEWEST, [start])
+        else:
+            cur = get(kb)
         mark = seen(cur, m, seq)
         if mark is None:
             return None
@@ -123,62 +156,72 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
         agg = add(agg, k, v, m.offset(), ts)
         if check:
             check_state(agg)
-        put(kb, row(mark, agg, row_ts))
+        put(kb, row_of(mark, agg, row_ts))
         return present(agg), old, row_ts
 
     def emit_closed(close: int) -> None:
         """Emit every window with ``end <= close`` not emitted yet, then mark them emitted."""
-        emitted = state["emitted"]
-        lo = FIRST if emitted is None else _START.pack(max(emitted - size + 1, 0))
-        hi = _START.pack(close - size + 1)
-        for kb, row in list(store.items(lo, hi)):
-            start, raw_key = split_window_key(kb)
-            forward_at(ctx, down, Windowed(kde(raw_key), start, start + size), (present(row[STATE]), None),
-                       row_timestamp(row))
-        state["emitted"] = close
+        nonlocal emitted, next_close
+        lo = FIRST if emitted is None else pack(max(emitted - size + 1, 0))
+        hi = pack(close - size + 1)
+        closed = list(store.items(lo, hi))
+        if closed:
+            # one message for every window emitted now, stamped with each window's time in turn
+            m = ctx.msg
+            out = ctx.msg = with_timestamp(m, 0)
+            try:
+                for kb, stored in closed:
+                    start, raw_key = split_window_key(kb)
+                    out._timestamp = row_timestamp(stored)
+                    down(Windowed(kde(raw_key), start, start + size), (present(stored[STATE]), None))
+            finally:
+                ctx.msg = m
+        emitted = close
         put(EMITTED, [close])
-        state["next_close"] = _next_close(close)
+        next_close = _next_close(close)
 
     def _next_close(emitted: int) -> int:
         """The end of the first window after those ending at or before ``emitted``."""
-        advance = windows.advance
         first_start = max(emitted - size + 1, 0)
         first_start = -(-first_start // advance) * advance
         return first_start + size
 
+    def window(start: int, kb: bytes, k: Any, v: Any, m: Any, seq: int, ts: int, close: int) -> None:
+        """The record's part in the window starting at ``start``."""
+        end = start + size
+        if end <= close:
+            # dead-lettered with its last window only if that one is late too (then all are)
+            late_record(ctx, name, ts, start, end, observed, grace, whole=start + advance > ts)
+            return
+        changed = update(start, pack(start) + kb, k, v, m, seq, ts)
+        if changed is not None and not final and downs:
+            new, old, row_ts = changed
+            forward_at(ctx, down, Windowed(k, start, end), (new, old), row_ts)
+
     def window_aggregate(k: Any, v: Any) -> None:
+        nonlocal observed, next_expiry
         if v is None or k is None:
             return  # null keys and values never reach a windowed aggregate (Kafka Streams)
+        if not loaded:
+            load()
         m = ctx.msg
         seq = sequence.next(m)
         ts = m.timestamp()[1]
         kb = key_bytes(k)
-        observed = state["observed"]
         if ts > observed:
-            observed = state["observed"] = ts
+            observed = ts
         close = observed - grace
-        for start in starts(ts):
-            end = start + size
-            if end <= close:
-                # dead-lettered with its last window only if that one is late too (then all are)
-                late_record(ctx, name, ts, start, end, observed, grace, whole=start + windows.advance > ts)
-                continue
-            changed = update(window_key(start, kb), k, v, m, seq, ts)
-            if changed is not None and not final and downs:
-                new, old, row_ts = changed
-                forward_at(ctx, down, Windowed(k, start, end), (new, old), row_ts)
-        if final:
-            if state["emitted"] is None:
-                row = get(EMITTED)
-                state["emitted"] = -1 if row is None else row[0]
-                state["next_close"] = _next_close(state["emitted"])
-            if close >= state["next_close"]:
-                emit_closed(close)
-        expiry = state["next_expiry"]
-        if expiry is None or observed >= expiry:
+        if tumbling:
+            window(ts - ts % size, kb, k, v, m, seq, ts, close)
+        else:
+            for start in starts(ts):
+                window(start, kb, k, v, m, seq, ts, close)
+        if final and close >= next_close:
+            emit_closed(close)
+        if next_expiry is None or observed >= next_expiry:
             cutoff = observed - retention + 1  # windows starting before it are gone
             if cutoff > 0:
-                store.delete_range(FIRST, _START.pack(cutoff))
-            state["next_expiry"] = observed + expire_every
+                store.delete_range(FIRST, pack(cutoff))
+            next_expiry = observed + expire_every
 
     return window_aggregate
