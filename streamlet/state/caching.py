@@ -49,6 +49,9 @@ class CachingStore:
         self._ser = value_serde.serialize
         #: reads that went to the store (a plain counter: the metrics layer reports it at commit)
         self.misses = 0
+        #: how many times entries left the cache other than by a rollback (evictions, clear): a key not
+        #: cached was never cached since a count seen earlier, or it was dropped by one of these
+        self.evictions = 0
         #: ranges deleted since the last commit: the store below still holds their keys until then
         self._deleted: list[tuple[bytes, bytes]] = []
 
@@ -203,9 +206,12 @@ class CachingStore:
                     break
         for key in victims:
             del values[key]
+        if victims:
+            self.evictions += 1
 
     def clear(self) -> None:
         """Forget cached values and pending changes (after a restore wrote the store underneath)."""
+        self.evictions += 1
         self._values.clear()
         self._dirty.clear()
         self._pending = {}

@@ -39,7 +39,9 @@ from streamlet.topology.chain import Forward, fan_out
 from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
-from streamlet.topology.origin import InputSequence
+from streamlet.state.builder import layer_of
+from streamlet.state.caching import MISSING, CachingStore
+from streamlet.topology.origin import InputSequence, input_message
 from streamlet.topology.replay import replay_marks
 from streamlet.topology.stateful import needs_old
 from streamlet.topology.timestamps import with_timestamp
@@ -103,7 +105,8 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
     want_old = needs_old(comp, node.name) and not final
     down = fan_out(downs)
     sequence = InputSequence()
-    seen, row_of = replay_marks(comp.reads_repartition(node.name))
+    repartitioned = comp.reads_repartition(node.name)
+    seen, row_of = replay_marks(repartitioned)
     name = node.name
     expire_every = max(retention // 2, 60_000)
     advance = windows.advance
@@ -198,8 +201,81 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
             new, old, row_ts = changed
             forward_at(ctx, down, Windowed(k, start, end), (new, old), row_ts)
 
+    def closing(close: int) -> None:
+        """After each record: emit what closed (emit final), expire old windows now and then."""
+        nonlocal next_expiry
+        if final and close >= next_close:
+            emit_closed(close)
+        if next_expiry is None or observed >= next_expiry:
+            cutoff = observed - retention + 1  # windows starting before it are gone
+            if cutoff > 0:
+                store.delete_range(FIRST, pack(cutoff))
+            next_expiry = observed + expire_every
+
+    if tumbling and not repartitioned:
+        # the common case in one function: the steps of window() and update() inline, the cache's own
+        # dicts for reads and writes, the direct row layout [offset, state, seq, timestamp]
+        values, dirty = store.hot_path()
+        single = comp.single_output_path(node.name)
+        # a window that started after the newest one of the store at load has all its rows in the cache
+        # while the cache drops nothing: a key it does not hold needs no read
+        cache = layer_of(store, CachingStore)
+        fresh = {"from": None, "evictions": -1}
+
+        def window_aggregate_tumbling(k: Any, v: Any) -> None:
+            nonlocal observed, newest
+            if v is None or k is None:
+                return  # null keys and values never reach a windowed aggregate (Kafka Streams)
+            if not loaded:
+                load()
+            m = ctx.msg
+            seq = 0 if single else sequence.next(m)
+            ts = m.timestamp()[1]
+            if ts > observed:
+                observed = ts
+            close = observed - grace
+            start = ts - ts % size
+            if start + size <= close:
+                late_record(ctx, name, ts, start, start + size, observed, grace)
+            else:
+                kb = pack(start) + key_bytes(k)
+                if newest is not None and start > newest:
+                    cur = None  # no row can exist for a window newer than every row written
+                    newest = start
+                    put(NEWEST, [start])
+                else:
+                    cur = values.get(kb, MISSING)
+                    if cur is MISSING:
+                        first = fresh["from"]
+                        if first is None and newest is not None and cache is not None:
+                            first = fresh["from"] = newest + 1
+                            fresh["evictions"] = cache.evictions
+                        if first is not None and start >= first and cache.evictions == fresh["evictions"]:
+                            cur = None
+                        else:
+                            cur = get(kb)
+                offset = input_message(m).offset()
+                if cur is None:
+                    agg, old, row_ts = initial(), None, ts
+                elif offset < cur[0] or (offset == cur[0] and seq <= cur[2]):
+                    closing(close)
+                    return  # applied already: a replay after a crash
+                else:
+                    agg, row_ts = cur[1], cur[3] if cur[3] > ts else ts
+                    old = present(agg) if want_old else None
+                agg = add(agg, k, v, m.offset(), ts)
+                if check:
+                    check_state(agg)
+                values[kb] = [offset, agg, seq, row_ts]
+                dirty[kb] = None
+                if not final and downs:
+                    forward_at(ctx, down, Windowed(k, start, start + size), (present(agg), old), row_ts)
+            closing(close)
+
+        return window_aggregate_tumbling
+
     def window_aggregate(k: Any, v: Any) -> None:
-        nonlocal observed, next_expiry
+        nonlocal observed
         if v is None or k is None:
             return  # null keys and values never reach a windowed aggregate (Kafka Streams)
         if not loaded:
@@ -216,12 +292,6 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
         else:
             for start in starts(ts):
                 window(start, kb, k, v, m, seq, ts, close)
-        if final and close >= next_close:
-            emit_closed(close)
-        if next_expiry is None or observed >= next_expiry:
-            cutoff = observed - retention + 1  # windows starting before it are gone
-            if cutoff > 0:
-                store.delete_range(FIRST, pack(cutoff))
-            next_expiry = observed + expire_every
+        closing(close)
 
     return window_aggregate
