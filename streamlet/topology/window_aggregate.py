@@ -167,7 +167,7 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
         nonlocal emitted, next_close
         lo = FIRST if emitted is None else pack(max(emitted - size + 1, 0))
         hi = pack(close - size + 1)
-        closed = list(store.items(lo, hi))
+        closed = store.scan(lo, hi)
         if closed:
             # one message for every window emitted now, stamped with each window's time in turn
             m = ctx.msg
