@@ -96,8 +96,9 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     # tables
     NodeKind("table_source", f"{_TAB}:table_source", lookup=f"{_TAB}:table_source_lookup", keeps_key=True,
              table=True, store="store"),
+    # a filter reads the old value (a row that passed before and fails now becomes a tombstone)
     NodeKind("table_filter", f"{_TAB}:table_filter", lookup=f"{_TAB}:table_filter_lookup", keeps_key=True,
-             table=True, passes_changes=True),
+             table=True, needs_old=True, passes_changes=True),
     NodeKind("table_map_values", f"{_TAB}:table_map_values", lookup=f"{_TAB}:table_map_values_lookup",
              keeps_key=True, table=True, passes_changes=True),
     NodeKind("to_stream", f"{_TAB}:to_stream", keeps_key=True),

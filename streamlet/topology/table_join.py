@@ -25,7 +25,7 @@ from streamlet.topology.chain import Forward, fan_out
 from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
-from streamlet.topology.stateful import Getter, getter_of
+from streamlet.topology.stateful import Getter, getter_of, needs_old
 
 HOW = ("inner", "left", "outer")
 
@@ -35,6 +35,8 @@ def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
     other = getter_of(comp, node.params["other"])
     joiner, how, down = node.fn, node.params["how"], fan_out(downs)
     left_side = node.params["side"] == "left"
+    # the old joined row only when a step downstream reads it (a filter): else one joiner call
+    want_old = needs_old(comp, node.name)
 
     def join(mine: Any, theirs: Any) -> Any:
         return joiner(mine, theirs) if left_side else joiner(theirs, mine)
@@ -45,7 +47,8 @@ def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
             if theirs is None:
                 return
             new, old = change
-            down(k, (None if new is None else join(new, theirs), None if old is None else join(old, theirs)))
+            down(k, (None if new is None else join(new, theirs),
+                     None if old is None or not want_old else join(old, theirs)))
 
         return table_join_inner
 
@@ -55,7 +58,8 @@ def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
             new, old = change
             if theirs is None and new is None and old is None:
                 return  # a tombstone for a key neither side holds
-            down(k, (None if new is None else joiner(new, theirs), None if old is None else joiner(old, theirs)))
+            down(k, (None if new is None else joiner(new, theirs),
+                     None if old is None or not want_old else joiner(old, theirs)))
 
         return table_join_left
 
@@ -65,7 +69,7 @@ def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
             if left is None:
                 return
             new, old = change
-            down(k, (joiner(left, new), joiner(left, old)))
+            down(k, (joiner(left, new), joiner(left, old) if want_old else None))
 
         return table_join_right_of_left
 
@@ -75,7 +79,7 @@ def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
         if theirs is None and new is None and old is None:
             return
         down(k, (join(new, theirs) if theirs is not None or new is not None else None,
-                 join(old, theirs) if theirs is not None or old is not None else None))
+                 join(old, theirs) if want_old and (theirs is not None or old is not None) else None))
 
     return table_join_outer
 

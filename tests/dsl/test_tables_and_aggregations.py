@@ -208,3 +208,14 @@ def test_aggregations_need_a_name_and_unique_stores() -> None:
     app.stream("f").group_by_key().count(name="c")
     with pytest.raises(TopologyError, match="named 'c'"):
         app.stream("g").group_by_key().count(name="c")
+
+
+def test_a_filter_after_an_aggregation_deletes_a_row_that_stops_passing() -> None:
+    app = sl.App("agg-filter")
+    (app.stream("clicks").group_by_key().count(name="clicks")
+     .filter(lambda k, n: n < 2).to_stream().to("rare"))
+    with sl.testing.TestDriver(app) as d:
+        for key in ("a", "b", "a", "a"):
+            d.send("clicks", key=key, value={})
+        # a's second click fails the filter: its row is deleted (a tombstone), then nothing more
+        assert d.read("rare") == [("a", 1), ("b", 1), ("a", None)]
