@@ -27,44 +27,29 @@ from streamlet.errors import TopologyError
 from streamlet.record import Windowed
 from streamlet.state.row import STATE
 from streamlet.topology.window_rows import ROW
-from streamlet.topology.aggregate import forward_at, key_bytes_of
+from streamlet.topology.aggregate import forward_at
 from streamlet.topology.aggregation import check_state
-from streamlet.topology.chain import Forward, fan_out
+from streamlet.topology.chain import Forward
 from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
-from streamlet.topology.origin import InputSequence
-from streamlet.topology.replay import replay_marks
-from streamlet.topology.stateful import needs_old
 from streamlet.topology.window_aggregate import late_record
-from streamlet.topology.window_rows import WindowRows
+from streamlet.topology.window_rows import WindowRows, WindowStep
 
 START, END, AGG = 0, 1, 2
 
 
 def session_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     """A session-windowed aggregation (``group_by_key().windowed_by(sl.Session(...)).count(...)``)."""
-    if len(comp.sources_of(node.name)) > 1:
-        raise TopologyError(
-            f"windowed aggregation {node.name!r} reads several topics: repartition the merged stream first")
-    spec, windows = node.params["spec"], node.params["windows"]
-    if spec.merge is None:
-        raise TopologyError(f"{node.name!r}: {spec.no_merge_reason}")
-    store_spec = comp.topology.stores[node.params["store"]]
-    store = ctx.stores[node.params["store"]]
-    get, put = store.get, store.put
-    initial, add, merge = spec.initial, spec.add, spec.merge
-    present = spec.result or (lambda agg: agg)
-    check = spec.check_serializable
-    key_bytes = key_bytes_of(node, ctx, comp)
-    kde = store_spec.key_serde.deserialize
+    step = WindowStep(node, ctx, downs, comp)
+    if step.spec.merge is None:
+        raise TopologyError(f"{node.name!r}: {step.spec.no_merge_reason}")
+    store, get, put, initial, add, present = step.store, step.get, step.put, step.initial, step.add, step.present
+    check, key_bytes, kde, final, want_old, down = (step.check, step.key_bytes, step.kde, step.final,
+                                                    step.want_old, step.down)
+    sequence, seen, row_of, name, merge = step.sequence, step.seen, step.row_of, step.name, step.spec.merge
+    windows = step.windows
     gap, grace, retention = windows.gap, windows.grace, windows.retention
-    final = node.params["emit_final"]
-    want_old = needs_old(comp, node.name) and not final
-    down = fan_out(downs) if downs else None
-    sequence = InputSequence()
-    seen, row_of = replay_marks(comp.reads_repartition(node.name))
-    name = node.name
     observed_at = {"observed": ctx.stream_time}
 
     def forward(k: Any, s: list[Any], change: tuple[Any, Any]) -> None:

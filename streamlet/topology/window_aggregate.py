@@ -30,10 +30,9 @@ import logging
 import struct
 from typing import Any
 
-from streamlet.errors import TopologyError
 from streamlet.record import Windowed
 from streamlet.state.row import STATE, row_timestamp
-from streamlet.topology.aggregate import forward_at, key_bytes_of
+from streamlet.topology.aggregate import forward_at
 from streamlet.topology.aggregation import check_state
 from streamlet.topology.chain import Forward, fan_out
 from streamlet.topology.compilation import Compilation
@@ -41,10 +40,9 @@ from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.state.builder import layer_of
 from streamlet.state.caching import MISSING, CachingStore
-from streamlet.topology.origin import InputSequence, input_message
-from streamlet.topology.replay import replay_marks
-from streamlet.topology.stateful import needs_old
+from streamlet.topology.origin import input_message
 from streamlet.topology.timestamps import with_timestamp
+from streamlet.topology.window_rows import WindowStep
 
 log = logging.getLogger("streamlet.windows")
 
@@ -87,27 +85,15 @@ def split_window_key(kb: bytes) -> tuple[int, bytes]:
 
 def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     """A time-windowed aggregation (``group_by_key().windowed_by(sl.Tumbling(...)).count(...)``)."""
-    if len(comp.sources_of(node.name)) > 1:
-        raise TopologyError(
-            f"windowed aggregation {node.name!r} reads several topics: repartition the merged stream first")
-    spec, windows = node.params["spec"], node.params["windows"]
-    store_spec = comp.topology.stores[node.params["store"]]
-    store = ctx.stores[node.params["store"]]
-    get, put = store.get, store.put
-    initial, add = spec.initial, spec.add
-    present = spec.result or (lambda agg: agg)
-    check = spec.check_serializable
-    key_bytes = key_bytes_of(node, ctx, comp)
-    kde = store_spec.key_serde.deserialize
+    step = WindowStep(node, ctx, downs, comp)
+    store, get, put, initial, add, present = step.store, step.get, step.put, step.initial, step.add, step.present
+    check, key_bytes, kde = step.check, step.key_bytes, step.kde
+    windows = step.windows
     size, grace, retention = windows.size, windows.grace, windows.retention
     starts = windows.starts
-    final = node.params["emit_final"]
-    want_old = needs_old(comp, node.name) and not final
+    final, want_old, sequence, name = step.final, step.want_old, step.sequence, step.name
+    repartitioned, seen, row_of = step.repartitioned, step.seen, step.row_of
     down = fan_out(downs)
-    sequence = InputSequence()
-    repartitioned = comp.reads_repartition(node.name)
-    seen, row_of = replay_marks(repartitioned)
-    name = node.name
     expire_every = max(retention // 2, 60_000)
     advance = windows.advance
     tumbling = advance == size
