@@ -16,7 +16,13 @@ import heapq
 from collections import deque
 from typing import Any, Callable
 
+from streamlet.errors import TopologyError
 from streamlet.state.row import STATE
+from streamlet.topology.aggregate import key_bytes_of
+from streamlet.topology.chain import fan_out
+from streamlet.topology.origin import InputSequence
+from streamlet.topology.replay import replay_marks
+from streamlet.topology.stateful import needs_old
 
 #: the rows of keys start with it; the emitted-up-to row does not
 ROW = b"s"
@@ -118,13 +124,6 @@ class WindowStep:
     """
 
     def __init__(self, node: Any, ctx: Any, downs: list[Any], comp: Any) -> None:
-        from streamlet.errors import TopologyError
-        from streamlet.topology.aggregate import key_bytes_of
-        from streamlet.topology.chain import fan_out
-        from streamlet.topology.origin import InputSequence
-        from streamlet.topology.replay import replay_marks
-        from streamlet.topology.stateful import needs_old
-
         if len(comp.sources_of(node.name)) > 1:
             raise TopologyError(f"windowed aggregation {node.name!r} reads several topics: repartition the "
                                 "merged stream first (.repartition())")
