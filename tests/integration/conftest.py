@@ -81,6 +81,13 @@ def _kill_workers() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _streamlet_info_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """A failed test shows the INFO lines of the workers it ran in-process (joins, assignments,
+    restores, loads): a rare failure in CI is then read from its log, not guessed."""
+    caplog.set_level("INFO", logger="streamlet")
+
+
+@pytest.fixture(autouse=True)
 def _kill_leftover_workers():
     """Workers a failed test did not stop are killed (SIGKILL) when it ends."""
     yield
