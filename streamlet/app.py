@@ -111,7 +111,9 @@ class App:
         self._check_new_source(topic)
         src = self.topology.add("source", [], name=f"source-{topic}", topic=topic, key_serde=ks, value_serde=vs,
                                 timestamp_extractor=extractor)
-        spec = self.topology.add_store(StoreSpec(store, "table", ks, vs, changelog=topic, source_table=True))
+        # each row keeps its record's time: a table–table join stamps its output with the later one
+        spec = self.topology.add_store(StoreSpec(store, "table", ks, vs, changelog=topic, source_table=True,
+                                                 timestamped=True))
         node = self.topology.add("table_source", [src.name], name=f"table-{store}", store=store,
                                  topic=topic, key_serde=spec.key_serde)  # looks rows up by store key bytes
         return KTable(self, node.name, ks, vs, store=store)

@@ -68,7 +68,8 @@ def foreign_key_join(left: "KTable", right: "KTable", joiner: Callable[[Any, Any
     topo.add_store(StoreSpec(sub_store, "table", bytes_(), subs, sub_changelog))
     changelog = f"{prefix}-changelog"
     topo.add_internal_topic(InternalTopic(changelog, "changelog"))
-    spec = topo.add_store(StoreSpec(name, "table", left.key_serde, app.default_value_serde, changelog))
+    spec = topo.add_store(StoreSpec(name, "table", left.key_serde, app.default_value_serde, changelog,
+                                    timestamped=True))
 
     # the left table's tasks: subscribe
     send = topo.add("fk_subscription_send", [left._node], fn=foreign_key,

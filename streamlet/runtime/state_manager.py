@@ -46,7 +46,8 @@ class StateManager:
 
     # -- opening / restoring (on the state updater's thread) -----------------------------
     def open(self, spec: StoreSpec, partition: int) -> Any:
-        store = self.directory.open_store(partition, spec.name)
+        store = self.directory.open_store(partition, spec.name,
+                                          row_format="timestamped" if spec.timestamped else "")
         return StoreBuilder.for_spec(spec, partition, self.produce, self.metrics).build(store)
 
     def _consumer(self) -> Consumer:
@@ -119,7 +120,8 @@ class StateManager:
         lost: list[int] = []
         count = restore_store(store, self._consumer(), spec.changelog, task.partition, stop_at=stop_at,
                               progress=self.progress.callback(spec.name, task.partition), cancel=cancel,
-                              listed=listed, on_truncated=policy, lost=lost)
+                              listed=listed, on_truncated=policy, lost=lost,
+                              stamp_rows=spec.timestamped and spec.source_table)
         if lost:
             self.metrics.inc("changelog_truncated_records", sum(lost), store=spec.name, topic=spec.changelog,
                              partition=task.partition)

@@ -44,7 +44,8 @@ class StoreBuilder:
         """The runtime's stack for a topology's ``StoreSpec``: a cache, change-logging when the app
         writes the changelog (``produce`` given, not a source table, whose changelog is its input),
         metrics when ``metrics`` is given."""
-        builder = cls(spec.name, spec.value_serde).with_caching(cache_entries)
+        builder = cls(spec.name, spec.value_serde, timestamped=spec.timestamped)
+        builder.with_caching(cache_entries)
         if produce is not None and not spec.source_table:
             builder.with_logging(spec.changelog, partition, produce)
         if metrics is not None:

@@ -72,12 +72,17 @@ class StateDirectory:
         _check_name("store name", store)
         return self.root / self.application_id / str(int(partition)) / store
 
-    def owner(self, partition: int, store: str) -> str:
-        """The owner marker of a store: a directory copied or moved from elsewhere is foreign."""
-        return f"{self.application_id}/{int(partition)}/{store}"
+    def owner(self, partition: int, store: str, row_format: str = "") -> str:
+        """The owner marker of a store: a directory copied or moved from elsewhere is foreign, and so
+        is one whose rows have another format (``row_format``, e.g. ``"timestamped"``): both are
+        wiped and restored from the changelog rather than misread."""
+        owner = f"{self.application_id}/{int(partition)}/{store}"
+        return f"{owner}@{row_format}" if row_format else owner
 
-    def open_store(self, partition: int, store: str, in_memory: bool = False) -> KeyValueStore:
-        """Open (creating, or repairing as :class:`RocksDBStore` describes) one store of one partition."""
+    def open_store(self, partition: int, store: str, in_memory: bool = False,
+                   row_format: str = "") -> KeyValueStore:
+        """Open (creating, or repairing as :class:`RocksDBStore` describes) one store of one partition;
+        ``row_format`` names the format of its rows when not the plain one (see :meth:`owner`)."""
         if in_memory:
             return InMemoryStore(store)
         path = self.store_path(partition, store)
@@ -86,11 +91,11 @@ class StateDirectory:
             spare = self.spares.take()
         if spare is not None:
             try:
-                return RocksDBStore.adopt(spare, path, store, self.owner(partition, store),
+                return RocksDBStore.adopt(spare, path, store, self.owner(partition, store, row_format),
                                           lock_timeout_s=self.lock_timeout_s)
             except OSError as exc:
                 log.debug("state store %s at %s: spare not adopted (%s), opening it", store, path, exc)
-        return RocksDBStore(path, store, self.owner(partition, store), lock_timeout_s=self.lock_timeout_s)
+        return RocksDBStore(path, store, self.owner(partition, store, row_format), lock_timeout_s=self.lock_timeout_s)
 
     def global_store_path(self, store: str) -> Path:
         """Where a global table's store lives: ``<state_dir>/<application id>/global/<store>``."""

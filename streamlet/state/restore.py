@@ -35,6 +35,7 @@ from typing import Any, Callable
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streamlet.errors import ChangelogTruncatedError, StateError
+from streamlet.state.row import TIMESTAMP
 from streamlet.state.store import KeyValueStore
 
 log = logging.getLogger("streamlet.state")
@@ -114,9 +115,10 @@ class _Restore:
     def __init__(self, store: KeyValueStore, consumer: Any, topic: str, partition: int,
                  progress: Progress | None, batch_size: int, idle_timeout_s: float, probe_timeout_s: float,
                  log_interval_s: float, stop_at: int | None = None, cancel: Any = None,
-                 on_truncated: str = "fail") -> None:
+                 on_truncated: str = "fail", stamp_rows: bool = False) -> None:
         self.store, self.consumer, self.topic, self.partition = store, consumer, topic, partition
         self.stop_at, self.cancel, self.on_truncated = stop_at, cancel, on_truncated
+        self.stamp_rows = stamp_rows
         #: records the changelog had lost when this restore needed them (``warn``: restored without)
         self.lost = 0
         self.tp = TopicPartition(topic, partition)
@@ -189,7 +191,8 @@ class _Restore:
         first = True  # no data record of this assignment seen yet
         fresh = False  # a fetch response of this assignment seen
         batch_size, write = self.batch_size, store.write
-        stop_at, cancel = self.stop_at, self.cancel
+        stop_at, cancel, stamp_rows = self.stop_at, self.cancel, self.stamp_rows
+        pack_ts = TIMESTAMP.pack
         try:
             while True:
                 if cancel is not None and cancel.is_set():
@@ -207,7 +210,11 @@ class _Restore:
                 if msgs and stop_at is not None:
                     msgs = [m for m in msgs if m.error() is not None or m.offset() < stop_at]
                 if msgs:
-                    changes = {m.key(): m.value() for m in msgs}
+                    if stamp_rows:  # timestamped rows: the record's time, then its value's bytes
+                        changes = {m.key(): None if (v := m.value()) is None else pack_ts(m.timestamp()[1]) + v
+                                   for m in msgs}
+                    else:
+                        changes = {m.key(): m.value() for m in msgs}
                     n = len(msgs)
                     if None in changes:  # error / EOF events (a changelog record always has a key)
                         del changes[None]
@@ -315,7 +322,7 @@ def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: in
                   progress: Progress | None = None, batch_size: int = 10_000, idle_timeout_s: float = 30.0,
                   probe_timeout_s: float = 5.0, log_interval_s: float = 5.0, stop_at: int | None = None,
                   cancel: Any = None, listed: tuple[int, int] | None = None, on_truncated: str = "fail",
-                  lost: list[int] | None = None) -> int:
+                  lost: list[int] | None = None, stamp_rows: bool = False) -> int:
     """Apply ``topic[partition]`` from the store's checkpoint to the end; return the records read.
 
     ``stop_at`` ends the restore before that offset instead: a source table
@@ -337,11 +344,14 @@ def restore_store(store: KeyValueStore, consumer: Any, topic: str, partition: in
     ``idle_timeout_s``). ``on_truncated``: ``"fail"`` raises
     :class:`~streamlet.errors.ChangelogTruncatedError` when records the restore needs were
     deleted, ``"warn"`` restores what is left and appends how many were lost to ``lost``.
+    ``stamp_rows``: the store holds timestamped rows (:mod:`streamlet.state.row`) but the topic
+    holds plain values (a source table's input): each row is written as the record's timestamp
+    followed by its value's bytes.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     restore = _Restore(store, consumer, topic, partition, progress, batch_size, idle_timeout_s, probe_timeout_s,
-                       log_interval_s, stop_at, cancel, on_truncated)
+                       log_interval_s, stop_at, cancel, on_truncated, stamp_rows)
     count = restore.run(listed)
     if lost is not None and restore.lost:
         lost.append(restore.lost)

@@ -29,6 +29,8 @@ from streamlet.serde.builtin import msgpack as _msgpack_serde
 
 # -- timestamped rows ------------------------------------------------------------------
 _TS = struct.Struct(">q")
+#: a timestamped row's time, before its value's bytes
+TIMESTAMP = _TS
 TIMESTAMP_BYTES = _TS.size
 
 

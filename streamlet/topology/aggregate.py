@@ -163,3 +163,19 @@ def aggregate_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
     kser = comp.topology.stores[node.params["store"]].key_serde.serialize
     present = node.params["spec"].present
     return lambda k: present(get(kser(k)))
+
+
+def aggregate_lookup_row(node: Node, ctx: TaskContext, comp: Compilation) -> Any:
+    """The aggregate of a key with the largest timestamp it has seen (its row getter)."""
+    get = ctx.stores[node.params["store"]].get
+    kser = comp.topology.stores[node.params["store"]].key_serde.serialize
+    present = node.params["spec"].present
+
+    def get_row(k: Any) -> Any:
+        cur = get(kser(k))
+        if cur is None:
+            return None
+        v = present(cur)
+        return None if v is None else (v, row_timestamp(cur))
+
+    return get_row

@@ -179,7 +179,8 @@ def stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> Non
     """The lookup inline, then the rest of the chain generated on the joined value.
 
     A source table keyed like the stream is read by the input's key bytes
-    straight from its cache; any other table through its value getter.
+    straight from its cache (its rows are ``(value, timestamp)``); any other
+    table through its value getter.
     """
     comp = w.comp
     table = comp.topology.nodes[node.params["table"]]
@@ -201,6 +202,8 @@ def stream_table_join(w: _Writer, node: Node, k: str, v: str, depth: int) -> Non
         w.emit(d, f"{tv} = {values}.get(kb, {missing})")
         w.emit(d, f"if {tv} is {missing}:")
         w.emit(d + 1, f"{tv} = {get}(kb)")
+        w.emit(d, f"if {tv} is not None:")
+        w.emit(d + 1, f"{tv} = {tv}[0]  # the row's value, without its time")
     else:
         w.key_used(k)
         w.needs_msg = True  # value getters may read ctx.msg

@@ -45,7 +45,8 @@ from streamlet.topology.fk_wire import (DELETE_KEY_AND_PROPAGATE, DELETE_KEY_NO_
                                         PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE, PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE,
                                         combined_key, prefix_range, value_hasher)
 from streamlet.topology.graph import Node
-from streamlet.topology.stateful import Getter, getter_of
+from streamlet.topology.aggregate import forward_at
+from streamlet.topology.stateful import Getter, RowGetter, getter_of, row_getter_of
 
 
 def _fk_serializer(node: Node) -> Any:
@@ -103,7 +104,7 @@ def fk_subscription_receive(node: Node, ctx: TaskContext, downs: list[Forward], 
     """Right side: store (or drop) a subscription and answer it with the right row."""
     store = ctx.stores[node.params["store"]]
     get, put = store.get, store.put
-    right, down = getter_of(comp, node.params["right"]), fan_out(downs)
+    right, down = row_getter_of(comp, node.params["right"]), fan_out(downs)
 
     def receive(fk: Any, sub: Any) -> None:
         h, instruction, part, kb = sub
@@ -116,11 +117,21 @@ def fk_subscription_receive(node: Node, ctx: TaskContext, downs: list[Forward], 
             if get(ck) is not None:
                 put(ck, None)
             if instruction == DELETE_KEY_AND_PROPAGATE:
-                down(kb, (h, None, part, False))
+                answer(kb, (h, None, part, False), right(fk))
             return
         put(ck, sub)
-        value = right(fk)
-        down(kb, (h, value, part, value is None and instruction == PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE))
+        row = right(fk)
+        if row is None:
+            down(kb, (h, None, part, instruction == PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE))
+        else:
+            answer(kb, (h, row[0], part, False), row)
+
+    def answer(kb: bytes, response: Any, row: Any) -> None:
+        """Stamped with the later of the subscription's and the right row's times (Kafka Streams)."""
+        if row is None:
+            down(kb, response)
+        else:
+            forward_at(ctx, down, kb, response, max(row[1], ctx.msg.timestamp()[1]))
 
     return receive
 
@@ -136,7 +147,7 @@ def fk_foreign_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Co
         new = change[0]
         start, end = prefix_range(fk_bytes(fk))
         for _, (h, _, part, kb) in scan(start, end):
-            down(kb, (h, new, part, False))
+            down(kb, (h, new, part, False))  # stamped with the change's time, as in Kafka Streams
 
     return foreign_join
 
@@ -159,7 +170,7 @@ def fk_response_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
             old = get(kb)
             if old is not None:
                 put(kb, None)
-                down(k, (None, old))
+                down(k, (None, old[0]))
             return
         if right is None and (not left_join or value is None):
             result = None
@@ -167,15 +178,30 @@ def fk_response_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
             result = joiner(value, right)
         kb = ctx.msg.key()
         old = get(kb)
-        if result is not None or old is not None:
-            put(kb, result)
+        if old is not None:
+            old = old[0]
+            put(kb, None if result is None else (result, ctx.msg.timestamp()[1]))
+        elif result is not None:
+            put(kb, (result, ctx.msg.timestamp()[1]))
         down(k, (result, old))  # a tombstone for a key not held goes on too, as in Kafka Streams
 
     return response_join
 
 
 def fk_response_join_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
-    """The joined row of a key, read from the result store."""
+    """The joined value of a key, read from the result store."""
+    get = ctx.stores[node.params["store"]].get
+    kser = node.params["key_serde"].serialize
+
+    def get_value(k: Any) -> Any:
+        row = get(kser(k))
+        return None if row is None else row[0]
+
+    return get_value
+
+
+def fk_response_join_row(node: Node, ctx: TaskContext, comp: Compilation) -> RowGetter:
+    """The joined row of a key with its time, read from the result store."""
     get = ctx.stores[node.params["store"]].get
     kser = node.params["key_serde"].serialize
     return lambda k: get(kser(k))

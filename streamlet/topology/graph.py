@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 from streamlet.errors import TopologyError
 from streamlet.serde.context import KEY, VALUE, for_topic
+from streamlet.state.row import value_of
 
 
 @dataclass
@@ -98,11 +99,16 @@ class StoreSpec:
     present: Callable[[Any], Any] | None = None
     #: a window store's windows (``kind == "window"``): rows keyed by window start + key bytes
     windows: Any = None
+    #: rows are ``(value, timestamp)`` (:class:`~streamlet.state.row.ValueAndTimestamp`): a table
+    #: whose joins stamp their output with the later of two rows' times, as Kafka Streams does
+    timestamped: bool = False
 
     def __post_init__(self) -> None:
         # a serde that needs a context is told the changelog topic, as in Kafka Streams
         self.key_serde = for_topic(self.key_serde, self.changelog, KEY)
         self.value_serde = for_topic(self.value_serde, self.changelog, VALUE)
+        if self.timestamped and self.present is None:
+            self.present = value_of  # users see the value, not its time
 
 
 class Topology:

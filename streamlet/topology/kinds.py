@@ -43,13 +43,16 @@ class NodeKind:
     * ``generate`` — the same for straight-line code in the generated chain
       (``None``: the generated chain calls the closure);
     * ``lookup`` — for table kinds, the value getter ``get(key) -> value``
-      used by joins (Kafka Streams' ``KTableValueGetter``).
+      used by joins (Kafka Streams' ``KTableValueGetter``);
+    * ``row_lookup`` — the row getter ``get(key) -> (value, timestamp)``: the value with the time
+      of the record that set it, for joins whose output takes the later row's time.
     """
 
     name: str
     compile: str
     generate: str | None = None
     lookup: str | None = None
+    row_lookup: str | None = None
     keeps_key: bool = False
     single_output: bool = False
     key_aware: bool = False
@@ -94,19 +97,24 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("sink", f"{_OPS}:sink", f"{_GEN}:sink", keeps_key=True, key_aware=True),
     NodeKind("group_by", f"{_TAB}:group_by", f"{_GEN}:group_by", single_output=True, key_aware=True),
     # tables
-    NodeKind("table_source", f"{_TAB}:table_source", lookup=f"{_TAB}:table_source_lookup", keeps_key=True,
+    NodeKind("table_source", f"{_TAB}:table_source", lookup=f"{_TAB}:table_source_lookup",
+             row_lookup=f"{_TAB}:table_source_row", keeps_key=True,
              table=True, store="store"),
     # a filter reads the old value (a row that passed before and fails now becomes a tombstone)
-    NodeKind("table_filter", f"{_TAB}:table_filter", lookup=f"{_TAB}:table_filter_lookup", keeps_key=True,
+    NodeKind("table_filter", f"{_TAB}:table_filter", lookup=f"{_TAB}:table_filter_lookup",
+             row_lookup=f"{_TAB}:table_filter_row", keeps_key=True,
              table=True, needs_old=True, passes_changes=True),
     NodeKind("table_map_values", f"{_TAB}:table_map_values", lookup=f"{_TAB}:table_map_values_lookup",
+             row_lookup=f"{_TAB}:table_map_values_row",
              keeps_key=True, table=True, passes_changes=True),
     NodeKind("to_stream", f"{_TAB}:to_stream", keeps_key=True),
     NodeKind("table_group_by", f"{_TAB}:table_group_by", needs_old=True),
     # aggregations and joins
     NodeKind("aggregate", f"{_AGG}:aggregate", f"{_GEN_TAB}:aggregate", lookup=f"{_AGG}:aggregate_lookup",
+             row_lookup=f"{_AGG}:aggregate_lookup_row",
              keeps_key=True, key_aware=True, table=True, store="store"),
-    NodeKind("table_aggregate", f"{_AGG}:table_aggregate", lookup=f"{_AGG}:aggregate_lookup", keeps_key=True,
+    NodeKind("table_aggregate", f"{_AGG}:table_aggregate", lookup=f"{_AGG}:aggregate_lookup",
+             row_lookup=f"{_AGG}:aggregate_lookup_row", keeps_key=True,
              table=True, store="store"),
     # its key is the record key with its window (sl.Windowed): not the key that came in
     NodeKind("window_aggregate", "streamlet.topology.window_aggregate:window_aggregate", table=True,
@@ -122,12 +130,14 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
     NodeKind("stream_global_join", f"{_GLOBAL}:stream_global_join", f"{_GLOBAL}:generate_stream_global_join",
              keeps_key=True, single_output=True, key_aware=True),
     NodeKind("table_join_merge", f"{_JOIN}:table_join_merge", lookup=f"{_JOIN}:table_join_lookup",
+             row_lookup=f"{_JOIN}:table_join_row",
              keeps_key=True, table=True, passes_changes=True),
     # foreign-key table–table join (KIP-213): see fk_join.py
     NodeKind("fk_subscription_send", f"{_FK}:fk_subscription_send", needs_old=True),
     NodeKind("fk_subscription_receive", f"{_FK}:fk_subscription_receive", store="store", joins=True),
     NodeKind("fk_foreign_join", f"{_FK}:fk_foreign_join", store="store"),
     NodeKind("fk_response_join", f"{_FK}:fk_response_join", lookup=f"{_FK}:fk_response_join_lookup",
+             row_lookup=f"{_FK}:fk_response_join_row",
              keeps_key=True, table=True, store="store", joins=True),
     # stream–stream windowed joins: one node per side (owning its buffer), then their merge (owning the
     # shared buffer of unmatched records of a left / outer join)

@@ -3,7 +3,10 @@
 Table processors forward changes ``(key, (new, old))``. Each table node also
 has a *value getter* ``get(key) -> value | None`` (Kafka Streams'
 ``KTableValueGetter``), so a join or a lookup reads a derived table without
-materializing it again.
+materializing it again, and a *row getter* ``get(key) -> (value, timestamp) |
+None`` (Kafka Streams' ``ValueAndTimestamp``) for the table–table joins, which
+stamp their output with the later of the two rows' times. A source table's
+rows keep the time of the record that set them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from streamlet.topology.graph import Node
 from streamlet.topology.kinds import KINDS, resolve
 
 Getter = Callable[[Any], Any]
+#: ``get(key) -> (value, timestamp) | None``
+RowGetter = Callable[[Any], Any]
 
 
 class TableKeyError(ValueError):
@@ -28,6 +33,15 @@ def getter_of(comp: Compilation, name: str) -> Getter:
     """The value getter of table node ``name`` (its kind's ``lookup``)."""
     node = comp.topology.nodes[name]
     ref = KINDS[node.kind].lookup
+    if ref is None:
+        raise TopologyError(f"{name} ({node.kind}) is not a table that can be looked up")
+    return resolve(ref)(node, comp.ctx, comp)  # type: ignore[no-any-return]
+
+
+def row_getter_of(comp: Compilation, name: str) -> RowGetter:
+    """The row getter of table node ``name`` (its kind's ``row_lookup``)."""
+    node = comp.topology.nodes[name]
+    ref = KINDS[node.kind].row_lookup
     if ref is None:
         raise TopologyError(f"{name} ({node.kind}) is not a table that can be looked up")
     return resolve(ref)(node, comp.ctx, comp)  # type: ignore[no-any-return]
@@ -70,14 +84,28 @@ def table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compi
         next_offset = offset + 1
         kb = m.key()
         old = get(kb)
-        if v is not None or old is not None:
-            put(kb, v)
+        if old is not None:
+            old = old[0]
+            put(kb, None if v is None else (v, m.timestamp()[1]))
+        elif v is not None:
+            put(kb, (v, m.timestamp()[1]))
         down(k, (v, old))  # a tombstone for a key not held is forwarded too, as in Kafka Streams
 
     return table_source
 
 
 def table_source_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
+    get = ctx.stores[node.params["store"]].get
+    kser = node.params["key_serde"].serialize
+
+    def get_value(k: Any) -> Any:
+        row = get(kser(k))
+        return None if row is None else row[0]
+
+    return get_value
+
+
+def table_source_row(node: Node, ctx: TaskContext, comp: Compilation) -> RowGetter:
     get = ctx.stores[node.params["store"]].get
     kser = node.params["key_serde"].serialize
     return lambda k: get(kser(k))
@@ -111,6 +139,17 @@ def table_filter_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Gett
     return get
 
 
+def table_filter_row(node: Node, ctx: TaskContext, comp: Compilation) -> RowGetter:
+    parent = row_getter_of(comp, node.parents[0])
+    pred, negate = node.fn, bool(node.params.get("negate"))
+
+    def get(k: Any) -> Any:
+        row = parent(k)
+        return row if row is not None and bool(pred(k, row[0])) != negate else None
+
+    return get
+
+
 def table_map_values(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
     fn, down = node.fn, fan_out(downs)
 
@@ -127,6 +166,19 @@ def table_map_values_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> 
     def get(k: Any) -> Any:
         v = parent(k)
         return None if v is None else fn(v)
+
+    return get
+
+
+def table_map_values_row(node: Node, ctx: TaskContext, comp: Compilation) -> RowGetter:
+    parent, fn = row_getter_of(comp, node.parents[0]), node.fn
+
+    def get(k: Any) -> Any:
+        row = parent(k)
+        if row is None:
+            return None
+        v = fn(row[0])
+        return None if v is None else (v, row[1])
 
     return get
 

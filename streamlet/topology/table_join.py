@@ -1,11 +1,13 @@
 """Table–table joins (Kafka Streams' ``KTableKTableJoin``): re-evaluated whenever either side changes.
 
 A join is three nodes: one per side (``table_join``), each looking the other
-side up through its value getter when its own side changes, and the joined
-table after them (``table_join_merge``), whose value getter computes the join
-for a key on demand (nothing is materialized). Changes go on as ``(new, old)``,
-the old result computed with the same other-side row, so that a filter after
-the join emits a tombstone only for a row that passed before.
+side up through its row getter when its own side changes, and the joined
+table after them (``table_join_merge``), whose getters compute the join for a
+key on demand (nothing is materialized). Changes go on as ``(new, old)``, the
+old result computed with the same other-side row, so that a filter after the
+join emits a tombstone only for a row that passed before. A result is stamped
+with the later of the change's time and the other row's (Kafka Streams'
+``max(record time, other row's time)``).
 
 Which changes emit (``how``; the right side sees the joiner's arguments swapped back):
 
@@ -25,14 +27,16 @@ from streamlet.topology.chain import Forward, fan_out
 from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
-from streamlet.topology.stateful import Getter, getter_of, needs_old
+from streamlet.topology.aggregate import forward_at
+from streamlet.topology.stateful import Getter, RowGetter, getter_of, needs_old, row_getter_of
 
 HOW = ("inner", "left", "outer")
 
 
 def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compilation) -> Forward:
-    """One side of a join: a change of this side's row, joined with the other side's row now."""
-    other = getter_of(comp, node.params["other"])
+    """One side of a join: a change of this side's row, joined with the other side's row now, stamped
+    with the later of the change's and that row's times (Kafka Streams)."""
+    other = row_getter_of(comp, node.params["other"])
     joiner, how, down = node.fn, node.params["how"], fan_out(downs)
     left_side = node.params["side"] == "left"
     # the old joined row only when a step downstream reads it (a filter): else one joiner call
@@ -41,45 +45,62 @@ def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
     def join(mine: Any, theirs: Any) -> Any:
         return joiner(mine, theirs) if left_side else joiner(theirs, mine)
 
+    def emit(k: Any, change: Any, row: Any) -> None:
+        if row is None or row[1] <= ctx.msg.timestamp()[1]:
+            down(k, change)
+        else:
+            forward_at(ctx, down, k, change, row[1])
+
     if how == "inner":
         def table_join_inner(k: Any, change: Any) -> None:
-            theirs = other(k)
-            if theirs is None:
+            row = other(k)
+            if row is None:
                 return
+            theirs = row[0]
             new, old = change
-            down(k, (None if new is None else join(new, theirs),
-                     None if old is None or not want_old else join(old, theirs)))
+            emit(k, (None if new is None else join(new, theirs),
+                     None if old is None or not want_old else join(old, theirs)), row)
 
         return table_join_inner
 
     if how == "left" and left_side:
         def table_join_left(k: Any, change: Any) -> None:
-            theirs = other(k)
+            row = other(k)
             new, old = change
-            if theirs is None and new is None and old is None:
-                return  # a tombstone for a key neither side holds
-            down(k, (None if new is None else joiner(new, theirs),
-                     None if old is None or not want_old else joiner(old, theirs)))
+            if row is None:
+                if new is None and old is None:
+                    return  # a tombstone for a key neither side holds
+                down(k, (None if new is None else joiner(new, None),
+                         None if old is None or not want_old else joiner(old, None)))
+                return
+            theirs = row[0]
+            emit(k, (None if new is None else joiner(new, theirs),
+                     None if old is None or not want_old else joiner(old, theirs)), row)
 
         return table_join_left
 
     if how == "left":  # the right side of a left join: only while the left row exists
         def table_join_right_of_left(k: Any, change: Any) -> None:
-            left = other(k)
-            if left is None:
+            row = other(k)
+            if row is None:
                 return
+            left = row[0]
             new, old = change
-            down(k, (joiner(left, new), joiner(left, old) if want_old else None))
+            emit(k, (joiner(left, new), joiner(left, old) if want_old else None), row)
 
         return table_join_right_of_left
 
     def table_join_outer(k: Any, change: Any) -> None:
-        theirs = other(k)
+        row = other(k)
         new, old = change
-        if theirs is None and new is None and old is None:
+        if row is None:
+            if new is None and old is None:
+                return
+            down(k, (None if new is None else join(new, None),
+                     None if old is None or not want_old else join(old, None)))
             return
-        down(k, (join(new, theirs) if theirs is not None or new is not None else None,
-                 join(old, theirs) if want_old and (theirs is not None or old is not None) else None))
+        theirs = row[0]
+        emit(k, (join(new, theirs), join(old, theirs) if want_old else None), row)
 
     return table_join_outer
 
@@ -102,5 +123,26 @@ def table_join_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter
         if rv is None and (how == "inner" or lv is None):
             return None
         return joiner(lv, rv)
+
+    return get
+
+
+def table_join_row(node: Node, ctx: TaskContext, comp: Compilation) -> RowGetter:
+    """The joined row of a key with the later of its two rows' times."""
+    left, right = row_getter_of(comp, node.params["left"]), row_getter_of(comp, node.params["right"])
+    joiner, how = node.fn, node.params["how"]
+
+    def get(k: Any) -> Any:
+        lrow = left(k)
+        if lrow is None and how != "outer":
+            return None
+        rrow = right(k)
+        if rrow is None:
+            if how == "inner" or lrow is None:
+                return None
+            return joiner(lrow[0], None), lrow[1]
+        if lrow is None:
+            return joiner(None, rrow[0]), rrow[1]
+        return joiner(lrow[0], rrow[0]), max(lrow[1], rrow[1])
 
     return get

@@ -21,17 +21,10 @@ _SKIPPED_WINDOWS = (
     "after stream time jumps — though later windows are emitted; streamlet emits every window once, as "
     "EmitStrategy.onWindowClose() documents. The windows both emit are equal, in the same order")
 DIFFERENT: dict[str, str] = {"windowed-final-hopping": _SKIPPED_WINDOWS, "sliding-final": _SKIPPED_WINDOWS}
-_JOIN_TIMESTAMP = ("a table–table join's output record: Kafka Streams stamps it with the larger of the two rows' "
-                   "timestamps (its tables keep each row's time); streamlet with the timestamp of the record that "
-                   "changed one side — its table stores do not keep row times yet. Keys and values match")
 #: topology → how only the timestamps differ
-DIFFERENT_TIMESTAMPS: dict[str, str] = {"table-table-join": _JOIN_TIMESTAMP, "table-join-filter": _JOIN_TIMESTAMP}
-DIFFERENT_TIMESTAMPS["fk-join"] = (
-    "a foreign-key join's answer to a subscription: Kafka Streams stamps it with the larger of the subscription's "
-    "and the right row's timestamps; streamlet with the subscription's (its table stores do not keep row times "
-    "yet). Keys, values and their order match")
+DIFFERENT_TIMESTAMPS: dict[str, str] = {}
 #: topologies whose known difference some seeds' records do not reach (a non-strict xfail)
-SOMETIMES = {"table-join-filter", "windowed-final-hopping", "sliding-final"}
+SOMETIMES = {"windowed-final-hopping", "sliding-final"}
 #: topology → how it differs only when some stream records have no key
 DIFFERENT_NULL_KEYS: dict[str, str] = {}
 

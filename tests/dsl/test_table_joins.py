@@ -128,3 +128,40 @@ def test_the_joined_tables_sources_share_one_task() -> None:
     app = _app("join")
     topics = app.topology.topics_of_subtopology()
     assert sorted(next(iter(topics.values()))) == ["accounts", "users"] and len(topics) == 1
+
+
+@pytest.mark.parametrize("how", sorted(EXPECTED))
+def test_a_result_carries_the_later_of_the_two_rows_times(how: str) -> None:
+    """Kafka Streams stamps a table–table join's result with max(the change's time, the other row's
+    time): a right row updated "in the past" still yields a result at the left row's later time."""
+    with TestDriver(_app(how)) as d:
+        d.send("users", key="u1", value={"city": "Rome"}, timestamp=5000)
+        d.send("accounts", key="u1", value={"plan": "gold"}, timestamp=3000)   # older than the left row
+        d.send("accounts", key="u1", value={"plan": "free"}, timestamp=4000)
+        d.send("users", key="u1", value={"city": "Oslo"}, timestamp=6000)     # newer than the right row
+        d.send("accounts", key="u1", value=None, timestamp=2000)              # a delete, also older
+        got = [(r.value, r.timestamp) for r in d.read_records("out")]
+    first = [({"city": "Rome", "plan": None}, 5000)] if how != "join" else []
+    last = ({"city": "Oslo", "plan": None}, 6000) if how != "join" else (None, 6000)
+    assert got == first + [({"city": "Rome", "plan": "gold"}, 5000), ({"city": "Rome", "plan": "free"}, 5000),
+                           ({"city": "Oslo", "plan": "free"}, 6000), last]
+
+
+def test_a_joined_aggregate_carries_its_latest_records_time() -> None:
+    app = sl.App("tt-agg-time")
+    totals = app.stream("orders").group_by_key().aggregate(n=sl.agg.count(), name="totals")
+    app.table("users").join(totals, lambda u, t: {"city": u["city"], "orders": t["n"]}).to_stream().to("out")
+    with TestDriver(app) as d:
+        d.send("orders", key="u1", value={"x": 1}, timestamp=7000)
+        d.send("orders", key="u1", value={"x": 2}, timestamp=6500)  # out of order: the aggregate keeps 7000
+        d.send("users", key="u1", value={"city": "Rome"}, timestamp=1000)
+        assert [(r.value, r.timestamp) for r in d.read_records("out")] == [({"city": "Rome", "orders": 2}, 7000)]
+
+
+def test_a_stream_table_join_keeps_the_stream_records_time() -> None:
+    app = sl.App("st-time")
+    app.stream("orders").join(app.table("users"), lambda o, u: {**o, **u}).to("enriched")
+    with TestDriver(app) as d:
+        d.send("users", key="u1", value={"city": "Rome"}, timestamp=9000)
+        d.send("orders", key="u1", value={"n": 1}, timestamp=1000)
+        assert [(r.value, r.timestamp) for r in d.read_records("enriched")] == [({"n": 1, "city": "Rome"}, 1000)]

@@ -84,7 +84,7 @@ class Msg:
 
 
 def spec(name: str, source_table: bool = False) -> Any:
-    return SimpleNamespace(name=name, value_serde=json(), source_table=source_table,
+    return SimpleNamespace(name=name, value_serde=json(), source_table=source_table, timestamped=False,
                            changelog=name if source_table else f"app-{name}-changelog")
 
 

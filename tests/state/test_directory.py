@@ -52,6 +52,25 @@ def test_a_store_copied_from_another_partition_is_foreign(tmp_path: Path, caplog
     s.close()
 
 
+def test_a_store_whose_rows_have_another_format_is_wiped_and_restored(tmp_path: Path, caplog) -> None:
+    """A source table's store written before its rows kept their times holds plain values: read as
+    timestamped rows they would be garbage, so it is wiped (and restored from its topic)."""
+    d = StateDirectory(tmp_path, "my-app")
+    s = d.open_store(0, "users")
+    s.write({b"k": b'{"plain": 1}'}, {"users": 7})
+    s.close()
+    with caplog.at_level(logging.WARNING, logger="streamlet.state"):
+        s = d.open_store(0, "users", row_format="timestamped")
+    assert "belongs to 'my-app/0/users', not 'my-app/0/users@timestamped'" in caplog.text
+    assert s.get(b"k") is None and s.offsets() == {}
+    s.write({b"k": b"\x00" * 8 + b"1"}, {"users": 1})
+    s.close()
+    caplog.clear()
+    s = d.open_store(0, "users", row_format="timestamped")  # the same format: kept
+    assert s.get(b"k") == b"\x00" * 8 + b"1" and s.offsets() == {"users": 1} and not caplog.text
+    s.close()
+
+
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b", "../etc"])
 def test_names_that_would_escape_the_directory_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(StateError, match="path separators"):

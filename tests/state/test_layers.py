@@ -144,8 +144,9 @@ def test_metrics_are_counted_per_commit_and_the_record_path_calls_the_cache_itse
 
 def test_the_builder_stacks_the_runtime_layers_from_a_spec() -> None:
     spec = SimpleNamespace(name="counts", value_serde=json(), changelog="app-counts-changelog",
-                           source_table=False)
-    table = SimpleNamespace(name="users", value_serde=json(), changelog="users", source_table=True)
+                           source_table=False, timestamped=False)
+    table = SimpleNamespace(name="users", value_serde=json(), changelog="users", source_table=True,
+                            timestamped=False)
     sent = Sent()
     store = StoreBuilder.for_spec(spec, 1, sent, Metrics()).build(InMemoryStore("counts"))
     kinds = [type(layer) for layer in layers(store)]

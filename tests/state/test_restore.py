@@ -13,7 +13,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamlet.broker.mock import MockCluster
 from streamlet.errors import ChangelogTruncatedError, StateError
+from streamlet.serde import json
 from streamlet.state import InMemoryStore, RocksDBStore, restore_consumer_config, restore_store
+from streamlet.state.row import ValueAndTimestamp, timestamped_serde
 
 TOPIC = "app-s-changelog"
 
@@ -78,6 +80,20 @@ def test_stop_at_ends_a_source_table_restore_at_the_committed_offset(cluster, to
     assert store.offsets() == {topic: 300}
     assert restore_store(store, consumer, topic, 0, stop_at=10_000) == 200  # beyond the end: to the end
     assert store.offsets() == {topic: 500} and store.get(b"k9") == b"v499"
+
+
+def test_a_source_tables_rows_are_stamped_with_their_records_times(cluster, topic, consumer) -> None:
+    """A timestamped store restored from a topic of plain values (a source table's input): each row is
+    the record's timestamp then its value, as the table wrote it while processing."""
+    p = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    for i, (k, v) in enumerate([(b"a", b'"x"'), (b"b", b'"y"'), (b"a", b'"z"'), (b"b", None)]):
+        p.produce(topic, v, k, 0, timestamp=1000 + i)
+    assert p.flush(10) == 0
+    store = InMemoryStore("s")
+    assert restore_store(store, consumer, topic, 0, stamp_rows=True) == 4
+    rows = timestamped_serde(json())
+    assert rows.deserialize(store.get(b"a")) == ValueAndTimestamp("z", 1002)
+    assert store.get(b"b") is None  # a tombstone deletes, unstamped
 
 
 def test_small_batches_each_write_with_their_checkpoint(cluster, topic, consumer) -> None:
