@@ -225,7 +225,13 @@ def generate_source(comp: "Compilation", node: Node) -> SourceFn:
     w.emit(1, "raise DeserializationFailure(exc) from exc")
     # only a configured extractor or a chain that reads stream time costs anything here
     stream_time = tracks_stream_time(comp, node.name)
-    if extract is not None:
+    if extract is not None and extract.fn is None:
+        # a field of a dict value holding an int >= 0 (the usual case) is read inline; anything else
+        # (a tombstone, a float, a missing field...) goes through the extractor, which decides
+        w.emit(0, f"ts0 = v0.get({w.bind(extract.field, 'timestamp_field')}) if v0.__class__ is dict else None")
+        w.emit(0, "if ts0.__class__ is not int or ts0 < 0:")
+        w.emit(1, f"ts0 = {w.bind(extract, 'timestamp_extractor')}(k0, v0, m.timestamp()[1])")
+    elif extract is not None:
         w.emit(0, f"ts0 = {w.bind(extract, 'timestamp_extractor')}(k0, v0, m.timestamp()[1])")
     elif stream_time:
         w.emit(0, "ts0 = m.timestamp()[1]")

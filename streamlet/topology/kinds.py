@@ -117,8 +117,9 @@ KINDS: dict[str, NodeKind] = {k.name: k for k in (
              row_lookup=f"{_AGG}:aggregate_lookup_row", keeps_key=True,
              table=True, store="store"),
     # its key is the record key with its window (sl.Windowed): not the key that came in
-    NodeKind("window_aggregate", "streamlet.topology.window_aggregate:window_aggregate", table=True,
-             store="store", reads_stream_time=True),
+    NodeKind("window_aggregate", "streamlet.topology.window_aggregate:window_aggregate",
+             "streamlet.topology.codegen_window:window_aggregate", table=True, store="store",
+             reads_stream_time=True),
     NodeKind("sliding_aggregate", "streamlet.topology.sliding_aggregate:sliding_aggregate", table=True,
              store="store", reads_stream_time=True),
     NodeKind("session_aggregate", "streamlet.topology.session_aggregate:session_aggregate", table=True,

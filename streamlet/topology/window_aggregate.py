@@ -207,24 +207,28 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
         # while the cache drops nothing: a key it does not hold needs no read
         cache = layer_of(store, CachingStore)
         fresh = {"from": None, "evictions": -1}
+        expiry_due = -1  # next_expiry as an int (-1: not set yet, due at the first record)
 
-        def window_aggregate_tumbling(k: Any, v: Any) -> None:
-            nonlocal observed, newest
+        def tumbling_record(k: Any, v: Any, kb: bytes, ts: int, m: Any, offset: int, seq: int,
+                            stamped: bool) -> None:
+            """One record of the tumbling window: ``kb`` its key's bytes, ``ts`` its timestamp, ``m`` its
+            message, ``offset`` and ``seq`` its replay mark (the input record's offset, the n-th record
+            made from it). ``stamped``: the chain sees ``m`` as ``with_timestamp(m, ts)``; only the rare
+            steps that hand a message on (late records, emission, emit changes) make that one."""
+            nonlocal observed, newest, expiry_due
             if v is None or k is None:
                 return  # null keys and values never reach a windowed aggregate (Kafka Streams)
             if not loaded:
                 load()
-            m = ctx.msg
-            seq = 0 if single else sequence.next(m)
-            ts = m.timestamp()[1]
             if ts > observed:
                 observed = ts
             close = observed - grace
             start = ts - ts % size
             if start + size <= close:
+                ctx.msg = with_timestamp(m, ts) if stamped else m
                 late_record(ctx, name, ts, start, start + size, observed, grace)
             else:
-                kb = pack(start) + key_bytes(k)
+                kb = pack(start) + kb
                 if newest is not None and start > newest:
                     cur = None  # no row can exist for a window newer than every row written
                     newest = start
@@ -240,24 +244,38 @@ def window_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
                             cur = None
                         else:
                             cur = get(kb)
-                offset = input_message(m).offset()
                 if cur is None:
                     agg, old, row_ts = initial(), None, ts
+                    apply = True
                 elif offset < cur[0] or (offset == cur[0] and seq <= cur[2]):
-                    closing(close)
-                    return  # applied already: a replay after a crash
+                    apply = False  # applied already: a replay after a crash
                 else:
                     agg, row_ts = cur[1], cur[3] if cur[3] > ts else ts
                     old = present(agg) if want_old else None
-                agg = add(agg, k, v, m.offset(), ts)
-                if check:
-                    check_state(agg)
-                values[kb] = [offset, agg, seq, row_ts]
-                dirty[kb] = None
-                if not final and downs:
-                    forward_at(ctx, down, Windowed(k, start, start + size), (present(agg), old), row_ts)
-            closing(close)
+                    apply = True
+                if apply:
+                    agg = add(agg, k, v, m.offset(), ts)
+                    if check:
+                        check_state(agg)
+                    values[kb] = [offset, agg, seq, row_ts]
+                    dirty[kb] = None
+                    if not final and downs:
+                        ctx.msg = with_timestamp(m, ts) if stamped else m
+                        forward_at(ctx, down, Windowed(k, start, start + size), (present(agg), old), row_ts)
+            if (final and close >= next_close) or observed >= expiry_due:
+                ctx.msg = with_timestamp(m, ts) if stamped else m
+                closing(close)
+                expiry_due = next_expiry  # type: ignore[assignment]
 
+        def window_aggregate_tumbling(k: Any, v: Any) -> None:
+            m = ctx.msg
+            if v is None or k is None:
+                return  # null keys and values never reach a windowed aggregate (Kafka Streams)
+            tumbling_record(k, v, key_bytes(k), m.timestamp()[1], m, input_message(m).offset(),
+                            0 if single else sequence.next(m), False)
+
+        # for generated chains (codegen_window): the record's parts passed directly, no message made for it
+        window_aggregate_tumbling.record = tumbling_record  # type: ignore[attr-defined]
         return window_aggregate_tumbling
 
     def window_aggregate(k: Any, v: Any) -> None:
