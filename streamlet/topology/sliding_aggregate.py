@@ -88,10 +88,12 @@ def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
             observed = at["observed"] = ts
         close = observed - grace
         kb = key_bytes(k)
-        rows = segments.rows(kb, max(ts - 2 * d, gone + 1), ts + 1)
+        late = ts + 1 + d <= close
+        # a late record looks at all its key's rows: one marked with it or later says it is a replay
+        rows = segments.rows(kb, gone + 1) if late else segments.rows(kb, max(ts - 2 * d, gone + 1), ts + 1)
         marks = [seen(row, m, seq) for _, _, row in rows]
         if None not in marks:  # else: a replay, applied already
-            if ts + 1 + d <= close:
+            if late:
                 late_record(ctx, name, ts, ts - d, ts, observed, grace)
             else:
                 by_start = {w[START]: w for _, _, row in rows for w in row[STATE]}
