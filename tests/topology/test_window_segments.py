@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 import streamlet as sl
-from streamlet.state import InMemoryStore, StoreBuilder
+from streamlet.state import InMemoryStore, RocksDBStore, StoreBuilder
+from streamlet.state.builder import bottom_of
 from streamlet.state.caching import CachingStore
 from streamlet.state.row import STATE
 from streamlet.testing import TestDriver
@@ -248,3 +249,46 @@ def test_rows_hold_each_keys_windows_by_segment_of_their_time() -> None:
         assert rows() == {(2, b"a"): [[130_000, 130_000]]}
     assert bottom(bottoms).deleted == [(row_key(0, b""), row_key(2, b"")),
                                        (closing_key(0, b""), closing_key(2 * MINUTE, b""))]
+
+
+class RocksDBDriver(Driver):
+    """A Driver whose stores are RocksDB databases under ``root``, opened again by the next driver."""
+
+    __test__ = False
+
+    def __init__(self, app: sl.App, root: Any, log: dict[str, Any] | None = None) -> None:
+        self.root = root
+        super().__init__(app, {}, log)
+
+    def _open_store(self, spec: Any, partition: int) -> Any:
+        bottom = RocksDBStore(self.root / f"{spec.name}-{partition}", spec.name, "test")
+        return StoreBuilder.for_spec(spec, partition).build(bottom)
+
+
+@pytest.mark.parametrize("kind", ["session", "sliding"])
+def test_a_task_restarted_on_its_rocksdb_state_goes_on_where_it_stopped(kind: str, tmp_path: Any) -> None:
+    """Close and reopen on RocksDB: expired segments deleted on disk, the emitted mark and the open
+    windows read back, every final window once."""
+    recs = sorted(records(400, seed=7), key=lambda r: r[1])  # in time order: see the test above
+    app = app_of(windows_of(kind), final=True)
+    with TestDriver(app) as whole:
+        send(whole, recs)
+        expected = outputs(whole)
+    with RocksDBDriver(app, tmp_path) as a:
+        send(a, recs[:250])
+        a.commit()
+        before = outputs(a)
+        log = a.log
+    with RocksDBDriver(app, tmp_path, log={"in": log["in"]}) as b:
+        send(b, recs[250:])
+        b.commit()
+        after = outputs(b)
+        [task] = b.tasks.tasks.values()
+        disk = list(bottom_of(task.ctx.stores["w"]).items())
+    assert before and after and before + after == expected
+    now = recs[-1][1]
+    segments = [split_row_key(k)[0] for k, _ in disk if k.startswith(ROW)]
+    index = [split_closing_key(k)[0] for k, _ in disk if k.startswith(CLOSING)]
+    # on disk: the segments of the last retention (+ the one it starts in), nothing older
+    assert segments and min(segments) >= (now - windows_of(kind).retention) // MINUTE - 1 > 0
+    assert index and min(index) >= min(segments) * MINUTE
