@@ -9,7 +9,8 @@ task that restarts emits neither twice nor never.
 Closing windows are found in two places, neither of them a scan of every window:
 
 * windows written before the task started: the time index's rows in ``[emitted, close)``, read from
-  the store under the cache (only while such windows can be open: times up to the newest at start);
+  the store under the cache at each emission while such windows can be open (times up to the
+  newest at start, so for about ``gap + grace`` of stream time after a restart);
 * windows written since: a heap of the *open* ones (not emitted, not merged away), so memory is
   bounded by the open windows; it starts empty with the task.
 
@@ -46,7 +47,7 @@ class ClosingIndex:
         self.heap: list[Entry] = []
         #: windows written before the task started have a time at most this
         self.preload_until = -1
-        #: no window written before the task started and not emitted has a time below it (None: none left)
+        #: the first time a window written before the task started may have and not be emitted (None: none)
         self.next_preload: int | None = None
 
     def load(self, newest: int) -> None:
@@ -61,13 +62,11 @@ class ClosingIndex:
         return max(self.emitted - self.shift, 0)
 
     def _seek(self) -> None:
-        """Find the first window written before the task started that is not emitted (one seek)."""
+        """After an emission: windows written before the task started may still close from the first
+        time not emitted on (a bound, not a read: the next emission reads the time index from there
+        to its close, only the windows closing then)."""
         lo = self._from()
-        self.next_preload = None
-        if lo <= self.preload_until:
-            for ck, _ in self.below.items(closing_key(lo, b""), closing_key(self.preload_until + 1, b"")):
-                self.next_preload = split_closing_key(ck)[0]
-                break
+        self.next_preload = lo if lo <= self.preload_until else None
 
     def add(self, time: int, kb: bytes) -> None:
         """A window of ``time`` of key ``kb`` is written (again)."""
