@@ -116,8 +116,8 @@ class SessionStoreView(StoreView):
     latest time written to the store) are left out.
     """
 
-    #: index of a window's start, of its time (what it is segmented by) and of its state
-    _START, _TIME, _STATE = 0, 1, 2
+    #: index of a window's time (what it is segmented by: a session's end) in its list
+    _TIME = 1
 
     def _interval(self) -> int:
         return segment_interval(self.spec.windows.retention)
@@ -179,7 +179,7 @@ class SlidingStoreView(SessionStoreView):
     """A sliding-window store's view: ``fetch(key, time_from, time_to)`` gives the key's windows that
     start in that range, oldest first (windows by the segment of their start)."""
 
-    _START, _TIME, _STATE = 0, 0, 1
+    _TIME = 0  # a sliding window's start
 
     def _entry(self, key: Any, w: list[Any]) -> tuple[Windowed, Any]:
         """A sliding window ``[start, state, max record time]`` as (window, value)."""
