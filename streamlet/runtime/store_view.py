@@ -8,8 +8,8 @@ from typing import Any, Iterator
 from streamlet.record import Windowed
 from streamlet.topology.graph import StoreSpec
 from streamlet.state.row import STATE
-from streamlet.topology.window_rows import ROW as SESSION_ROW
-from streamlet.topology.window_rows import ROW_END as SESSION_ROW_END
+from streamlet.topology.join_buffer import segment_interval
+from streamlet.topology.window_segments import NEWEST, ROW, ROW_END, row_key, split_row_key
 from streamlet.topology.window_aggregate import EMITTED, FIRST, split_window_key, window_key
 
 
@@ -109,30 +109,50 @@ class SessionStoreView(StoreView):
     """A session store's view (Kafka Streams' ``ReadOnlySessionStore``): keys are ``sl.Windowed``.
 
         view.fetch("u1")                     # [(Windowed("u1", 1000, 4200), 7), ...] oldest first
+        view.fetch("u1", 5000, 9000)         # the sessions ending at 5000 or later, starting by 9000
+
+    Reads only the segments of the store that can hold what is asked (sessions by the segment of
+    their end, :mod:`streamlet.topology.window_segments`); windows past the retention (of the
+    latest time written to the store) are left out.
     """
 
-    def _sessions(self, cache: Any, kb: bytes | None = None) -> Iterator[tuple[Windowed, Any]]:
-        rows = [(kb, cache.peek(kb))] if kb is not None else cache.items(SESSION_ROW, SESSION_ROW_END)
-        for rk, stored in rows:
-            if stored is None:
-                continue
-            key = self._kde(rk[1:])
-            for s in stored[STATE]:
-                yield self._entry(key, s)
+    #: index of a window's time (what it is segmented by: a session's end) in its list
+    _TIME = 1
 
-    def _entry(self, key: Any, s: list[Any]) -> tuple[Windowed, Any]:
-        """A session row entry ``[start, end, state]`` as (window, value)."""
-        return Windowed(key, s[0], s[1]), self._present([None, s[2]])
+    def _interval(self) -> int:
+        return segment_interval(self.spec.windows.retention)
 
-    def fetch(self, key: Any) -> list[tuple[Windowed, Any]]:
-        """The sessions of ``key``, oldest first."""
-        kb = SESSION_ROW + self._kser(key)
-        return sorted((item for cache in self._caches() for item in self._sessions(cache, kb)),
-                      key=lambda item: item[0].start)
+    def _entry(self, key: Any, w: list[Any]) -> tuple[Windowed, Any]:
+        """A session ``[start, end, state]`` as (window, value)."""
+        return Windowed(key, w[0], w[1]), self._present([None, w[2]])
+
+    def _windows(self, cache: Any, kb: bytes, lo: int, hi: int | None) -> list[list[Any]]:
+        """The windows of key ``kb`` in ``cache`` whose time is in ``[lo, hi]`` (None: no bound), live
+        ones only: one read per segment."""
+        newest = cache.peek(NEWEST)
+        if newest is None:
+            return []
+        newest, iv = newest[0], self._interval()
+        lo = max(lo, newest - self.spec.windows.retention + 1, 0)
+        hi = newest if hi is None else min(hi, newest)
+        out = []
+        for segment in range(lo // iv, hi // iv + 1) if hi >= lo else ():
+            row = cache.peek(row_key(segment, kb))
+            if row is not None:
+                out.extend(w for w in row[STATE] if lo <= w[self._TIME] <= hi)
+        return out
+
+    def fetch(self, key: Any, earliest_end: int = 0, latest_start: int | None = None) -> list[tuple[Windowed, Any]]:
+        """The sessions of ``key`` that end at ``earliest_end`` or later and start at ``latest_start`` or
+        earlier (Kafka Streams' ``findSessions``), oldest first."""
+        kb = self._kser(key)
+        found = [w for cache in self._caches() for w in self._windows(cache, kb, earliest_end, None)
+                 if latest_start is None or w[0] <= latest_start]
+        return [self._entry(key, w) for w in sorted(found, key=lambda w: w[0])]
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, Windowed):
-            for w, value in self.fetch(key.key):
+            for w, value in self.fetch(key.key, key.end, key.start):
                 if w == key:
                     return value
         raise KeyError(key)
@@ -142,16 +162,41 @@ class SessionStoreView(StoreView):
             yield key
 
     def items(self) -> Iterator[tuple[Any, Any]]:  # type: ignore[override]
+        retention = self.spec.windows.retention
         for cache in self._caches():
-            yield from self._sessions(cache)
+            newest = cache.peek(NEWEST)
+            if newest is None:
+                continue
+            floor = newest[0] - retention
+            for rk, row in cache.items(ROW, ROW_END):
+                key = self._kde(split_row_key(rk)[1])
+                for w in row[STATE]:
+                    if w[self._TIME] > floor:
+                        yield self._entry(key, w)
 
 
 class SlidingStoreView(SessionStoreView):
-    """A sliding-window store's view: ``fetch(key)`` gives the key's windows, oldest first."""
+    """A sliding-window store's view: ``fetch(key, time_from, time_to)`` gives the key's windows that
+    start in that range, oldest first (windows by the segment of their start)."""
 
-    def _entry(self, key: Any, s: list[Any]) -> tuple[Windowed, Any]:
-        """A sliding row entry ``[start, state, max record time]`` as (window, value)."""
-        return Windowed(key, s[0], s[0] + self.spec.windows.max_difference), self._present([None, s[1]])
+    _TIME = 0  # a sliding window's start
+
+    def _entry(self, key: Any, w: list[Any]) -> tuple[Windowed, Any]:
+        """A sliding window ``[start, state, max record time]`` as (window, value)."""
+        return Windowed(key, w[0], w[0] + self.spec.windows.max_difference), self._present([None, w[1]])
+
+    def fetch(self, key: Any, time_from: int = 0, time_to: int | None = None) -> list[tuple[Windowed, Any]]:
+        """The windows of ``key`` that start in ``[time_from, time_to]``, oldest first."""
+        kb = self._kser(key)
+        found = [w for cache in self._caches() for w in self._windows(cache, kb, time_from, time_to)]
+        return [self._entry(key, w) for w in sorted(found, key=lambda w: w[0])]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, Windowed):
+            for w, value in self.fetch(key.key, key.start, key.start):
+                if w == key:
+                    return value
+        raise KeyError(key)
 
 
 def view_of(spec: StoreSpec, tasks: Any) -> StoreView:

@@ -8,8 +8,8 @@
 
 gives ``Metered(Caching(ChangeLogging(RocksDB)))``. The runtime builds every
 store with :meth:`StoreBuilder.for_spec`; the TestDriver builds a cache over
-an in-memory store. A window or session store will be a segmented bottom
-under the same layers (see :mod:`streamlet.state.store`).
+an in-memory store. Window, session and sliding stores use the same layers
+(see :mod:`streamlet.state.store`).
 """
 
 from __future__ import annotations

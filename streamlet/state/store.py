@@ -28,20 +28,12 @@ with an empty checkpoint is restored from the start of its changelog;
 a restore writes the bottom directly (:func:`streamlet.state.restore.restore_store`),
 never through the logging layer.
 
-Window and session stores (not built yet) fit as new bottoms under the same
-layers: a *segmented* bottom keeps one RocksDB column family or database per
-time segment (``segment = window start // segment_ms``), with keys
-``key bytes + 8-byte big-endian window start`` (sessions: ``+ end``) so that
-one key's windows are adjacent and ``items(start, end)`` fetches a key's
-windows in a time range. It tracks the latest window start it was given
-(Kafka Streams' observed stream time), so expiry needs nothing from the
-runtime: its ``commit(offsets)`` drops the segments wholly older than that
-time − retention — ``Rdict.drop_column_family`` for a segment of its own, or
-``WriteBatch.delete_range`` over the segment's keys in the same batch as the
-data and the checkpoint. The caching and logging layers see only key bytes,
-so they stay as they are (the changelog gets the window key's bytes, and a
-restore replays them into the segments); the window key's bytes come from
-its serde, the row's value and timestamp from :mod:`streamlet.state.row`.
+Window, session and sliding stores are these same layers: their steps lay the
+keys out in time (a window start or a segment first, see
+:mod:`streamlet.topology.window_aggregate` and
+:mod:`streamlet.topology.window_segments`) and expire old windows with
+:meth:`delete_range` over whole segments, which a bottom applies in the
+commit's batch, before the staged changes, with the checkpoint.
 """
 
 from __future__ import annotations

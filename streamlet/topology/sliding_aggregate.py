@@ -12,12 +12,13 @@ follows Kafka Streams step by step, so that outputs — which windows, in which
 order, with which aggregates and timestamps — are the same.
 
 Late: a record with ``ts + 1 + d <= stream time - grace``, and an update of
-a window whose end is before ``stream time - grace``. Windows live in one
-store row per key, as sessions do (:mod:`streamlet.topology.session_aggregate`):
-``[start, state, max record time]`` each, sorted by start; a heap of window
-ends drives emit final (a window once ``end < stream time - grace``, in start
-then key order) and expiry (``start <= stream time - retention``, retention
-``2 d + grace`` by default).
+a window whose end is before ``stream time - grace``. Windows live in the segmented store of
+:mod:`streamlet.topology.window_segments`, by the segment of their start (``[start, state, max
+record time]`` each): a record reads its key's rows of the segments from ``ts - 2 d`` to ``ts + 1``.
+Emit final emits a window once ``end < stream time - grace``, in start then key order
+(:mod:`streamlet.topology.window_closing`); windows starting at or before ``newest start -
+retention`` (retention ``2 d + grace`` by default) are expired, and go with their segment. Replays
+are told as for sessions (:mod:`streamlet.topology.session_aggregate`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.topology.window_aggregate import late_record
-from streamlet.topology.window_rows import ROW, WindowRows, WindowStep
+from streamlet.topology.window_closing import ClosingIndex
+from streamlet.topology.window_segments import Segments, row_key
+from streamlet.topology.window_step import WindowStep
 
 START, AGG, MAX_TS = 0, 1, 2
 
@@ -48,38 +51,55 @@ def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
     sequence, seen, row_of, name = step.sequence, step.seen, step.row_of, step.name
     windows = step.windows
     d, grace, retention = windows.max_difference, windows.grace, windows.retention
-    observed_at = {"observed": ctx.stream_time}
+    segments = Segments(store, retention)
+    interval = segments.interval
+    closing = ClosingIndex(store, d) if final else None
+    # observed: stream time as this step observes it; segments.newest: the latest window start
+    # written — the store's own stream time in Kafka Streams, from which windows starting at or
+    # before newest - retention are gone
+    at = {"observed": ctx.stream_time, "loaded": False}
 
-    def emit(rk: bytes, w: list[Any]) -> None:
-        forward_at(ctx, down, Windowed(kde(rk[1:]), w[START], w[START] + d), (present(w[AGG]), None), w[MAX_TS])
-
-    # rows.max_start: the latest window start written — the store's own stream time in Kafka Streams,
-    # from which windows starting at or before max_start - retention are gone
-    rows = WindowRows(store, final, lambda w: (w[START], w[START] + d), emit)
+    def emit_closed(close: int) -> None:
+        """Emit the windows ending before ``close`` not emitted yet, in start, key order."""
+        assert closing is not None
+        for start, kb in closing.take(close):
+            row = get(row_key(start // interval, kb))
+            for w in () if row is None else row[STATE]:
+                if w[START] == start:
+                    if down is not None:
+                        forward_at(ctx, down, Windowed(kde(kb), start, start + d), (present(w[AGG]), None),
+                                   w[MAX_TS])
+                    break
 
     def sliding_aggregate(k: Any, v: Any) -> None:
         if v is None or k is None:
             return  # null keys and values never reach a windowed aggregate
-        if rows.ends is None:
-            rows.load()
+        if not at["loaded"]:
+            at["loaded"] = True
+            segments.load()
+            if closing is not None:
+                closing.load(segments.newest)
         m = ctx.msg
         seq = sequence.next(m)
         ts = m.timestamp()[1]
-        observed = observed_at["observed"]
-        gone = rows.max_start - retention  # windows starting at or before it are expired
+        observed = at["observed"]
+        gone = segments.newest - retention  # windows starting at or before it are expired
         if ts > observed:
-            observed = observed_at["observed"] = ts
+            observed = at["observed"] = ts
         close = observed - grace
-        rk = ROW + key_bytes(k)
-        cur = get(rk)
-        mark = seen(cur, m, seq)
-        if mark is not None:
-            if ts + 1 + d <= close:
+        kb = key_bytes(k)
+        late = ts + 1 + d <= close
+        # a late record looks at all its key's rows: one marked with it or later says it is a replay
+        rows = segments.rows(kb, gone + 1) if late else segments.rows(kb, max(ts - 2 * d, gone + 1), ts + 1)
+        marks = [seen(row, m, seq) for _, _, row in rows]
+        if None not in marks:  # else: a replay, applied already
+            if late:
                 late_record(ctx, name, ts, ts - d, ts, observed, grace)
             else:
-                wins = [] if cur is None else [w for w in cur[STATE] if w[START] > gone]
-                by_start = {w[START]: w for w in wins}
+                by_start = {w[START]: w for _, _, row in rows for w in row[STATE]}
+                wins = [w for w in by_start.values() if w[START] > gone]
                 out: list[tuple[list[Any], Any]] = []  # (window, old aggregate) in Kafka Streams' order
+                created: list[int] = []
 
                 def update(w: list[Any] | None, start: int, agg: Any, agg_ts: int | None) -> None:
                     """``updateWindowAndForward``: add the record to window ``start`` if it is still open."""
@@ -93,30 +113,46 @@ def sliding_aggregate(node: Node, ctx: TaskContext, downs: list[Forward], comp: 
                     new_ts = ts if agg_ts is None else max(ts, agg_ts)
                     if w is None:
                         w = by_start[start] = [start, new_agg, new_ts]
+                        created.append(start)
                     else:
                         w[AGG], w[MAX_TS] = new_agg, new_ts
-                    rows.add(start, start + d, rk)
                     out.append((w, old))
 
                 def create(start: int, agg: Any, agg_ts: int) -> None:
                     """``createCurrentRecordRightWindow``: a copy of another window's aggregate."""
                     w = by_start[start] = [start, copy.deepcopy(agg), agg_ts]
-                    rows.add(start, start + d, rk)
+                    created.append(start)
                     out.append((w, None))
 
                 if ts < d:
                     process_early(wins, update, create)
                 else:
                     process(wins, update, create)
-                put(rk, row_of(mark, sorted(by_start.values(), key=lambda w: w[START]), observed))
+                if out:
+                    write(kb, rows, marks, by_start, [w[START] for w, _ in out], created, observed, m, seq)
                 if not final and down is not None:
                     for w, old in out:
                         forward_at(ctx, down, Windowed(k, w[START], w[START] + d), (present(w[AGG]), old),
                                    w[MAX_TS])
-        if final and rows.closes(close):
-            rows.emit_closed(close)
-        gone = rows.max_start - retention
-        rows.expire(lambda entry: entry[1] <= gone)
+        cut = segments.newest - retention + 1  # windows starting before it are expired
+        if closing is not None:
+            if closing.closes(close):
+                emit_closed(close)
+            cut = min(cut, closing.emitted - d)  # a window goes only once emitted
+        segments.expire(cut)
+
+    def write(kb: bytes, rows: list[Any], marks: list[Any], by_start: dict[int, list[Any]], changed: list[int],
+              created: list[int], observed: int, m: Any, seq: int) -> None:
+        """Write the rows of the segments of the windows ``changed`` (starts) of key ``kb``."""
+        segments.note(max(changed))
+        read = {seg: (rk, mark) for (seg, rk, _), mark in zip(rows, marks)}
+        for seg in sorted({start // interval for start in changed}):
+            rk, mark = read.get(seg) or (row_key(seg, kb), seen(None, m, seq))
+            kept = sorted((w for w in by_start.values() if w[START] // interval == seg), key=lambda w: w[START])
+            put(rk, row_of(mark, kept, observed))
+        if closing is not None:
+            for start in created:
+                closing.add(start, kb)
 
     def process(wins: list[list[Any]], update: Any, create: Any) -> None:
         """Kafka Streams' ``processReverse``: the key's windows from the latest start back."""

@@ -42,7 +42,7 @@ from streamlet.state.builder import layer_of
 from streamlet.state.caching import MISSING, CachingStore
 from streamlet.topology.origin import input_message
 from streamlet.topology.timestamps import with_timestamp
-from streamlet.topology.window_rows import WindowStep
+from streamlet.topology.window_step import WindowStep
 
 log = logging.getLogger("streamlet.windows")
 
