@@ -9,6 +9,7 @@ only the registry.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -147,3 +148,33 @@ def run_pipeline(tmp: Path, bootstrap: str, registry: str) -> None:
     assert {v["pid"] for v in got.values()} == {w.pid for w in workers}
     client = SchemaRegistryClient({"url": registry})
     assert sorted(client.get_subjects()) == ["alerts-key", "alerts-value", "readings-key", "readings-value"]
+
+
+def test_the_avro_sensors_example_across_processes(tmp_path: Path, broker_kind: str) -> None:
+    """docs/avro-and-schema-registry.md's flow: `streamlet broker --script examples/avro_sensors.py
+    --schema-registry`, a `streamlet run` worker, `python examples/avro_sensors.py send 200`."""
+    if broker_kind != "mock":
+        pytest.skip("the documented flow hosts the embedded broker (test above: every broker kind)")
+    example = Path(__file__).resolve().parents[2] / "examples" / "avro_sensors.py"
+    log = tmp_path / "broker.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlet", "broker", "--script", str(example),
+                                 "--schema-registry"], stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        bootstrap = proc.stdout.readline().split(": ", 1)[1].strip()  # type: ignore[union-attr]
+        registry = proc.stdout.readline().split(": ", 1)[1].strip()  # type: ignore[union-attr]
+        env = {"STREAMLET_SCHEMA_REGISTRY_URL": registry}
+        worker = Worker(tmp_path, example, bootstrap, tmp_path / "state", "sensors", env=env)
+        wait_until(lambda: len(worker.owned()) == 4, 60, "the worker to own the 4 partitions", workers=[worker])
+        sent = subprocess.run([sys.executable, str(example), "send", "200"], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "STREAMLET_BROKERS": bootstrap, **env})
+        assert sent.returncode == 0 and "sent 200 readings" in sent.stdout, sent.stderr[-3000:]
+        wait_committed(bootstrap, "avro-sensors", "readings", 4, 60, [worker])
+        assert worker.stop() == 0
+        value = sl.serde.avro(registry=registry)
+        ctx = sl.serde.SerializationContext("alerts", sl.serde.VALUE)
+        alerts = [value.deserialize(m.value(), ctx) for m in read_all(bootstrap, "alerts", 4)]
+    finally:
+        terminate(proc)
+    assert len(alerts) == 50 and all(a["celsius"] >= 30 for a in alerts), log_tail(log)
+    assert sorted({a["sensor"] for a in alerts}) == [f"sensor-{i}" for i in range(10)]

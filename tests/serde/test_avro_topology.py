@@ -128,3 +128,17 @@ def test_an_unregistered_output_schema_is_a_record_error_saying_how_to_fix_it(ur
             d.send("in", key="k", value={"id": "a", "amount": 1.0, "big": False})
     assert isinstance(info.value.cause, SchemaNotRegisteredError)
     assert "subject 'out-value'" in str(info.value) and "auto_register=True" in str(info.value)
+
+
+def test_an_unreachable_registry_stops_even_under_skip_and_dead_letter() -> None:
+    """Skipping records while the registry is down would lose them: the record fails as under 'fail'."""
+    dead = {"url": "http://127.0.0.1:9", "max.retries": 0, "timeout": 2}
+    for policy in ("skip", "dead_letter"):
+        app = sl.App("registry-down", on_error=policy)
+        app.stream("in", value_serde=sl.serde.avro(ORDER, registry=dead)).to("out")
+        with sl.testing.TestDriver(app) as d:
+            with pytest.raises(RecordError) as info:
+                d.send_raw("in", b"k", b"\x00\x00\x00\x00\x01\x02a")
+            assert info.value.policy == "fail" and info.value.stage == "deserialize"
+            assert "could not be reached" in str(info.value) and d.policy.skipped == 0
+            assert d.read_records(app.config.dead_letter) == []
