@@ -22,15 +22,17 @@ unreachable registry stops the worker under every policy.
 from __future__ import annotations
 
 import io
+import os
 import struct
 from typing import Any, Callable
 
 import orjson
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from streamlet.errors import ConfigError, SchemaRegistryError, SerializationError
+from streamlet.errors import ConfigError, SchemaRegistryError, SchemaRegistryUnavailableError, SerializationError
 from streamlet.serde.context import ContextSerde, MessageField, SerializationContext
 from streamlet.serde.registry import (
+    ENV_URL,
     SubjectNameStrategy,
     is_not_found,
     not_registered,
@@ -79,7 +81,12 @@ class AvroSerde(ContextSerde):
                  to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
                  subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
                  normalize_schemas: bool = False) -> None:
-        self.client, self.url = registry_client(registry)
+        if registry is None and not os.environ.get(ENV_URL):
+            # no registry yet: `streamlet describe` / `topics` load the script without one; the
+            # first record needing the registry stops the worker saying how to set it
+            self._client, self.url = None, f"${ENV_URL}"
+        else:
+            self._client, self.url = registry_client(registry)
         self.schema_json = None if schema is None else _schema_json(schema)
         #: the writer schema's text as registered / looked up (compact JSON of the schema given)
         self.schema_str = None if schema is None else orjson.dumps(self.schema_json).decode()
@@ -105,6 +112,18 @@ class AvroSerde(ContextSerde):
         #: schema id -> (parsed writer schema, parsed reader schema or None): the consumer's cache
         self._readers: dict[int, tuple[Any, Any]] = {}
 
+    @property
+    def client(self) -> Any:
+        """The registry client (resolved from ``$STREAMLET_SCHEMA_REGISTRY_URL`` on first use when the
+        serde was made without a registry)."""
+        if self._client is None:
+            if not os.environ.get(ENV_URL):
+                raise SchemaRegistryUnavailableError(
+                    f"serde.avro() has no schema registry: pass registry='http://host:port' to it, or set "
+                    f"{ENV_URL} (streamlet run --schema-registry URL)")
+            self._client, self.url = registry_client(None)
+        return self._client
+
     # -- producing ------------------------------------------------------------------------------
     def subject(self, topic: str, field: MessageField | str = MessageField.VALUE) -> str:
         """The subject this serde uses for ``field`` (key or value) of ``topic``."""
@@ -122,8 +141,9 @@ class AvroSerde(ContextSerde):
         from confluent_kafka.schema_registry import Schema
 
         subject = self.subject(topic, field)
+        client = self.client
         try:
-            return int(self.client.register_schema(subject, Schema(self.schema_str, "AVRO"),
+            return int(client.register_schema(subject, Schema(self.schema_str, "AVRO"),
                                                    normalize_schemas=self.normalize))
         except Exception as exc:
             raise registry_error(exc, f"registering the schema under subject {subject!r}", self.url,
@@ -133,9 +153,10 @@ class AvroSerde(ContextSerde):
         """Look the schema id up (or register it), once per topic and field."""
         field = MessageField(ctx.field)
         subject = self.subject(ctx.topic, field)
+        client = self.client
         if self.schema_str is None:  # no schema given: the subject's latest, as registered
             try:
-                latest = self.client.get_latest_version(subject)
+                latest = client.get_latest_version(subject)
             except Exception as exc:
                 if is_not_found(exc):
                     raise not_registered(subject, self.url, exc) from exc
@@ -148,7 +169,7 @@ class AvroSerde(ContextSerde):
             from confluent_kafka.schema_registry import Schema
 
             try:
-                found = self.client.lookup_schema(subject, Schema(self.schema_str, "AVRO"),
+                found = client.lookup_schema(subject, Schema(self.schema_str, "AVRO"),
                                                   normalize_schemas=self.normalize)
             except Exception as exc:
                 if is_not_found(exc):
@@ -179,8 +200,9 @@ class AvroSerde(ContextSerde):
     # -- consuming ------------------------------------------------------------------------------
     def _reader_for(self, schema_id: int) -> tuple[Any, Any]:
         """Fetch the writer schema of ``schema_id`` once; the reader schema resolves it."""
+        client = self.client
         try:
-            found = self.client.get_schema(schema_id)
+            found = client.get_schema(schema_id)
         except Exception as exc:
             if is_not_found(exc):
                 raise unknown_id(schema_id, self.url, exc) from exc

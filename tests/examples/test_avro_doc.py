@@ -74,3 +74,16 @@ def test_the_avro_sensors_example_in_a_test_driver(monkeypatch: Any) -> None:
             assert d.read("alerts") == [("s1", {"sensor": "s1", "celsius": Decimal("30.0"), "fahrenheit": 86.0})]
     finally:
         forget_mock("mock://avro-sensors-example")
+
+
+def test_describe_and_topics_of_the_avro_example_need_no_registry(monkeypatch: Any) -> None:
+    from click.testing import CliRunner
+
+    from streamlet.cli.main import cli
+
+    monkeypatch.delenv("STREAMLET_SCHEMA_REGISTRY_URL", raising=False)
+    path = str(ROOT / "examples" / "avro_sensors.py")
+    described = CliRunner().invoke(cli, ["describe", path])
+    assert described.exit_code == 0 and "readings" in described.output and "alerts" in described.output
+    topics = CliRunner().invoke(cli, ["topics", path])
+    assert topics.exit_code == 0 and "input     readings" in topics.output

@@ -288,6 +288,19 @@ def test_the_registry_url_comes_from_the_environment(url: str, monkeypatch: pyte
     assert serde.url == url and serde.client is registry_client(url)[0]
 
 
+def test_without_any_registry_the_serde_is_made_and_its_first_use_says_how_to_set_one(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAMLET_SCHEMA_REGISTRY_URL", raising=False)
+    serde = sl.serde.avro(V1, auto_register=True)  # a script loads (describe, topics) without one
+    for use in (lambda: serde.serialize({"id": "a", "age": 1}, VALUE),
+                lambda: serde.deserialize(b"\x00\x00\x00\x00\x01\x02a\x02", VALUE)):
+        with pytest.raises(SchemaRegistryUnavailableError, match="no schema registry.*STREAMLET_SCHEMA_REGISTRY_URL"):
+            use()
+    monkeypatch.setenv("STREAMLET_SCHEMA_REGISTRY_URL", url)  # set later: found on first use
+    assert serde.deserialize(serde.serialize({"id": "a", "age": 1}, VALUE), VALUE) == {"id": "a", "age": 1}
+    assert serde.url == url
+
+
 # -- specific records ---------------------------------------------------------------------------
 class Status(enum.Enum):
     NEW = "new"
