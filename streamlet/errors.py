@@ -34,6 +34,38 @@ class SerializationError(StreamletError):
     """A key or value could not be serialized or deserialized."""
 
 
+class SchemaRegistryError(SerializationError):
+    """A Schema Registry serde (``serde.avro``) could not get what it needs from the registry.
+
+    ``subject`` / ``schema_id`` name what was asked for (``None`` when not known), ``url`` the
+    registry. A record fault under ``on_error`` unless :attr:`record_fault` is False.
+    """
+
+    #: whether the record is at fault (``on_error`` applies) or the registry (the worker stops)
+    record_fault = True
+
+    def __init__(self, message: str, *, subject: str | None = None, schema_id: int | None = None,
+                 url: str | None = None) -> None:
+        self.subject, self.schema_id, self.url = subject, schema_id, url
+        super().__init__(message)
+
+
+class SchemaNotRegisteredError(SchemaRegistryError):
+    """A producer's schema is not registered under its subject and ``auto_register`` is off."""
+
+
+class UnknownSchemaIdError(SchemaRegistryError):
+    """A record's Confluent header names a schema id the registry does not have: a bad record."""
+
+
+class SchemaRegistryUnavailableError(SchemaRegistryError):
+    """The registry could not be reached (refused, timed out, 5xx). Not the record's fault: under
+    every ``on_error`` policy the worker stops without committing past the record, as under
+    ``fail`` — skipping records while the registry is down would lose them."""
+
+    record_fault = False
+
+
 class ProduceError(StreamletError):
     """A record the producer or the broker refused (too large, invalid): a record error under
     ``on_error``, like Kafka Streams' production exception handler.

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 import click
 
@@ -43,33 +44,57 @@ def _parse_topic(spec: str) -> tuple[str, int]:
 @click.option("--kafka", "real_kafka", is_flag=True,
               help="host a real Apache Kafka broker (a JVM: needs Java 17+, and Maven the first time) "
                    "instead of the embedded one")
+@click.option("--schema-registry", "schema_registry", is_flag=True,
+              help="also serve a Schema Registry over HTTP on loopback (Confluent's REST API, in memory); "
+                   "its URL follows the bootstrap line as 'schema-registry: http://127.0.0.1:PORT'")
+@click.option("--schema-registry-port", default=0, show_default=True, help="its port (0: any free port)")
 @click.option("-v", "--verbose", is_flag=True)
 def broker(topics: tuple[str, ...], script: str | None, partitions: int, bootstrap_file: str | None,
-           broker_count: int, real_kafka: bool, verbose: bool) -> None:
+           broker_count: int, real_kafka: bool, schema_registry: bool, schema_registry_port: int,
+           verbose: bool) -> None:
     """Host an embedded Kafka-protocol broker (or, with --kafka, real Kafka) until SIGTERM / SIGINT."""
     _setup_logging(verbose)
     wanted = dict(_parse_topic(t) for t in topics)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    if real_kafka:
-        if broker_count != 1:
-            raise click.UsageError("--brokers sets the number of embedded brokers; "
-                                   "--kafka starts one Kafka node")
-        _serve_kafka(wanted, script, partitions, bootstrap_file, stop)
-        return
-    from streamlet.broker.server import BrokerServer
-
-    server = BrokerServer(brokers=broker_count, topics=wanted).start()
-    if script:
-        for name, (count, _) in _script_topics(script, wanted, partitions).items():
-            server.cluster.create_topic(name, count)
-    _announce(server.bootstrap_servers, bootstrap_file)
+    registry = _start_registry(schema_registry_port) if schema_registry else None
     try:
-        while not stop.wait(0.5):
-            pass
+        if real_kafka:
+            if broker_count != 1:
+                raise click.UsageError("--brokers sets the number of embedded brokers; "
+                                       "--kafka starts one Kafka node")
+            _serve_kafka(wanted, script, partitions, bootstrap_file, stop, registry)
+            return
+        from streamlet.broker.server import BrokerServer
+
+        server = BrokerServer(brokers=broker_count, topics=wanted).start()
+        try:
+            if script:
+                for name, (count, _) in _script_topics(script, wanted, partitions).items():
+                    server.cluster.create_topic(name, count)
+            _announce(server.bootstrap_servers, bootstrap_file, registry)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        if registry is not None:
+            registry.stop()
+
+
+def _start_registry(port: int) -> Any:
+    """The embedded Schema Registry, started; scripts loaded here (``--script``) find it through
+    ``STREAMLET_SCHEMA_REGISTRY_URL``."""
+    from streamlet.broker.registry import RegistryServer
+
+    try:
+        registry = RegistryServer(port=port).start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve the schema registry on port {port}: {exc}") from exc
+    os.environ["STREAMLET_SCHEMA_REGISTRY_URL"] = registry.url
+    logging.getLogger("streamlet.broker").info("schema registry serving on %s", registry.url)
+    return registry
 
 
 def _script_topics(script: str, wanted: dict[str, int],
@@ -91,19 +116,22 @@ def _script_topics(script: str, wanted: dict[str, int],
     return out
 
 
-def _announce(bootstrap: str, bootstrap_file: str | None) -> None:
-    """The contract of `streamlet broker`: the first stdout line is ``bootstrap: HOST:PORT``."""
+def _announce(bootstrap: str, bootstrap_file: str | None, registry: Any = None) -> None:
+    """The contract of `streamlet broker`: the first stdout line is ``bootstrap: HOST:PORT``; with
+    ``--schema-registry`` the second is ``schema-registry: URL``."""
     if bootstrap_file:
         tmp = bootstrap_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(bootstrap + "\n")
         os.replace(tmp, bootstrap_file)
     click.echo(f"bootstrap: {bootstrap}")
+    if registry is not None:
+        click.echo(f"schema-registry: {registry.url}")
     sys.stdout.flush()
 
 
 def _serve_kafka(wanted: dict[str, int], script: str | None, partitions: int, bootstrap_file: str | None,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, registry: Any = None) -> None:
     """`streamlet broker --kafka`: a real Kafka node, its topics created through the Admin API."""
     from streamlet.broker.admin import KafkaTopicAdmin
     from streamlet.testing.kafka import KafkaBroker
@@ -120,7 +148,7 @@ def _serve_kafka(wanted: dict[str, int], script: str | None, partitions: int, bo
             for name, (count, config) in _script_topics(script, wanted, partitions).items():
                 admin.create({name: count}, config or None)
         admin.close()
-        _announce(kafka.bootstrap_servers, bootstrap_file)
+        _announce(kafka.bootstrap_servers, bootstrap_file, registry)
         while not stop.wait(0.5):
             if kafka.proc is not None and kafka.proc.poll() is not None:
                 raise click.ClickException(f"the Kafka broker exited ({kafka.proc.returncode}); its log "
@@ -138,12 +166,16 @@ def _serve_kafka(wanted: dict[str, int], script: str | None, partitions: int, bo
 @click.option("--state-dir", help="state directory (env STREAMLET_STATE_DIR)")
 @click.option("--guarantee", type=click.Choice(["at_least_once", "exactly_once"]),
               help="processing guarantee (env STREAMLET_GUARANTEE)")
+@click.option("--schema-registry", "schema_registry",
+              help="URL of the Schema Registry of serde.avro() serdes given none "
+                   "(env STREAMLET_SCHEMA_REGISTRY_URL)")
 @click.option("-v", "--verbose", is_flag=True)
-def run(script: str, brokers: str | None, state_dir: str | None, guarantee: str | None, verbose: bool) -> None:
+def run(script: str, brokers: str | None, state_dir: str | None, guarantee: str | None,
+        schema_registry: str | None, verbose: bool) -> None:
     """Run the App that SCRIPT builds until SIGTERM / SIGINT (then commit and exit 0)."""
     _setup_logging(verbose)
     for env, value in (("STREAMLET_BROKERS", brokers), ("STREAMLET_STATE_DIR", state_dir),
-                       ("STREAMLET_GUARANTEE", guarantee)):
+                       ("STREAMLET_GUARANTEE", guarantee), ("STREAMLET_SCHEMA_REGISTRY_URL", schema_registry)):
         if value:
             os.environ[env] = value
     from streamlet.cli.loader import load_app

@@ -61,6 +61,8 @@ class ErrorPolicy:
         elif isinstance(exc, TimestampError):
             stage = "timestamp"
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if getattr(exc, "record_fault", True) is False:  # e.g. the schema registry is down
+            raise RecordError(topic, partition, offset, stage, exc, "fail") from exc
         error = RecordError(topic, partition, offset, stage, exc, self.policy)
         if self.policy == "fail":
             raise error from exc

@@ -6,7 +6,8 @@
 
 A serde that needs the topic, the headers and whether it handles a key or a
 value (a Schema Registry serde) subclasses :class:`ContextSerde`, or wraps
-confluent-kafka's serializers with :func:`from_confluent`.
+confluent-kafka's serializers with :func:`from_confluent`. :func:`avro` is Avro through a Schema
+Registry (docs/avro-and-schema-registry.md).
 """
 
 from streamlet.serde.base import FunctionSerde, Serde, same_bytes
@@ -21,10 +22,11 @@ from streamlet.serde.context import (
 )
 from streamlet.serde.builtin import bytes_, int32, integer, json, long, msgpack, string
 from streamlet.serde.windowed import session_windowed, windowed
+from streamlet.serde.avro import AvroSerde, avro
 
 bytes = bytes_  # noqa: A001 - the documented name is serde.bytes()
 
 __all__ = ["Serde", "FunctionSerde", "ContextSerde", "SerializationContext", "MessageField", "KEY", "VALUE",
            "from_confluent", "needs_context", "same_bytes",
            "string", "bytes", "bytes_", "integer", "long", "int32", "json", "msgpack",
-           "windowed", "session_windowed"]
+           "windowed", "session_windowed", "avro", "AvroSerde"]
