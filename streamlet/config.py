@@ -98,6 +98,8 @@ def resolve(application_id: str, **given: Any) -> Config:
             k, v = item.split("=", 1)
             cfg[k.strip()] = v.strip()
         values["client_config"] = cfg
+    if "commit_interval_ms" not in values and values.get("guarantee") == "exactly_once":
+        values["commit_interval_ms"] = 100  # Kafka Streams' default under exactly-once: outputs show sooner
     config = Config(application_id=application_id, **values)
     check(config)
     return config

@@ -115,9 +115,15 @@ class RestoringTasks:
             raise StateError(f"{exc}; task {task.task_id} found a corrupted store {len(seen)} times in "
                              f"{CORRUPTION_WINDOW_S:.0f} s: the disk under state_dir may be failing; check "
                              "it, or move state_dir to another disk") from exc
+        self.rewind(task, str(exc))
+
+    def rewind(self, task: Any, why: str) -> None:
+        """Close the task without committing (its uncommitted state dropped), restore its stores' tail
+        on the state updater and process its partitions again from the committed offsets (a
+        corrupted store; an aborted transaction)."""
         keys = [(topic, task.partition) for topic in sorted(task.assigned)]
         log.warning("task %s: %s. The task is closed without a commit and its stores restored from their "
-                    "changelogs; %s are processed again from the last committed offset", task.task_id, exc,
+                    "changelogs; %s are processed again from the last committed offset", task.task_id, why,
                     ", ".join(f"{t}[{p}]" for t, p in keys))
         self.committer.forget(keys)
         self.tasks.deactivate(task)
@@ -135,8 +141,8 @@ class RestoringTasks:
                                       for tp in committed})
         except KafkaException as exc2:
             # without the rewind, records after the committed offset would be skipped: stop instead
-            raise StateError(f"{exc}; the task could not be rewound to its committed offsets ({exc2}), so "
-                             "the worker stops without committing; a restart restores it") from exc
+            raise StateError(f"{why}; the task could not be rewound to its committed offsets ({exc2}), so "
+                             "the worker stops without committing; a restart restores it") from exc2
         self.updater.add([task])
 
 

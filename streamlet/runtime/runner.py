@@ -44,6 +44,12 @@ from streamlet.runtime.purge import RepartitionPurge
 from streamlet.runtime.restoring import RestoringTasks, fmt
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
+from streamlet.runtime.transactions import (
+    ExactlyOnceCheckpoint,
+    init_transactions,
+    rewind_to_committed,
+    transactional_settings,
+)
 from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
 from streamlet.topology.timestamps import reads_stream_time
 
@@ -86,11 +92,6 @@ class Runner:
     def _start(self) -> None:
         cfg, topology = self.config, self.app.topology
         topology.validate()
-        if cfg.guarantee == "exactly_once":
-            raise NotImplementedError(
-                "guarantee='exactly_once' is not built yet (transactional producer lands with the "
-                "production issue); use 'at_least_once'"
-            )
         directory = None
         if topology.stores or topology.global_stores:
             from streamlet.state import StateDirectory
@@ -117,10 +118,15 @@ class Runner:
         bootstrap = admin.bootstrap_servers
         admin.close()
         settings = producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery})
+        mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
+        exactly_once = cfg.guarantee == "exactly_once"
+        if exactly_once:
+            settings.update(transactional_settings(cfg, mock_broker))
         self.producer = make_producer(settings)
+        if exactly_once:
+            init_transactions(self.producer, bootstrap)
         limit = max_record_bytes(settings)  # a larger record: ProduceError; a dead-letter record: cut to fit
         produce = produce_function(self.producer, limit)
-        mock_broker = isinstance(admin, (EmbeddedTopicAdmin, ControlTopicAdmin))
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
                           for t in topics)
         self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
@@ -139,7 +145,11 @@ class Runner:
         self.tasks.on_late = self.policy.late if cfg.late_records == "dead_letter" else None
         self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
-        self.committer = AtLeastOnceCheckpoint(committer, self.tasks.active_tasks, purge.after_commit)
+        if exactly_once:
+            self.committer = ExactlyOnceCheckpoint(committer, self.producer, self.consumer, self.tasks.active_tasks,
+                                                   purge.after_commit, self._rewind_after_abort)
+        else:
+            self.committer = AtLeastOnceCheckpoint(committer, self.tasks.active_tasks, purge.after_commit)
         if self.keeps_stream_time:
             committer.offset_metadata = stream_time.metadata_of(self.tasks.task_of)
         if topology.stores:
@@ -394,11 +404,23 @@ class Runner:
             if self.tasks.tasks.get((task.subtopology, task.partition)) is task and task.active:  # type: ignore[union-attr]
                 self.restoring.reset(task, exc)  # type: ignore[union-attr]
 
+    def _rewind_after_abort(self) -> None:
+        """An aborted transaction: every active task back to the last commit (see transactions.py)."""
+        tasks = self.tasks.active_tasks()  # type: ignore[union-attr]
+        if self.restoring is not None:
+            for task in tasks:
+                self.restoring.rewind(task, "its transaction was aborted")
+            return
+        rewind_to_committed(self.consumer, [(t, task.partition) for task in tasks for t in sorted(task.assigned)],
+                            self.config.client_config.get("auto.offset.reset", "earliest"))
+
     def _shutdown(self, clean: bool) -> None:
         self.ready.clear()
         if self.consumer is None:
             return
-        if not clean and self.committer is not None:
+        if not clean and isinstance(self.committer, ExactlyOnceCheckpoint):
+            self.committer.abort("the worker stops after a failure")  # read_committed readers go on now
+        elif not clean and self.committer is not None:
             self.committer.abandon()  # closing the consumer revokes, and the revoke callback commits
         try:
             if clean and self.committer is not None:

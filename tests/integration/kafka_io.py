@@ -112,6 +112,31 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[Any]:
     return out
 
 
+def read_committed(bootstrap: str, topic: str, partitions: int, deadline_s: float = 60) -> list[Any]:
+    """Every committed message of ``topic`` (a topic transactions write: aborted records and commit
+    markers take offsets but are not delivered), read until each partition reports its end."""
+    ends = end_offsets(bootstrap, topic, partitions)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False,
+                  "isolation.level": "read_committed", "enable.partition.eof": True,
+                  "fetch.queue.backoff.ms": 10})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out: list[Any] = []
+    done = {p for p, end in ends.items() if end <= 0}
+    deadline = time.monotonic() + deadline_s
+    try:
+        while len(done) < partitions:
+            assert time.monotonic() < deadline, f"read {len(out)} records of {topic}; ends {ends}, done {done}"
+            for m in c.consume(10_000, 0.5):
+                err = m.error()
+                if err is None:
+                    out.append(m)
+                elif err.code() == KafkaError._PARTITION_EOF and m.offset() >= ends[m.partition()]:
+                    done.add(m.partition())
+    finally:
+        c.close()
+    return out
+
+
 class Follower:
     """Reads a topic from the start while a test runs: ``poll()`` returns what arrived so far."""
 
