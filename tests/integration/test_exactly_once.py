@@ -25,7 +25,7 @@ import pytest
 import streamlet as sl
 from streamlet.errors import ConfigError
 from tests.integration.kafka_io import produce, read_committed, wait_committed
-from tests.integration.procs import Worker
+from tests.integration.procs import Worker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -106,6 +106,9 @@ def run_with_kills(tmp_path: Path, broker: Any, guarantee: str, recs: list[tuple
                                      f"{victim}-after-kill-{made}", env=env)
     finally:
         feeder.join()
+    # every worker joined before the end is awaited: a stop in the middle of a start-up is no clean stop
+    wait_until(lambda: all("assigned" in w.text() for w in workers), 60, "the restarted workers to join",
+               workers=workers)
     wait_committed(broker.bootstrap, "eos-proof", "orders", PARTITIONS, 240, workers)
     # and what the orders' tasks wrote to the repartition topic is counted too (its end offsets count
     # commit markers, so the group's offsets are no measure): every order counted once, or time out
