@@ -26,6 +26,7 @@ from streamlet.runtime.transactions import (
     TransactionFencedError,
     process_id,
     release_process_id,
+    release_transactional_id,
     transactional_settings,
 )
 
@@ -357,6 +358,34 @@ def test_a_second_live_worker_on_the_state_dir_gets_a_fresh_id(tmp_path) -> None
         holder.wait(timeout=30)
     assert process_id(str(tmp_path), "app") == kept  # the holder is gone: the id is free again
     release_process_id(str(tmp_path), "app")
+
+
+def test_a_worker_with_a_fresh_id_does_not_free_the_holders_id(tmp_path) -> None:
+    """Two workers in one process on one state directory: the second's shutdown must not let a third
+    take the first's id while the first runs (the third would fence it)."""
+    first = process_id(str(tmp_path), "app")
+    second = process_id(str(tmp_path), "app")
+    assert second != first
+    release_process_id(str(tmp_path), "app", second)  # the second worker stops
+    third = process_id(str(tmp_path), "app")
+    assert third != first
+    release_process_id(str(tmp_path), "app", first)  # the first stops: its id is free again
+    assert process_id(str(tmp_path), "app") == first
+    release_process_id(str(tmp_path), "app")
+
+
+def test_a_restart_in_the_same_process_reuses_the_transactional_id(tmp_path) -> None:
+    """What the runner does at each start and shutdown: the second start gets the same id."""
+    config = eos_config(tmp_path)
+    first = transactional_settings(config)["transactional.id"]
+    release_transactional_id(config, first)
+    again = transactional_settings(config)["transactional.id"]
+    release_transactional_id(config, again)
+    assert again == first
+    mine = eos_config(tmp_path, **{"transactional.id": "orders-app-mine"})
+    release_transactional_id(mine, "orders-app-mine")  # a user's id: no file of ours to free
+    assert transactional_settings(config)["transactional.id"] == first
+    release_transactional_id(config, first)
 
 
 def test_a_corrupted_process_id_file_gets_a_new_id(tmp_path) -> None:
