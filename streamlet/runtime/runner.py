@@ -47,6 +47,7 @@ from streamlet.runtime.topics import prepare_topics
 from streamlet.runtime.transactions import (
     ExactlyOnceCheckpoint,
     init_transactions,
+    release_transactional_id,
     rewind_to_committed,
     transactional_settings,
 )
@@ -79,6 +80,7 @@ class Runner:
         self.global_stores: dict[str, Any] = {}
         self.metrics = Metrics()
         self.admin: Any = None  # an AdminClient: first offsets at assignment, repartition purges
+        self.transactional_id: str | None = None  # exactly-once: freed at shutdown for the next start
         self.processed = 0
         #: set while every assigned task is running (none restoring); cleared while tasks restore
         self.ready = threading.Event()
@@ -122,6 +124,7 @@ class Runner:
         exactly_once = cfg.guarantee == "exactly_once"
         if exactly_once:
             settings.update(transactional_settings(cfg, mock_broker))
+            self.transactional_id = settings["transactional.id"]
         self.producer = make_producer(settings)
         if exactly_once:
             init_transactions(self.producer, bootstrap)
@@ -257,7 +260,12 @@ class Runner:
         finally:
             gc.set_threshold(*old_threshold)
             gc.unfreeze()
-            self._shutdown(clean=failed is None or isinstance(failed, RecordError))
+            try:
+                self._shutdown(clean=failed is None or isinstance(failed, RecordError))
+            finally:
+                if self.transactional_id is not None:  # the producer is closed: the id is free again
+                    release_transactional_id(self.config, self.transactional_id)
+                    self.transactional_id = None
             restore_signal_handlers(handlers)
 
     def _loop(self) -> None:

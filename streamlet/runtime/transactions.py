@@ -54,9 +54,9 @@ DEFAULT_TRANSACTION_TIMEOUT_MS = 10_000
 ABORT_LIMIT, ABORT_WINDOW_S = 5, 60.0
 _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
            KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.INVALID_PRODUCER_ID_MAPPING}
-#: kept open (flock) while the worker runs: a second worker on the same state directory gets a
-#: fresh id instead of fencing the first
-_open_ids: dict[str, Any] = {}
+#: path → (descriptor, id) kept open (flock) while the worker runs: a second worker on the same state
+#: directory gets a fresh id instead of fencing the first
+_open_ids: dict[str, tuple[int, str]] = {}
 
 
 class TransactionFencedError(StreamletError):
@@ -80,15 +80,27 @@ def process_id(state_dir: str, application_id: str) -> str:
         text = uuid.uuid4().hex
         os.ftruncate(fd, 0)
         os.pwrite(fd, text.encode(), 0)
-    _open_ids.setdefault(path, fd)
+    _open_ids[path] = (fd, text)  # not held here before: this descriptor's lock would have failed
     return text
 
 
-def release_process_id(state_dir: str, application_id: str) -> None:
-    """Let another worker on this state directory take the id (at shutdown)."""
-    fd = _open_ids.pop(os.path.join(state_dir, application_id, "process-id"), None)
-    if fd is not None:
-        os.close(fd)
+def release_process_id(state_dir: str, application_id: str, process: str | None = None) -> None:
+    """Let another worker on this state directory take the id (at shutdown). With ``process``, only
+    if that is the id held: a worker that got a fresh id must not free the holder's lock."""
+    path = os.path.join(state_dir, application_id, "process-id")
+    held = _open_ids.get(path)
+    if held is None or (process is not None and held[1] != process):
+        return
+    del _open_ids[path]
+    os.close(held[0])
+
+
+def release_transactional_id(config: Config, transactional_id: str) -> None:
+    """At shutdown: free the process id in ``transactional_id`` (from :func:`transactional_settings`),
+    so that the next start in this process reuses it; nothing when another worker holds it."""
+    prefix = f"{config.application_id}-"
+    if transactional_id.startswith(prefix):
+        release_process_id(config.state_dir, config.application_id, transactional_id[len(prefix):])
 
 
 def transactional_settings(config: Config, embedded_broker: bool = False) -> dict[str, Any]:
