@@ -41,14 +41,15 @@ from streamlet.runtime.log_start import InputLogStart
 from streamlet.runtime.metrics import Metrics
 from streamlet.runtime.partition_check import PartitionCheck, copartitioned_external_topics
 from streamlet.runtime.purge import RepartitionPurge
-from streamlet.runtime.restoring import RestoringTasks, fmt
+from streamlet.runtime.rebalance import RebalanceCallbacks
+from streamlet.runtime.restoring import RestoringTasks
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
 from streamlet.runtime.transactions import (
     ExactlyOnceCheckpoint,
     init_transactions,
     release_transactional_id,
-    rewind_to_committed,
+    rewind_tasks,
     transactional_settings,
 )
 from streamlet.topology.compile import DeserializationFailure, RunFailure, load_compilers
@@ -61,7 +62,7 @@ log = logging.getLogger("streamlet.runtime")
 
 
 
-class Runner:
+class Runner(RebalanceCallbacks):
     """Runs one :class:`~streamlet.App` in this process until it is asked to stop."""
 
     def __init__(self, app: "Application") -> None:
@@ -195,52 +196,6 @@ class Runner:
             self.fatal = err
         else:
             log.debug("client error (librdkafka retries): %s", err)
-
-    # -- rebalance callbacks (bookkeeping only) -----------------------------
-    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        tasks = self.tasks
-        assert tasks is not None
-        keys = [(tp.topic, tp.partition) for tp in partitions]
-        committed = self.log_start.committed(keys)  # before the first fetch: deleted records reported
-        created = tasks.assign(keys)
-        stream_time.resume(created, self.log_start.metadata)  # as committed with their offsets
-        restoring = [t for t in created if not t.active]
-        if restoring:
-            self.restoring.add(restoring, committed)  # type: ignore[union-attr]
-        log.info("assigned %s", fmt(partitions))
-        self.assigned.set()
-
-    def _on_readiness(self, ready: bool) -> None:
-        if ready:
-            self.ready.set()
-        else:
-            self.ready.clear()
-
-    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        assert self.tasks is not None and self.committer is not None
-        keys = [(tp.topic, tp.partition) for tp in partitions]
-        try:
-            handed_over = self.committer.commit(only=keys)
-        except StreamletError as exc:
-            log.error("could not commit revoked partitions: %s", exc)
-            handed_over = False
-        if not handed_over and not self.committer.abandoned:
-            log.warning("the offsets of revoked %s were not committed at the handover: their new owner "
-                        "processes the records after the last commit again (at-least-once)", fmt(partitions))
-        self.committer.forget(keys)
-        if self.restoring is not None:
-            self.restoring.drop(keys)
-        self.tasks.revoke(keys)
-        log.info("revoked %s", fmt(partitions))
-
-    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
-        assert self.tasks is not None and self.committer is not None
-        keys = [(tp.topic, tp.partition) for tp in partitions]
-        self.committer.forget(keys)
-        if self.restoring is not None:
-            self.restoring.drop(keys)
-        self.tasks.revoke(keys)
-        log.warning("lost %s (another member owns them now)", fmt(partitions))
 
     # -- the loop -------------------------------------------------------------
     def run(self) -> None:
@@ -414,13 +369,8 @@ class Runner:
 
     def _rewind_after_abort(self) -> None:
         """An aborted transaction: every active task back to the last commit (see transactions.py)."""
-        tasks = self.tasks.active_tasks()  # type: ignore[union-attr]
-        if self.restoring is not None:
-            for task in tasks:
-                self.restoring.rewind(task, "its transaction was aborted")
-            return
-        rewind_to_committed(self.consumer, [(t, task.partition) for task in tasks for t in sorted(task.assigned)],
-                            self.config.client_config.get("auto.offset.reset", "earliest"))
+        rewind_tasks(self.tasks.active_tasks(), self.restoring, self.consumer,  # type: ignore[union-attr]
+                     self.config.client_config.get("auto.offset.reset", "earliest"))
 
     def _shutdown(self, clean: bool) -> None:
         self.ready.clear()

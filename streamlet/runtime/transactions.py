@@ -182,6 +182,13 @@ class ExactlyOnceCheckpoint(Checkpoint):
             self.after_commit(pending)
         return True
 
+    def maybe_commit(self) -> None:
+        """The record loop's call after each batch: a fenced worker stops here (its failure may have
+        been caught by a rebalance callback), else a commit when the interval is up."""
+        if self.committer.failure is not None and self.committer.abandoned:
+            raise self.committer.failure
+        super().maybe_commit()
+
     def abort(self, why: str) -> None:
         """The worker stops after a failure: abort what is open so read_committed readers of these
         partitions go on at once (not after the transaction timeout); nothing more is committed."""
@@ -221,10 +228,12 @@ class ExactlyOnceCheckpoint(Checkpoint):
         code = err.code() if isinstance(err, KafkaError) else None
         if code in _FENCED or (isinstance(err, KafkaError) and err.fatal()):
             self.committer.abandon()
-            raise TransactionFencedError(
+            fenced = TransactionFencedError(
                 f"this worker's transactions were fenced ({err}): another worker with the same transactional "
                 "id took over, or the broker lost this producer. It stops without writing; a restart joins "
-                "again with a fresh producer") from exc
+                "again with a fresh producer")
+            self.committer.fail(fenced)  # raised by the record loop too, if a rebalance callback caught it
+            raise fenced from exc
         if isinstance(err, KafkaError) and not err.txn_requires_abort():
             log.warning("commit failed (%s): aborting the transaction", err)
         now = time.monotonic()
@@ -265,3 +274,14 @@ def rewind_to_committed(consumer: Any, keys: list[Key], auto_offset_reset: str =
         # without the rewind, records after the committed offset would be skipped: stop instead
         raise StreamletError(f"after an aborted transaction the input could not be rewound to the committed "
                              f"offsets ({exc}); the worker stops without committing") from exc
+
+
+def rewind_tasks(tasks: list[Any], restoring: Any, consumer: Any, auto_offset_reset: str = "earliest") -> None:
+    """Every task back to the last commit after an aborted transaction: closed without a commit and
+    restored (tasks with stores, through ``restoring``), or just rewound (tasks without)."""
+    if restoring is not None:
+        for task in tasks:
+            restoring.rewind(task, "its transaction was aborted")
+        return
+    rewind_to_committed(consumer, [(t, task.partition) for task in tasks for t in sorted(task.assigned)],
+                        auto_offset_reset)

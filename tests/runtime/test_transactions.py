@@ -258,6 +258,9 @@ def test_a_fenced_producer_stops_the_worker_without_writing(code: int) -> None:
     assert cp.abandoned and cp.pending == {} and committed == [] and aborts == []
     assert cp.commit() is False  # nothing more is committed, whoever asks
     assert not any(e[0] == "commit_transaction" for e in log)
+    # a rebalance callback that caught the error does not keep the worker going: the loop's next call stops it
+    with pytest.raises(TransactionFencedError):
+        cp.maybe_commit()
 
 
 def test_too_many_aborts_stop_the_worker() -> None:
