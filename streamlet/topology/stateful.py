@@ -84,11 +84,13 @@ def table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compi
         next_offset = offset + 1
         kb = m.key()
         old = get(kb)
-        if old is not None:
-            old = old[0]
-            put(kb, None if v is None else (v, m.timestamp()[1]))
-        elif v is not None:
+        if v is not None:
             put(kb, (v, m.timestamp()[1]))
+            if old is not None:
+                old = old[0]
+        elif old is not None:
+            old = old[0]
+            put(kb, None)
         down(k, (v, old))  # a tombstone for a key not held is forwarded too, as in Kafka Streams
 
     return table_source

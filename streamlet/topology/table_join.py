@@ -27,7 +27,7 @@ from streamlet.topology.chain import Forward, fan_out
 from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
-from streamlet.topology.aggregate import forward_at
+from streamlet.record import StampedMessage
 from streamlet.topology.stateful import Getter, RowGetter, getter_of, needs_old, row_getter_of
 
 HOW = ("inner", "left", "outer")
@@ -42,14 +42,22 @@ def table_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compila
     # the old joined row only when a step downstream reads it (a filter): else one joiner call
     want_old = needs_old(comp, node.name)
 
-    def join(mine: Any, theirs: Any) -> Any:
-        return joiner(mine, theirs) if left_side else joiner(theirs, mine)
+    def swapped(mine: Any, theirs: Any) -> Any:
+        return joiner(theirs, mine)
+
+    join = joiner if left_side else swapped  # the joiner's arguments in (left, right) order
 
     def emit(k: Any, change: Any, row: Any) -> None:
-        if row is None or row[1] <= ctx.msg.timestamp()[1]:
+        m = ctx.msg
+        ts = row[1]
+        if ts <= m.timestamp()[1]:
             down(k, change)
-        else:
-            forward_at(ctx, down, k, change, row[1])
+            return
+        ctx.msg = StampedMessage(m, ts)  # the other row is newer: its time (forward_at, inlined)
+        try:
+            down(k, change)
+        finally:
+            ctx.msg = m
 
     if how == "inner":
         def table_join_inner(k: Any, change: Any) -> None:
