@@ -46,7 +46,7 @@ from streamlet.topology.fk_wire import (DELETE_KEY_AND_PROPAGATE, DELETE_KEY_NO_
                                         combined_key, prefix_range, value_hasher)
 from streamlet.topology.graph import Node
 from streamlet.topology.aggregate import forward_at
-from streamlet.topology.stateful import Getter, RowGetter, getter_of, row_getter_of
+from streamlet.topology.stateful import Getter, RowGetter, getter_of, row_getter_of, stored_row_getters
 
 
 def _fk_serializer(node: Node) -> Any:
@@ -190,21 +190,12 @@ def fk_response_join(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
 
 def fk_response_join_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
     """The joined value of a key, read from the result store."""
-    get = ctx.stores[node.params["store"]].get
-    kser = node.params["key_serde"].serialize
-
-    def get_value(k: Any) -> Any:
-        row = get(kser(k))
-        return None if row is None else row[0]
-
-    return get_value
+    return stored_row_getters(ctx, node.params["store"], node.params["key_serde"])[0]
 
 
 def fk_response_join_row(node: Node, ctx: TaskContext, comp: Compilation) -> RowGetter:
     """The joined row of a key with its time, read from the result store."""
-    get = ctx.stores[node.params["store"]].get
-    kser = node.params["key_serde"].serialize
-    return lambda k: get(kser(k))
+    return stored_row_getters(ctx, node.params["store"], node.params["key_serde"])[1]
 
 
 def subscription_partitioner(key: bytes | None, sub: Any, count: int) -> int:

@@ -31,20 +31,31 @@ class TableKeyError(ValueError):
 
 def getter_of(comp: Compilation, name: str) -> Getter:
     """The value getter of table node ``name`` (its kind's ``lookup``)."""
-    node = comp.topology.nodes[name]
-    ref = KINDS[node.kind].lookup
-    if ref is None:
-        raise TopologyError(f"{name} ({node.kind}) is not a table that can be looked up")
-    return resolve(ref)(node, comp.ctx, comp)  # type: ignore[no-any-return]
+    return _compiled_lookup(comp, name, "lookup")
 
 
 def row_getter_of(comp: Compilation, name: str) -> RowGetter:
     """The row getter of table node ``name`` (its kind's ``row_lookup``)."""
+    return _compiled_lookup(comp, name, "row_lookup")
+
+
+def _compiled_lookup(comp: Compilation, name: str, which: str) -> Any:
     node = comp.topology.nodes[name]
-    ref = KINDS[node.kind].row_lookup
+    ref = getattr(KINDS[node.kind], which)
     if ref is None:
         raise TopologyError(f"{name} ({node.kind}) is not a table that can be looked up")
-    return resolve(ref)(node, comp.ctx, comp)  # type: ignore[no-any-return]
+    return resolve(ref)(node, comp.ctx, comp)
+
+
+def stored_row_getters(ctx: TaskContext, store: str, key_serde: Any) -> tuple[Getter, RowGetter]:
+    """The value and row getters of a table whose store holds timestamped rows."""
+    get, kser = ctx.stores[store].get, key_serde.serialize
+
+    def get_value(k: Any) -> Any:
+        row = get(kser(k))
+        return None if row is None else row[0]
+
+    return get_value, lambda k: get(kser(k))
 
 
 def needs_old(comp: Compilation, name: str) -> bool:
@@ -97,20 +108,11 @@ def table_source(node: Node, ctx: TaskContext, downs: list[Forward], comp: Compi
 
 
 def table_source_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
-    get = ctx.stores[node.params["store"]].get
-    kser = node.params["key_serde"].serialize
-
-    def get_value(k: Any) -> Any:
-        row = get(kser(k))
-        return None if row is None else row[0]
-
-    return get_value
+    return stored_row_getters(ctx, node.params["store"], node.params["key_serde"])[0]
 
 
 def table_source_row(node: Node, ctx: TaskContext, comp: Compilation) -> RowGetter:
-    get = ctx.stores[node.params["store"]].get
-    kser = node.params["key_serde"].serialize
-    return lambda k: get(kser(k))
+    return stored_row_getters(ctx, node.params["store"], node.params["key_serde"])[1]
 
 
 # -- stateless table operations -----------------------------------------------

@@ -28,7 +28,7 @@ from streamlet.topology.compilation import Compilation
 from streamlet.topology.context import TaskContext
 from streamlet.topology.graph import Node
 from streamlet.record import StampedMessage
-from streamlet.topology.stateful import Getter, RowGetter, getter_of, needs_old, row_getter_of
+from streamlet.topology.stateful import Getter, RowGetter, needs_old, row_getter_of
 
 HOW = ("inner", "left", "outer")
 
@@ -119,18 +119,12 @@ def table_join_merge(node: Node, ctx: TaskContext, downs: list[Forward], comp: C
 
 
 def table_join_lookup(node: Node, ctx: TaskContext, comp: Compilation) -> Getter:
-    """The joined row of a key, computed from both sides' value getters."""
-    left, right = getter_of(comp, node.params["left"]), getter_of(comp, node.params["right"])
-    joiner, how = node.fn, node.params["how"]
+    """The joined value of a key (its row without the time)."""
+    get_row = table_join_row(node, ctx, comp)
 
     def get(k: Any) -> Any:
-        lv = left(k)
-        if lv is None and how != "outer":
-            return None
-        rv = right(k)
-        if rv is None and (how == "inner" or lv is None):
-            return None
-        return joiner(lv, rv)
+        row = get_row(k)
+        return None if row is None else row[0]
 
     return get
 
