@@ -27,10 +27,16 @@ class RebalanceCallbacks:
     log_start: Any
     ready: Any
     assigned: Any
+    closing: bool
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         tasks = self.tasks
         assert tasks is not None
+        if self.closing:
+            # a rebalance completed while the consumer closes: no task is started (the handle is being
+            # destroyed, so not even the committed offsets can be read); the group reassigns them
+            log.info("assignment while closing ignored: %s", fmt(partitions))
+            return
         keys = [(tp.topic, tp.partition) for tp in partitions]
         committed = self.log_start.committed(keys)  # before the first fetch: deleted records reported
         created = tasks.assign(keys)

@@ -83,6 +83,7 @@ class Runner(RebalanceCallbacks):
         self.admin: Any = None  # an AdminClient: first offsets at assignment, repartition purges
         self.transactional_id: str | None = None  # exactly-once: freed at shutdown for the next start
         self.processed = 0
+        self.closing = False
         #: set while every assigned task is running (none restoring); cleared while tasks restore
         self.ready = threading.Event()
         #: set at the first partition assignment (restores may still run)
@@ -391,6 +392,7 @@ class Runner(RebalanceCallbacks):
             if self.tasks is not None:
                 self.tasks.close_all()
                 self.tasks.tasks.clear()
+            self.closing = True  # an assignment the group hands out while the consumer closes is ignored
             close_within(self.consumer, CLOSE_TIMEOUT_S)
             if self.state is not None:
                 self.state.close()
