@@ -61,12 +61,13 @@ def timestamped_serde(inner: Serde) -> FunctionSerde:
     ser, de = inner.serialize, inner.deserialize
     pack, unpack = _TS.pack, _TS.unpack_from
 
-    def serialize(row: Any) -> bytes:
-        value, ts = row
-        raw = ser(value)
+    def serialize(row: Any) -> bytes | None:
+        if row is None:
+            return None
+        raw = ser(row[0])
         if raw is None:
             raise SerializationError(f"a timestamped row needs a value, got {row!r}: store None to delete it")
-        return pack(ts) + raw
+        return pack(row[1]) + raw
 
     def deserialize(data: bytes) -> ValueAndTimestamp:
         if len(data) < TIMESTAMP_BYTES:
@@ -76,19 +77,7 @@ def timestamped_serde(inner: Serde) -> FunctionSerde:
     inner_identity = getattr(inner, "identity", None)
     identity = ("timestamped", inner_identity) if inner_identity is not None else None
     serde = FunctionSerde(f"timestamped({inner.name})", serialize, deserialize, identity)
-    # a cache calls serialize with rows only (a deleted row is None and never serialized): skip the
-    # FunctionSerde wrapper's None check, one call less per row written
-    lean = getattr(inner, "_ser", None)
-
-    def serialize_row(row: Any) -> bytes | None:
-        if row is None:
-            return None
-        raw = lean(row[0]) if lean is not None and row[0] is not None else ser(row[0])
-        if raw is None:
-            raise SerializationError(f"a timestamped row needs a value, got {row!r}: store None to delete it")
-        return pack(row[1]) + raw
-
-    serde.serialize = serialize_row  # type: ignore[method-assign]
+    serde.serialize = serialize  # None-safe already: no wrapper call per row a commit writes
     return serde
 
 
