@@ -38,7 +38,7 @@ from streamlet.runtime.lifecycle import (
     restore_signal_handlers,
 )
 from streamlet.runtime.log_start import InputLogStart
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
 from streamlet.runtime.partition_check import PartitionCheck, copartitioned_external_topics
 from streamlet.runtime.purge import RepartitionPurge
 from streamlet.runtime.rebalance import RebalanceCallbacks

@@ -41,6 +41,8 @@ from streamlet.serde.registry import (
     subject_strategy,
     unknown_id,
 )
+from streamlet.serde.schema_policy import SchemaPolicy
+from streamlet.serde.schema_resolve import SchemaResolver, follow_latest_at_produce
 from streamlet.serde.specific import record_codec
 
 MAGIC = 0
@@ -80,7 +82,7 @@ class AvroSerde(ContextSerde):
     def __init__(self, schema: Any = None, *, registry: Any = None, record_type: type | None = None,
                  to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
                  subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
-                 normalize_schemas: bool = False) -> None:
+                 normalize_schemas: bool = False, schema_policy: SchemaPolicy | None = None) -> None:
         if registry is None and not os.environ.get(ENV_URL):
             # no registry yet: `streamlet describe` / `topics` load the script without one; the
             # first record needing the registry stops the worker saying how to set it
@@ -111,6 +113,13 @@ class AvroSerde(ContextSerde):
         self._writers: dict[tuple[str, str], tuple[bytes, Any]] = {}
         #: schema id -> (parsed writer schema, parsed reader schema or None): the consumer's cache
         self._readers: dict[int, tuple[Any, Any]] = {}
+        if schema_policy is not None and not isinstance(schema_policy, SchemaPolicy):
+            raise ConfigError(f"schema_policy must be a serde.SchemaPolicy, not {type(schema_policy).__name__}")
+        #: the On-Error Resolve policy (DESIGN §7) and its state
+        self.policy = schema_policy or SchemaPolicy()
+        self.resolver = SchemaResolver(self, self.policy)
+        if self.policy.resolve_schema_at_produce:
+            self.serialize = self._serialize_at_produce  # type: ignore[method-assign]
 
     @property
     def client(self) -> Any:
@@ -138,21 +147,21 @@ class AvroSerde(ContextSerde):
         """Register this serde's schema under its subject for ``field`` of ``topic``; the schema id."""
         if self.schema_str is None:
             raise ConfigError("this serde has no schema to register: pass one to serde.avro()")
+        return self._register(self.subject(topic, field))
+
+    def _register(self, subject: str) -> int:
         from confluent_kafka.schema_registry import Schema
 
-        subject = self.subject(topic, field)
-        client = self.client
         try:
-            return int(client.register_schema(subject, Schema(self.schema_str, "AVRO"),
+            return int(self.client.register_schema(subject, Schema(self.schema_str, "AVRO"),
                                                    normalize_schemas=self.normalize))
         except Exception as exc:
             raise registry_error(exc, f"registering the schema under subject {subject!r}", self.url,
                                  subject=subject) from exc
 
-    def _writer_for(self, ctx: SerializationContext) -> tuple[bytes, Any]:
-        """Look the schema id up (or register it), once per topic and field."""
-        field = MessageField(ctx.field)
-        subject = self.subject(ctx.topic, field)
+    def _lookup_writer(self, subject: str) -> tuple[bytes, Any]:
+        """The writer entry for ``subject``: its latest (no schema given), this serde's schema
+        registered (``auto_register``) or looked up."""
         client = self.client
         if self.schema_str is None:  # no schema given: the subject's latest, as registered
             try:
@@ -162,23 +171,36 @@ class AvroSerde(ContextSerde):
                     raise not_registered(subject, self.url, exc) from exc
                 raise registry_error(exc, f"getting the latest schema of subject {subject!r}", self.url,
                                      subject=subject) from exc
-            schema_id, parsed = int(latest.schema_id), _parse(_schema_json(latest.schema.schema_str))
+            schema_id, parsed = int(latest.schema_id), self.parse_registered(latest.schema.schema_str)
         elif self.auto_register:
-            schema_id, parsed = self.register(ctx.topic, field), self.parsed
+            schema_id, parsed = self._register(subject), self.parsed
         else:
             from confluent_kafka.schema_registry import Schema
 
             try:
                 found = client.lookup_schema(subject, Schema(self.schema_str, "AVRO"),
-                                                  normalize_schemas=self.normalize)
+                                             normalize_schemas=self.normalize)
             except Exception as exc:
                 if is_not_found(exc):
                     raise not_registered(subject, self.url, exc) from exc
                 raise registry_error(exc, f"looking the schema up under subject {subject!r}", self.url,
                                      subject=subject) from exc
             schema_id, parsed = int(found.schema_id), self.parsed
-        entry = (_HEADER.pack(MAGIC, schema_id), parsed)
-        self._writers[(ctx.topic, field.value)] = entry
+        self.resolver.written[schema_id] = parsed
+        return self.header(schema_id), parsed
+
+    def _writer_for(self, ctx: SerializationContext) -> tuple[bytes, Any]:
+        """Look the schema id up (or register it), once per topic and field; a failure goes through
+        the On-Error Resolve policy (:mod:`streamlet.serde.schema_resolve`)."""
+        field = MessageField(ctx.field).value
+        subject = self.subject(ctx.topic, field)
+        self.resolver.check_open(ctx.topic, subject)
+        try:
+            entry = self._lookup_writer(subject)
+        except SchemaRegistryError as exc:
+            entry = self.resolver.lookup_failed(ctx.topic, field, subject, exc,
+                                                lambda: self._lookup_writer(subject))
+        self._writers[(ctx.topic, field)] = entry
         return entry
 
     def serialize(self, value: Any, ctx: SerializationContext) -> bytes:
@@ -191,10 +213,50 @@ class AvroSerde(ContextSerde):
         try:
             schemaless_writer(out, parsed, value if self.to_dict is None else self.to_dict(value))
         except Exception as exc:
-            raise SerializationError(
-                f"{self.name} could not serialize the {MessageField(ctx.field).value} for topic "
-                f"{ctx.topic!r} with schema id {_HEADER.unpack(header)[1]}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self.resolver.write_failed(ctx.topic, MessageField(ctx.field).value, header, exc) from exc
+        self.resolver.resend = None
+        return out.getvalue()
+
+    def _serialize_at_produce(self, value: Any, ctx: SerializationContext) -> bytes:
+        """``resolve_schema_at_produce``: follow the subject's latest (as the registry client caches
+        it) before every send."""
+        if self.policy.applies_to(ctx.topic):
+            follow_latest_at_produce(self, ctx)
+        return AvroSerde.serialize(self, value, ctx)
+
+    # -- the On-Error Resolve policy's access to the writer cache ------------------------------------
+    @staticmethod
+    def header(schema_id: int) -> bytes:
+        """The 5-byte Confluent wire-format header of ``schema_id``."""
+        return _HEADER.pack(MAGIC, schema_id)
+
+    def parse_registered(self, schema_str: str) -> Any:
+        return _parse(_schema_json(schema_str))
+
+    def cached_writer(self, topic: str, field: str) -> tuple[bytes, Any] | None:
+        return self._writers.get((topic, field))
+
+    def set_writer(self, topic: str, field: str, entry: tuple[bytes, Any]) -> None:
+        self._writers[(topic, field)] = entry
+
+    def forget_writer(self, topic: str) -> None:
+        for key in [k for k in self._writers if k[0] == topic]:
+            del self._writers[key]
+
+    def writer_schema(self, schema_id: int) -> Any:
+        """The parsed schema of ``schema_id`` (fetched once)."""
+        return (self._readers.get(schema_id) or self._reader_for(schema_id))[0]
+
+    def decode_with(self, data: bytes, writer: Any) -> Any:
+        """A generic value from Confluent wire-format ``data`` written with ``writer``."""
+        buf = io.BytesIO(data)
+        buf.seek(5)
+        return schemaless_reader(buf, writer, None)
+
+    def encode_with(self, value: Any, entry: tuple[bytes, Any]) -> bytes:
+        out = io.BytesIO()
+        out.write(entry[0])
+        schemaless_writer(out, entry[1], value)
         return out.getvalue()
 
     # -- consuming ------------------------------------------------------------------------------
@@ -249,7 +311,7 @@ class AvroSerde(ContextSerde):
 def avro(schema: Any = None, *, registry: Any = None, record_type: type | None = None,
          subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
          to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
-         normalize_schemas: bool = False) -> AvroSerde:
+         normalize_schemas: bool = False, schema_policy: SchemaPolicy | None = None) -> AvroSerde:
     """Avro through a Schema Registry, in the Confluent wire format, for keys or values.
 
     ``schema``: the Avro schema (JSON text, a dict, or a type name such as
@@ -271,7 +333,12 @@ def avro(schema: Any = None, *, registry: Any = None, record_type: type | None =
     ``auto_register=False``: the schema must already be registered under the
     subject (:class:`~streamlet.errors.SchemaNotRegisteredError` otherwise);
     ``True`` registers it on first use.
+
+    ``schema_policy``: what a producer does when a send fails for its schema —
+    the On-Error Resolve policy (:class:`~streamlet.serde.SchemaPolicy`; by
+    default: classify, follow a harmless change of a generic value once,
+    block the rest, a circuit breaker per topic x subject).
     """
     return AvroSerde(schema, registry=registry, record_type=record_type, to_dict=to_dict, from_dict=from_dict,
                      subject_name_strategy=subject_name_strategy, auto_register=auto_register,
-                     normalize_schemas=normalize_schemas)
+                     normalize_schemas=normalize_schemas, schema_policy=schema_policy)
