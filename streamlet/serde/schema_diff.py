@@ -15,7 +15,7 @@ a record's full name or namespace. Blocking: any type or logical-type change
 (decimal precision and scale, fixed size and enum symbols included), a field
 the registry's schema lacks (re-mapping would drop its data) and an added
 field that is not nullable (a required field the value does not have).
-Schemas equal in Avro's parsing canonical form are identical.
+Docs, aliases and defaults of nullable fields are not differences.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastavro import parse_schema
-from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 _PRIMITIVE_KEYS = ("logicalType", "precision", "scale", "size")
 
@@ -52,17 +51,10 @@ class SchemaDiff:
         return " | ".join(parts) or "no difference"
 
 
-def schema_fingerprint(parsed: Any) -> str:
-    """The CRC-64-AVRO fingerprint of a parsed schema's parsing canonical form."""
-    return str(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
-
-
 def diff_schemas(ours: Any, theirs: Any) -> SchemaDiff:
     """Compare two schemas (JSON forms or fastavro-parsed)."""
     ours, theirs = _parsed(ours), _parsed(theirs)
     out = SchemaDiff()
-    if schema_fingerprint(ours) == schema_fingerprint(theirs):
-        return out
     _Walk(ours, theirs, out).compare(ours, theirs, "")
     return out
 
@@ -86,10 +78,6 @@ class _Walk:
         return named.get(schema, schema) if isinstance(schema, str) else schema
 
     def compare(self, ours: Any, theirs: Any, path: str) -> None:
-        if isinstance(ours, str) and isinstance(theirs, str) and (ours, theirs) in self.seen:
-            return  # a recursive type already being compared
-        if isinstance(ours, str) and isinstance(theirs, str):
-            self.seen.add((ours, theirs))
         a, b = self._resolve(ours, self.ours_named), self._resolve(theirs, self.theirs_named)
         where = f" at {path}" if path else ""
         if isinstance(a, list) or isinstance(b, list):
@@ -101,6 +89,9 @@ class _Walk:
             self.out.blocking.append(f"type {_show(a)} -> {_show(b)}{where}")
             return
         if ta == "record":
+            if (a.get("name"), b.get("name")) in self.seen:
+                return  # a recursive type already being compared
+            self.seen.add((a.get("name"), b.get("name")))
             self._record(a, b, path)
         elif ta == "enum":
             if list(a.get("symbols", ())) != list(b.get("symbols", ())):

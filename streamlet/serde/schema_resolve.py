@@ -94,11 +94,13 @@ class SchemaResolver:
         if self.clock() < until:
             self._event("produce.blocked", logging.WARNING, "the circuit is open", topic=topic, subject=subject,
                         error_class="schema.conflict")
+            breaker = self.policy.breaker
+            assert breaker is not None
             raise SchemaCircuitOpenError(
                 f"[schema.conflict] sends to topic {topic!r} with subject {subject!r} are rejected: the circuit "
-                f"breaker opened after {self.policy.breaker.threshold} schema conflicts within "  # type: ignore
-                f"{self.policy.breaker.window:g} s; it closes {until - self.clock():.0f} s from now. "  # type: ignore
-                "Check the subject's latest schema in the registry", subject=subject, url=self.serde.url)
+                f"breaker opened after {breaker.threshold} schema conflicts within {breaker.window:g} s; it "
+                f"closes {until - self.clock():.0f} s from now. Check the subject's latest schema in the "
+                "registry", subject=subject, url=self.serde.url)
         del self._open_until[(topic, subject)]  # half-open: the next lookup decides
 
     def _conflict_seen(self, topic: str, subject: str) -> None:
@@ -170,6 +172,7 @@ class SchemaResolver:
             raise exc
         entry = self.follow_latest(topic, field, subject, serde.parsed, exc)
         if self.policy.max_resends < 1:
+            serde.set_writer(topic, field, entry)  # the next records follow
             self._blocked(topic, subject, "schema.conflict", "followed; max_resends=0 blocks this record")
             raise SchemaConflictError(
                 f"[schema.conflict] topic {topic!r} now follows subject {subject!r} schema id "
@@ -193,8 +196,7 @@ class SchemaResolver:
         version, schema_id = int(latest.version), int(latest.schema_id)
         theirs = self.serde.parse_registered(latest.schema.schema_str)
         diff = diff_schemas(ours, theirs)
-        labels = dict(topic=topic, subject=subject, resolved_subject=resolved, version=version,
-                      schema_id=schema_id)
+        labels = dict(resolved_subject=resolved, version=version, schema_id=schema_id)
         why = None
         if diff.blocking:
             why = "the registry's schema differs in ways no re-map may follow"
@@ -207,10 +209,11 @@ class SchemaResolver:
             raise SchemaConflictError(
                 f"[schema.conflict] the {field} schema for topic {topic!r} conflicts with the latest of subject "
                 f"{resolved!r} (version {version}, id {schema_id}): {why}. Diff: {diff.describe()}"
-                + (f". Cause: {cause}" if cause is not None else ""), diff=diff.blocking + diff.harmless, version=version, resolved_subject=resolved,
-                subject=subject, schema_id=schema_id, url=self.serde.url)
+                + (f". Cause: {cause}" if cause is not None else ""), diff=diff.blocking + diff.harmless,
+                version=version, resolved_subject=resolved, subject=subject, schema_id=schema_id,
+                url=self.serde.url)
         self._event("produce.retry.on_error", logging.WARNING,
-                    f"following the registry's schema ({diff.describe()})", **labels)
+                    f"following the registry's schema ({diff.describe()})", topic=topic, subject=subject, **labels)
         entry = (self.serde.header(schema_id), theirs)
         self.written[schema_id] = theirs
         return entry
