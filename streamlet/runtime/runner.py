@@ -43,6 +43,7 @@ from streamlet.runtime.partition_check import PartitionCheck, copartitioned_exte
 from streamlet.runtime.purge import RepartitionPurge
 from streamlet.runtime.rebalance import RebalanceCallbacks
 from streamlet.runtime.restoring import RestoringTasks
+from streamlet.runtime.schema_rejections import SchemaRejections
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
 from streamlet.runtime.transactions import (
@@ -150,6 +151,7 @@ class Runner(RebalanceCallbacks):
         self.tasks.on_late = self.policy.late if cfg.late_records == "dead_letter" else None
         self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
+        committer.on_rejected = SchemaRejections.wrap(topology, produce, self.policy.rejected, self.metrics)
         if exactly_once:
             self.committer = ExactlyOnceCheckpoint(committer, self.producer, self.consumer, self.tasks.active_tasks,
                                                    purge.after_commit, self._rewind_after_abort)

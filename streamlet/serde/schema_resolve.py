@@ -73,11 +73,17 @@ class SchemaResolver:
         self._open_until: dict[tuple[str, str], float] = {}
         #: the (topic, field) whose entry was just resolved: its first write is the re-send
         self.resend: Optional[tuple[str, str]] = None
+        #: (topic, schema id) of records the broker rejected (logged once each)
+        self._rejected_ids: set[tuple[str, int]] = set()
+        self._open_logged: set[tuple[str, str]] = set()
 
     # -- logging and counting ----------------------------------------------------------------------
-    def _event(self, name: str, level: int, message: str, **labels: Any) -> None:
+    def _event(self, name: str, level: int | None, message: str, **labels: Any) -> None:
+        """Count ``name``; log it too unless ``level`` is None (the records of a burst after its first)."""
         labels = {k: v for k, v in labels.items() if v is not None}
         self.metrics.inc(name, **labels)
+        if level is None:
+            return
         text = " ".join(f"{k}={v}" for k, v in labels.items())
         log.log(level, "%s %s: %s", name, text, message, extra={"event": name, **labels})
 
@@ -92,8 +98,10 @@ class SchemaResolver:
         if until is None:
             return
         if self.clock() < until:
-            self._event("produce.blocked", logging.WARNING, "the circuit is open", topic=topic, subject=subject,
-                        error_class="schema.conflict")
+            first = (topic, subject) not in self._open_logged
+            self._open_logged.add((topic, subject))
+            self._event("produce.blocked", logging.WARNING if first else None, "the circuit is open", topic=topic,
+                        subject=subject, error_class="schema.conflict")
             breaker = self.policy.breaker
             assert breaker is not None
             raise SchemaCircuitOpenError(
@@ -102,6 +110,7 @@ class SchemaResolver:
                 f"closes {until - self.clock():.0f} s from now. Check the subject's latest schema in the "
                 "registry", subject=subject, url=self.serde.url)
         del self._open_until[(topic, subject)]  # half-open: the next lookup decides
+        self._open_logged.discard((topic, subject))
 
     def _conflict_seen(self, topic: str, subject: str) -> None:
         breaker = self.policy.breaker
@@ -279,19 +288,39 @@ class SchemaResolver:
         raise exc
 
     # -- a record the broker rejected ----------------------------------------------------------------
-    def rejected(self, topic: str, data: bytes, reason: str) -> Optional[bytes]:
+    def rejected(self, topic: str, data: bytes, reason: str, memo: dict[Any, Any] | None = None
+                 ) -> Optional[bytes]:
         """The bytes to re-send for a value the broker rejected (``None``: not this policy's to
-        handle); raises :class:`SchemaConflictError` when it must be blocked."""
+        handle); raises :class:`SchemaConflictError` when it must be blocked. ``memo``, shared by the
+        records of one burst, keeps the verdict per schema id: one lookup for the whole burst."""
         serde = self.serde
         if not self.policy.applies_to(topic) or len(data) < 5 or data[0] != 0:
             return None
         schema_id = schema_id_of(data[:5])
         subject = serde.subject(topic, "value")
-        self._event("schema.conflict.value", logging.WARNING, f"the broker rejected the record: {reason}",
+        first = (topic, schema_id) not in self._rejected_ids  # log the first of a burst, count them all
+        self._rejected_ids.add((topic, schema_id))
+        level = logging.WARNING if first else None
+        self._event("schema.conflict.value", level, f"the broker rejected the record: {reason}",
                     topic=topic, subject=subject, schema_id=schema_id, error_class="schema.conflict")
         if not self.policy.follow or self.policy.max_resends < 1:
-            self._blocked(topic, subject, "schema.conflict", "observe only: not re-sent", schema_id=schema_id)
+            self._event("produce.blocked", level, "observe only: not re-sent", topic=topic, subject=subject,
+                        error_class="schema.conflict", schema_id=schema_id)
             return None
+        verdict = None if memo is None else memo.get((topic, schema_id))
+        if isinstance(verdict, Exception):
+            self._event("produce.blocked", None, "", topic=topic, subject=subject, error_class="schema.conflict",
+                        schema_id=schema_id)
+            raise verdict
+        try:
+            return self._resend(topic, subject, schema_id, data, reason)
+        except SchemaConflictError as exc:
+            if memo is not None:
+                memo[(topic, schema_id)] = exc
+            raise
+
+    def _resend(self, topic: str, subject: str, schema_id: int, data: bytes, reason: str) -> bytes:
+        serde = self.serde
         self.check_open(topic, subject)
         with _subject_lock(serde.url, f"rejected:{subject}"):
             current = serde.cached_writer(topic, "value")
@@ -310,6 +339,9 @@ class SchemaResolver:
                         "cannot fix it", subject=subject, schema_id=schema_id, url=serde.url)
                 serde.set_writer(topic, "value", entry)
         value = serde.decode_with(data, self.written.get(schema_id) or serde.writer_schema(schema_id))
+        if current is not None and entry is current:
+            self._event("produce.retry.on_error", None, "", topic=topic, subject=subject,
+                        schema_id=schema_id_of(entry[0]))
         return serde.encode_with(value, entry)
 
 
