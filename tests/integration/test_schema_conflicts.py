@@ -167,17 +167,22 @@ policy = sl.serde.SchemaPolicy(schema_check=__import__("os").environ.get("CHECK"
 
 
 def test_a_worker_whose_schema_the_subject_never_had_follows_the_ctas_schema(tmp_path: Path, broker: Any) -> None:
-    """On every broker: ``out-value`` holds only the CTAS schema. The worker's first send finds its own
-    schema missing there (a schema.conflict), reads the latest once and writes every value with it."""
-    broker.create_topic("in", PARTITIONS)
+    """On every broker: ``out-value`` holds only the CTAS schema. The worker's 32 tasks hit the conflict
+    together (their first records are in one fetch); its first send finds its own schema missing
+    there (a schema.conflict), reads the latest once — one lookup for all 32 — and writes every
+    value with it."""
+    broker.create_topic("in", 32)
     broker.create_topic("out", PARTITIONS)
     with RegistryServer() as registry:
         ctas = register(SchemaRegistryClient({"url": registry.url}), CTAS)
-        produce(broker.bootstrap, "in", records(0, 300))
+        produce(broker.bootstrap, "in", [(f"k{n}", {"n": n}) for n in range(300)])
+        before = registry.requests
         w = start(tmp_path, broker, registry.url)
-        wait_committed(broker.bootstrap, APP, "in", PARTITIONS, 90, [w])
+        wait_committed(broker.bootstrap, APP, "in", 32, 90, [w])
+        asked = [p for _, p in registry.recent[-(registry.requests - before):]]
         got = outputs(broker.bootstrap, registry.url)
         assert w.stop() == 0
+    assert [p.split("?")[0] for p in asked] == ["/subjects/out-value", "/subjects/out-value/versions/latest"]
     assert sorted(v["id"] for _, v in got) == list(range(300))
     assert {sid for sid, _ in got} == {ctas}
     log = w.text()
