@@ -207,15 +207,23 @@ class AvroSerde(ContextSerde):
         try:
             header, parsed = self._writers[(ctx.topic, ctx.field)]
         except KeyError:
-            header, parsed = self._writer_for(ctx)
+            return self._serialize_first(value, ctx)
         out = io.BytesIO()
         out.write(header)
         try:
             schemaless_writer(out, parsed, value if self.to_dict is None else self.to_dict(value))
         except Exception as exc:
             raise self.resolver.write_failed(ctx.topic, MessageField(ctx.field).value, header, exc) from exc
-        self.resolver.resend = None
         return out.getvalue()
+
+    def _serialize_first(self, value: Any, ctx: SerializationContext) -> bytes:
+        """The first record of a topic and field: look the writer up (and cache it), then write — a
+        re-send when the policy resolved a conflict on the way."""
+        self._writer_for(ctx)
+        try:
+            return AvroSerde.serialize(self, value, ctx)
+        finally:
+            self.resolver.resend = None
 
     def _serialize_at_produce(self, value: Any, ctx: SerializationContext) -> bytes:
         """``resolve_schema_at_produce``: follow the subject's latest (as the registry client caches

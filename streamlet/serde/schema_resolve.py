@@ -153,7 +153,6 @@ class SchemaResolver:
         subject = self.serde.subject(topic, field)
         detail = f"{type(exc).__name__}: {exc}"
         if self.resend == (topic, field):
-            self.resend = None
             self._blocked(topic, subject, "schema.conflict", f"the re-send with schema id {schema_id} failed: "
                           f"{detail}", schema_id=schema_id)
             return SchemaConflictError(
