@@ -50,16 +50,17 @@ class HttpSide:
             self._portal_cm.__exit__(None, None, None)
             raise
         self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
-        self._portal.start_task_soon(self._serve, listener)
+        self._portal.start_task(self._serve, listener)  # returns once its cancel scope exists
         log.info("HTTP side listening on %s:%d (/health, /ready, /metrics, /stores)", self.host, self.port)
         return self
 
     async def _listen(self) -> Any:
         return await anyio.create_tcp_listener(local_host=self.host, local_port=self.port, reuse_port=False)
 
-    async def _serve(self, listener: Any) -> None:
+    async def _serve(self, listener: Any, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         with anyio.CancelScope() as scope:
             self._cancel = scope
+            task_status.started()
             async with listener:
                 await listener.serve(self._connection)
 
