@@ -182,13 +182,9 @@ class App:
         rebalance that brings tasks with stores to restore makes it false again until they are
         restored.
         """
-        runner = self._runner
-        tasks = runner.tasks if runner is not None else None
-        if runner is None or runner.consumer is None or tasks is None:
-            return {"state": "not_running", "ready": False, "tasks": {}}
-        ready = runner.ready.is_set()
-        state = "running" if ready else "restoring" if tasks.assigned_once else "starting"
-        return {"state": state, "ready": ready, "tasks": tasks.states()}
+        from streamlet.runtime.observability import worker_state
+
+        return worker_state(self._runner)
 
     # -- inspection ---------------------------------------------------------
     def describe(self, format: str = "text") -> str:

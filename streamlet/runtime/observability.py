@@ -83,13 +83,7 @@ class Observability:
 
     # -- what the routes read ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        runner = self.runner
-        tasks = runner.tasks
-        if tasks is None or runner.consumer is None:
-            return {"state": "starting", "ready": False, "tasks": {}}
-        ready = runner.ready.is_set()
-        state = "running" if ready else "restoring" if tasks.assigned_once else "starting"
-        return {"state": state, "ready": ready, "tasks": tasks.states()}
+        return worker_state(self.runner)
 
     def store(self, name: str) -> Any:
         runner, topology = self.runner, self.runner.app.topology
@@ -141,6 +135,17 @@ class Observability:
 
     def loop_polled(self) -> None:
         self.last_poll = time.monotonic()
+
+
+def worker_state(runner: Any) -> dict[str, Any]:
+    """``{"state": ..., "ready": bool, "tasks": {task id: state}}`` of a runner (``app.state()``):
+    ``not_running``, ``starting`` (no partitions yet), ``restoring`` or ``running``."""
+    tasks = runner.tasks if runner is not None else None
+    if runner is None or runner.consumer is None or tasks is None:
+        return {"state": "not_running", "ready": False, "tasks": {}}
+    ready = runner.ready.is_set()
+    state = "running" if ready else "restoring" if tasks.assigned_once else "starting"
+    return {"state": state, "ready": ready, "tasks": tasks.states()}
 
 
 def _estimated_keys(store: Any) -> Optional[int]:
