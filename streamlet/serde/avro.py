@@ -31,6 +31,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from streamlet.errors import ConfigError, SchemaRegistryError, SchemaRegistryUnavailableError, SerializationError
 from streamlet.serde.context import ContextSerde, MessageField, SerializationContext
+from streamlet.serde.references import Reference, ReferenceResolver, full_name, schema_references
 from streamlet.serde.registry import (
     ENV_URL,
     SubjectNameStrategy,
@@ -80,7 +81,7 @@ class AvroSerde(ContextSerde):
     def __init__(self, schema: Any = None, *, registry: Any = None, record_type: type | None = None,
                  to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
                  subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
-                 normalize_schemas: bool = False) -> None:
+                 normalize_schemas: bool = False, references: list[Reference] | None = None) -> None:
         if registry is None and not os.environ.get(ENV_URL):
             # no registry yet: `streamlet describe` / `topics` load the script without one; the
             # first record needing the registry stops the worker saying how to set it
@@ -90,8 +91,14 @@ class AvroSerde(ContextSerde):
         self.schema_json = None if schema is None else _schema_json(schema)
         #: the writer schema's text as registered / looked up (compact JSON of the schema given)
         self.schema_str = None if schema is None else orjson.dumps(self.schema_json).decode()
-        self.parsed = None if schema is None else _parse(self.schema_json)
-        self.record_name = None if self.parsed is None else _full_name(self.parsed)
+        #: the types the schema uses from other subjects (parsed on first use, with the registry)
+        self.references = schema_references(references)
+        self._resolver = ReferenceResolver()
+        if self.references and schema is None:
+            raise ConfigError("references= name the registered types a schema uses: pass that schema too")
+        self.parsed = None if schema is None or self.references else _parse(self.schema_json)
+        self.record_name = full_name(self.schema_json) if self.references else (
+            None if self.parsed is None else _full_name(self.parsed))
         self.subject_name, needs_name = subject_strategy(subject_name_strategy)
         if needs_name and schema is not None and self.record_name is None:
             raise ConfigError(f"subject name strategy {subject_name_strategy!r} needs a named schema "
@@ -100,6 +107,9 @@ class AvroSerde(ContextSerde):
             raise ConfigError(f"subject name strategy {subject_name_strategy!r} needs the schema: pass it")
         self.auto_register, self.normalize = bool(auto_register), bool(normalize_schemas)
         if record_type is not None:
+            if self.references:
+                raise NotImplementedError("record_type with schema references is not supported yet: pass "
+                                          "to_dict / from_dict to convert the records")
             if self.parsed is None:
                 raise ConfigError("record_type needs the record's schema: serde.avro(schema, record_type=...)")
             codec_to, codec_from = record_codec(record_type, self.parsed)
@@ -143,7 +153,7 @@ class AvroSerde(ContextSerde):
         subject = self.subject(topic, field)
         client = self.client
         try:
-            return int(client.register_schema(subject, Schema(self.schema_str, "AVRO"),
+            return int(client.register_schema(subject, Schema(self.schema_str, "AVRO", self.references),
                                                    normalize_schemas=self.normalize))
         except Exception as exc:
             raise registry_error(exc, f"registering the schema under subject {subject!r}", self.url,
@@ -162,21 +172,21 @@ class AvroSerde(ContextSerde):
                     raise not_registered(subject, self.url, exc) from exc
                 raise registry_error(exc, f"getting the latest schema of subject {subject!r}", self.url,
                                      subject=subject) from exc
-            schema_id, parsed = int(latest.schema_id), _parse(_schema_json(latest.schema.schema_str))
+            schema_id, parsed = int(latest.schema_id), self._parse_registered(latest.schema)
         elif self.auto_register:
-            schema_id, parsed = self.register(ctx.topic, field), self.parsed
+            schema_id, parsed = self.register(ctx.topic, field), self._own_parsed()
         else:
             from confluent_kafka.schema_registry import Schema
 
             try:
-                found = client.lookup_schema(subject, Schema(self.schema_str, "AVRO"),
+                found = client.lookup_schema(subject, Schema(self.schema_str, "AVRO", self.references),
                                                   normalize_schemas=self.normalize)
             except Exception as exc:
                 if is_not_found(exc):
                     raise not_registered(subject, self.url, exc) from exc
                 raise registry_error(exc, f"looking the schema up under subject {subject!r}", self.url,
                                      subject=subject) from exc
-            schema_id, parsed = int(found.schema_id), self.parsed
+            schema_id, parsed = int(found.schema_id), self._own_parsed()
         entry = (_HEADER.pack(MAGIC, schema_id), parsed)
         self._writers[(ctx.topic, field.value)] = entry
         return entry
@@ -207,16 +217,27 @@ class AvroSerde(ContextSerde):
             if is_not_found(exc):
                 raise unknown_id(schema_id, self.url, exc) from exc
             raise registry_error(exc, f"getting schema id {schema_id}", self.url, schema_id=schema_id) from exc
-        if getattr(found, "references", None):
-            raise NotImplementedError(f"schema id {schema_id} has schema references: serde.avro() does not "
-                                      "support references yet")
         if (found.schema_type or "AVRO") != "AVRO":
             raise SchemaRegistryError(f"schema id {schema_id} is a {found.schema_type} schema, not Avro",
                                       schema_id=schema_id, url=self.url)
-        writer = _parse(_schema_json(found.schema_str))
-        reader = None if self.parsed is None or self.parsed == writer else self.parsed
+        writer = self._parse_registered(found)
+        own = self._own_parsed()
+        reader = None if own is None or own == writer else own
         self._readers[schema_id] = entry = (writer, reader)
         return entry
+
+    def _own_parsed(self) -> Any:
+        """This serde's schema, parsed (with its references' types, fetched on first use)."""
+        if self.parsed is None and self.references:
+            self.parsed = self._resolver.parse(self.schema_json, self.references, self.client, self.url)
+        return self.parsed
+
+    def _parse_registered(self, schema: Any) -> Any:
+        """A registry ``Schema``, parsed with the types of its references (each fetched once)."""
+        refs = schema_references(getattr(schema, "references", None))
+        if not refs:
+            return _parse(_schema_json(schema.schema_str))
+        return self._resolver.parse(_schema_json(schema.schema_str), refs, self.client, self.url)
 
     def deserialize(self, data: bytes, ctx: SerializationContext) -> Any:
         if len(data) < 5 or data[0] != MAGIC:
@@ -249,7 +270,7 @@ class AvroSerde(ContextSerde):
 def avro(schema: Any = None, *, registry: Any = None, record_type: type | None = None,
          subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
          to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
-         normalize_schemas: bool = False) -> AvroSerde:
+         normalize_schemas: bool = False, references: list[Reference] | None = None) -> AvroSerde:
     """Avro through a Schema Registry, in the Confluent wire format, for keys or values.
 
     ``schema``: the Avro schema (JSON text, a dict, or a type name such as
@@ -271,7 +292,13 @@ def avro(schema: Any = None, *, registry: Any = None, record_type: type | None =
     ``auto_register=False``: the schema must already be registered under the
     subject (:class:`~streamlet.errors.SchemaNotRegisteredError` otherwise);
     ``True`` registers it on first use.
+
+    ``references``: the registered types ``schema`` uses by name, as
+    confluent-kafka ``SchemaReference``\\ s or ``(name, subject, version)``
+    tuples; they are sent with the schema when it is looked up or registered,
+    and fetched from the registry once to parse it. Records written with a
+    schema that has references are read whatever this argument says.
     """
     return AvroSerde(schema, registry=registry, record_type=record_type, to_dict=to_dict, from_dict=from_dict,
                      subject_name_strategy=subject_name_strategy, auto_register=auto_register,
-                     normalize_schemas=normalize_schemas)
+                     normalize_schemas=normalize_schemas, references=references)
