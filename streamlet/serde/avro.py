@@ -27,9 +27,10 @@ import struct
 from typing import Any, Callable
 
 import orjson
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema
 
 from streamlet.errors import ConfigError, SchemaRegistryError, SchemaRegistryUnavailableError, SerializationError
+from streamlet.serde.avro_codec import read_from, read_plan, write_into
 from streamlet.serde.context import ContextSerde, MessageField, SerializationContext
 from streamlet.serde.references import Reference, ReferenceResolver, full_name, schema_references
 from streamlet.serde.registry import (
@@ -119,8 +120,9 @@ class AvroSerde(ContextSerde):
         self.to_dict, self.from_dict = to_dict, from_dict
         #: (topic, field) -> (wire header, parsed writer schema): the producer's cache
         self._writers: dict[tuple[str, str], tuple[bytes, Any]] = {}
-        #: schema id -> (parsed writer schema, parsed reader schema or None): the consumer's cache
-        self._readers: dict[int, tuple[Any, Any]] = {}
+        #: schema id -> (parsed writer schema, parsed reader schema or None, their named types): the
+        #: consumer's cache (see streamlet.serde.avro_codec.read_plan)
+        self._readers: dict[int, tuple[Any, Any, Any]] = {}
 
     @property
     def client(self) -> Any:
@@ -196,19 +198,18 @@ class AvroSerde(ContextSerde):
             header, parsed = self._writers[(ctx.topic, ctx.field)]
         except KeyError:
             header, parsed = self._writer_for(ctx)
-        out = io.BytesIO()
-        out.write(header)
+        out = bytearray(header)
         try:
-            schemaless_writer(out, parsed, value if self.to_dict is None else self.to_dict(value))
+            write_into(out, parsed, value if self.to_dict is None else self.to_dict(value))
         except Exception as exc:
             raise SerializationError(
                 f"{self.name} could not serialize the {MessageField(ctx.field).value} for topic "
                 f"{ctx.topic!r} with schema id {_HEADER.unpack(header)[1]}: {type(exc).__name__}: {exc}"
             ) from exc
-        return out.getvalue()
+        return bytes(out)
 
     # -- consuming ------------------------------------------------------------------------------
-    def _reader_for(self, schema_id: int) -> tuple[Any, Any]:
+    def _reader_for(self, schema_id: int) -> tuple[Any, Any, Any]:
         """Fetch the writer schema of ``schema_id`` once; the reader schema resolves it."""
         client = self.client
         try:
@@ -223,7 +224,7 @@ class AvroSerde(ContextSerde):
         writer = self._parse_registered(found)
         own = self._own_parsed()
         reader = None if own is None or own == writer else own
-        self._readers[schema_id] = entry = (writer, reader)
+        self._readers[schema_id] = entry = read_plan(writer, reader)
         return entry
 
     def _own_parsed(self) -> Any:
@@ -247,13 +248,13 @@ class AvroSerde(ContextSerde):
                 "4-byte schema id)")
         schema_id = int.from_bytes(data[1:5], "big")
         try:
-            writer, reader = self._readers[schema_id]
+            writer, reader, named = self._readers[schema_id]
         except KeyError:
-            writer, reader = self._reader_for(schema_id)
+            writer, reader, named = self._reader_for(schema_id)
         buf = io.BytesIO(data)
         buf.seek(5)
         try:
-            value = schemaless_reader(buf, writer, reader)
+            value = read_from(buf, writer, reader, named)
             if buf.tell() != len(data):
                 raise ValueError(f"{len(data) - buf.tell()} bytes left after the record")
         except Exception as exc:
