@@ -30,7 +30,38 @@ _READ_OPTIONS = {"return_record_name": False, "return_record_name_override": Fal
                  "handle_unicode_errors": "strict", "return_named_type": False, "return_named_type_override": False}
 
 
+class _NamedList(list):  # type: ignore[type-arg]
+    """A parsed top-level union with the named types it uses from elsewhere (schema references)."""
+
+    named_schemas: dict[str, Any]
+
+
+class _NamedStr(str):
+    """A parsed top-level type name with the named types it uses from elsewhere."""
+
+    named_schemas: dict[str, Any]
+
+
+def with_names(parsed: Any, named: dict[str, Any]) -> Any:
+    """``parsed`` (from ``parse_schema(schema, named)``) carrying the named types ``named``: a record,
+    enum or fixed carries them already (fastavro's ``__named_schemas``); a top-level union or type name
+    — a union of referenced types, the usual way to put several event types in one topic — is wrapped."""
+    if isinstance(parsed, dict):
+        return parsed
+    out = _NamedList(parsed) if isinstance(parsed, list) else _NamedStr(parsed)
+    out.named_schemas = named
+    return out
+
+
+def _unsupported(parsed: Any) -> None:
+    if getattr(parsed, "named_schemas", None) is not None:
+        raise NotImplementedError(
+            "a top-level union or type name using referenced types needs fastavro's compiled build "
+            "(its write_data / _read_data); this fastavro does not have it")
+
+
 def _generic_write(buf: bytearray, parsed: Any, value: Any) -> None:
+    _unsupported(parsed)
     out = io.BytesIO()
     schemaless_writer(out, parsed, value)
     buf += out.getbuffer()
@@ -50,7 +81,8 @@ def _fast() -> tuple[Callable[[bytearray, Any, Any], None], Callable[[Any, Any, 
         def write(buf: bytearray, parsed: Any, value: Any) -> None:
             # the named types parse_schema gives a parsed schema; without them (a union, a primitive:
             # parsed again on every call by schemaless_writer too) the public function
-            named = parsed.get("__named_schemas") if type(parsed) is dict else None
+            named = parsed.get("__named_schemas") if type(parsed) is dict else getattr(
+                parsed, "named_schemas", None)
             if named is None:
                 _generic_write(buf, parsed, value)
             else:
@@ -82,6 +114,12 @@ def read_plan(writer: Any, reader: Any) -> tuple[Any, Any, dict[str, dict[str, A
     """``(writer, reader, named types)`` for :func:`read_from`, the writer and reader schemas parsed
     (``reader`` ``None``: read as written)."""
     named: dict[str, dict[str, Any]] = {"writer": {}, "reader": {}}
+    for side, schema in (("writer", writer), ("reader", reader)):
+        carried = getattr(schema, "named_schemas", None)  # see with_names
+        if carried is not None:
+            if not FAST:
+                _unsupported(schema)
+            named[side].update(carried)
     writer = parse_schema(writer, named["writer"])
     if reader is not None:
         reader = parse_schema(reader, named["reader"])

@@ -24,6 +24,7 @@ from confluent_kafka.schema_registry import SchemaReference
 from fastavro import parse_schema
 
 from streamlet.errors import ConfigError, SchemaRegistryError
+from streamlet.serde.avro_codec import with_names
 from streamlet.serde.registry import is_not_found, registry_error
 
 #: what a reference may be given as: confluent-kafka's ``SchemaReference``, ``(name, subject, version)``
@@ -82,7 +83,7 @@ class ReferenceResolver:
         for ref in references:
             self._add(ref, named, done, (), client, url)
         try:
-            return parse_schema(schema, named)
+            return with_names(parse_schema(schema, named), named)
         except Exception as exc:
             raise SchemaRegistryError(
                 f"the schema does not parse with its references {_describe(references)}: "

@@ -74,3 +74,18 @@ def test_a_value_that_does_not_fit_raises() -> None:
     parsed = parse_schema(LIST)
     with pytest.raises(Exception):
         avro_codec.write_into(bytearray(), parsed, {"v": "not an int"})
+
+
+def test_a_top_level_union_of_types_defined_elsewhere_carries_their_names() -> None:
+    named: dict[str, Any] = {}
+    parse_schema(LIST, named)
+    union = avro_codec.with_names(parse_schema(["null", "Node"], named), named)
+    buf = bytearray()
+    avro_codec.write_into(buf, union, {"v": 4, "next": None})
+    assert bytes(buf) == b"\x02\x08\x00"  # branch 1, v = 4, next: branch 0 (null)
+    assert avro_codec.read_from(io.BytesIO(bytes(buf)), *avro_codec.read_plan(union, None)) == {"v": 4, "next": None}
+    name = avro_codec.with_names(parse_schema("Node", named), named)
+    assert avro_codec.read_from(io.BytesIO(b"\x08\x00"), *avro_codec.read_plan(name, union)) == {"v": 4, "next": None}
+    # the public functions cannot be given the names: the fallback says so
+    with pytest.raises(NotImplementedError, match="compiled build"):
+        avro_codec._generic_write(bytearray(), union, {"v": 4, "next": None})

@@ -127,6 +127,30 @@ def test_producing_the_latest_registered_schema_with_references(url: str) -> Non
     assert AvroDeserializer(client)(data, VALUE) == VALUE_OF_ORDER
 
 
+CREATED = {"type": "record", "name": "Created", "namespace": "shop",
+           "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "double"}]}
+CANCELLED = {"type": "record", "name": "Cancelled", "namespace": "shop",
+             "fields": [{"name": "id", "type": "string"}, {"name": "reason", "type": "string"}]}
+
+
+def test_a_union_of_referenced_types_puts_several_event_types_in_one_topic(url: str) -> None:
+    client, _ = registry_client(url)
+    client.register_schema("shop.Created", Schema(text(CREATED), "AVRO"))
+    client.register_schema("shop.Cancelled", Schema(text(CANCELLED), "AVRO"))
+    refs = [("shop.Created", "shop.Created", 1), ("shop.Cancelled", "shop.Cancelled", 1)]
+    events = sl.serde.avro(["shop.Created", "shop.Cancelled"], registry=url, references=refs, auto_register=True)
+    created, cancelled = {"id": "o-1", "amount": 9.5}, {"id": "o-1", "reason": "changed my mind"}
+    datas = [events.serialize(created, VALUE), events.serialize(cancelled, VALUE)]
+    assert datas[0][5:6] == b"\x00" and datas[1][5:6] == b"\x02"  # the union branch: Avro's index
+    assert [events.deserialize(d, VALUE) for d in datas] == [created, cancelled]
+    as_written = sl.serde.avro(registry=url)
+    assert [as_written.deserialize(d, VALUE) for d in datas] == [created, cancelled]
+    # a single referenced type as the whole schema
+    only = sl.serde.avro("shop.Cancelled", registry=url, references=refs[1:], auto_register=True)
+    other = sl.serde.SerializationContext("cancellations", sl.serde.VALUE)
+    assert as_written.deserialize(only.serialize(cancelled, other), other) == cancelled
+
+
 def test_a_missing_referenced_subject_is_a_registry_error_naming_it(url: str) -> None:
     client, _ = registry_client(url)
     client.register_schema("address-value", Schema(text(ADDRESS), "AVRO"))
