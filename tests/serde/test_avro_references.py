@@ -187,3 +187,25 @@ def test_reference_arguments_are_checked_at_construction() -> None:
     with pytest.raises(NotImplementedError, match="to_dict"):
         sl.serde.avro(ORDER, registry=url, references=ORDER_REFS, record_type=dict)
     forget_mock(url)
+
+
+def test_a_topology_reads_and_writes_values_whose_schemas_have_references(url: str) -> None:
+    """Orders (referencing Customer and Address) in, through the TestDriver; their customer out, with
+    Customer's own schema and references."""
+    client, _ = registry_client(url)
+    register_types(client)
+    sl.serde.avro(ORDER, registry=url, references=ORDER_REFS).register("orders")  # as the orders' producer
+    customer_refs = [("shop.Address", "address-value", 1), ("shop.Tier", "tier-value", 1)]
+    app = sl.App("avro-refs")
+    (app.stream("orders", value_serde=sl.serde.avro(ORDER, registry=url, references=ORDER_REFS))
+        .map_values(lambda v: v["customer"])
+        .to("customers", value_serde=sl.serde.avro(CUSTOMER, registry=url, references=customer_refs,
+                                                  auto_register=True)))
+    with sl.testing.TestDriver(app) as d:
+        d.send("orders", key="o-1", value=VALUE_OF_ORDER)
+        assert d.read("customers") == [("o-1", VALUE_OF_ORDER["customer"])]
+        (_, data, _, _), = d.log["customers"][0]
+    # what was written is Customer's registered id, and confluent-kafka's deserializer reads it
+    assert int.from_bytes(data[1:5], "big") == client.get_latest_version("customers-value").schema_id
+    ctx = sl.serde.SerializationContext("customers", sl.serde.VALUE)
+    assert AvroDeserializer(client)(data, ctx) == VALUE_OF_ORDER["customer"]
