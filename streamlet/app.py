@@ -51,14 +51,15 @@ class App:
                  default_value_serde: Serde | None = None, batch_size: int | None = None,
                  on_changelog_truncated: str | None = None, on_input_truncated: str | None = None,
                  on_partition_mismatch: str | None = None,
-                 repartition_purge_interval_ms: int | None = None, late_records: str | None = None) -> None:
+                 repartition_purge_interval_ms: int | None = None, late_records: str | None = None,
+                 application_server: str | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
             dead_letter_topic=dead_letter_topic, client_config=dict(config or {}),
             batch_size=batch_size, on_changelog_truncated=on_changelog_truncated,
             on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
-            late_records=late_records,
+            late_records=late_records, application_server=application_server,
             repartition_purge_interval_ms=repartition_purge_interval_ms,
         )
         self.application_id = application_id

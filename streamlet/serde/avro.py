@@ -43,6 +43,8 @@ from streamlet.serde.registry import (
     subject_strategy,
     unknown_id,
 )
+from streamlet.serde.schema_policy import SchemaPolicy
+from streamlet.serde.schema_resolve import SchemaResolver, follow_latest_at_produce
 from streamlet.serde.specific import record_codec
 
 MAGIC = 0
@@ -82,7 +84,8 @@ class AvroSerde(ContextSerde):
     def __init__(self, schema: Any = None, *, registry: Any = None, record_type: type | None = None,
                  to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
                  subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
-                 normalize_schemas: bool = False, references: list[Reference] | None = None) -> None:
+                 normalize_schemas: bool = False, schema_policy: SchemaPolicy | None = None,
+                 references: list[Reference] | None = None) -> None:
         if registry is None and not os.environ.get(ENV_URL):
             # no registry yet: `streamlet describe` / `topics` load the script without one; the
             # first record needing the registry stops the worker saying how to set it
@@ -97,9 +100,9 @@ class AvroSerde(ContextSerde):
         self._resolver = ReferenceResolver()
         if self.references and schema is None:
             raise ConfigError("references= name the registered types a schema uses: pass that schema too")
-        self.parsed = None if schema is None or self.references else _parse(self.schema_json)
+        self._parsed = None if schema is None or self.references else _parse(self.schema_json)
         self.record_name = full_name(self.schema_json) if self.references else (
-            None if self.parsed is None else _full_name(self.parsed))
+            None if self._parsed is None else _full_name(self._parsed))
         self.subject_name, needs_name = subject_strategy(subject_name_strategy)
         if needs_name and schema is not None and self.record_name is None:
             raise ConfigError(f"subject name strategy {subject_name_strategy!r} needs a named schema "
@@ -123,6 +126,21 @@ class AvroSerde(ContextSerde):
         #: schema id -> (parsed writer schema, parsed reader schema or None, their named types): the
         #: consumer's cache (see streamlet.serde.avro_codec.read_plan)
         self._readers: dict[int, tuple[Any, Any, Any]] = {}
+        if schema_policy is not None and not isinstance(schema_policy, SchemaPolicy):
+            raise ConfigError(f"schema_policy must be a serde.SchemaPolicy, not {type(schema_policy).__name__}")
+        #: the On-Error Resolve policy (DESIGN §7) and its state
+        self.policy = schema_policy or SchemaPolicy()
+        self.resolver = SchemaResolver(self, self.policy)
+        if self.policy.resolve_schema_at_produce:
+            self.serialize = self._serialize_at_produce  # type: ignore[method-assign]
+
+    @property
+    def parsed(self) -> Any:
+        """This serde's schema, parsed (``None``: none given); a schema with references is parsed on
+        first use, with the referenced types fetched from the registry."""
+        if self._parsed is None and self.references:
+            self._parsed = self._resolver.parse(self.schema_json, self.references, self.client, self.url)
+        return self._parsed
 
     @property
     def client(self) -> Any:
@@ -150,21 +168,21 @@ class AvroSerde(ContextSerde):
         """Register this serde's schema under its subject for ``field`` of ``topic``; the schema id."""
         if self.schema_str is None:
             raise ConfigError("this serde has no schema to register: pass one to serde.avro()")
+        return self._register(self.subject(topic, field))
+
+    def _register(self, subject: str) -> int:
         from confluent_kafka.schema_registry import Schema
 
-        subject = self.subject(topic, field)
-        client = self.client
         try:
-            return int(client.register_schema(subject, Schema(self.schema_str, "AVRO", self.references),
+            return int(self.client.register_schema(subject, Schema(self.schema_str, "AVRO", self.references),
                                                    normalize_schemas=self.normalize))
         except Exception as exc:
             raise registry_error(exc, f"registering the schema under subject {subject!r}", self.url,
                                  subject=subject) from exc
 
-    def _writer_for(self, ctx: SerializationContext) -> tuple[bytes, Any]:
-        """Look the schema id up (or register it), once per topic and field."""
-        field = MessageField(ctx.field)
-        subject = self.subject(ctx.topic, field)
+    def _lookup_writer(self, subject: str) -> tuple[bytes, Any]:
+        """The writer entry for ``subject``: its latest (no schema given), this serde's schema
+        registered (``auto_register``) or looked up."""
         client = self.client
         if self.schema_str is None:  # no schema given: the subject's latest, as registered
             try:
@@ -174,38 +192,103 @@ class AvroSerde(ContextSerde):
                     raise not_registered(subject, self.url, exc) from exc
                 raise registry_error(exc, f"getting the latest schema of subject {subject!r}", self.url,
                                      subject=subject) from exc
-            schema_id, parsed = int(latest.schema_id), self._parse_registered(latest.schema)
+            schema_id = int(latest.schema_id)
+            parsed = self.parse_registered(latest.schema.schema_str, latest.schema.references)
         elif self.auto_register:
-            schema_id, parsed = self.register(ctx.topic, field), self._own_parsed()
+            schema_id, parsed = self._register(subject), self.parsed
         else:
             from confluent_kafka.schema_registry import Schema
 
             try:
                 found = client.lookup_schema(subject, Schema(self.schema_str, "AVRO", self.references),
-                                                  normalize_schemas=self.normalize)
+                                             normalize_schemas=self.normalize)
             except Exception as exc:
                 if is_not_found(exc):
                     raise not_registered(subject, self.url, exc) from exc
                 raise registry_error(exc, f"looking the schema up under subject {subject!r}", self.url,
                                      subject=subject) from exc
-            schema_id, parsed = int(found.schema_id), self._own_parsed()
-        entry = (_HEADER.pack(MAGIC, schema_id), parsed)
-        self._writers[(ctx.topic, field.value)] = entry
+            schema_id, parsed = int(found.schema_id), self.parsed
+        self.resolver.written[schema_id] = parsed
+        return self.header(schema_id), parsed
+
+    def _writer_for(self, ctx: SerializationContext) -> tuple[bytes, Any]:
+        """Look the schema id up (or register it), once per topic and field; a failure goes through
+        the On-Error Resolve policy (:mod:`streamlet.serde.schema_resolve`)."""
+        field = MessageField(ctx.field).value
+        subject = self.subject(ctx.topic, field)
+        self.resolver.check_open(ctx.topic, subject)
+        try:
+            entry = self._lookup_writer(subject)
+        except SchemaRegistryError as exc:
+            entry = self.resolver.lookup_failed(ctx.topic, field, subject, exc,
+                                                lambda: self._lookup_writer(subject))
+        self._writers[(ctx.topic, field)] = entry
         return entry
 
     def serialize(self, value: Any, ctx: SerializationContext) -> bytes:
         try:
             header, parsed = self._writers[(ctx.topic, ctx.field)]
         except KeyError:
-            header, parsed = self._writer_for(ctx)
+            return self._serialize_first(value, ctx)
         out = bytearray(header)
         try:
             write_into(out, parsed, value if self.to_dict is None else self.to_dict(value))
         except Exception as exc:
-            raise SerializationError(
-                f"{self.name} could not serialize the {MessageField(ctx.field).value} for topic "
-                f"{ctx.topic!r} with schema id {_HEADER.unpack(header)[1]}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self.resolver.write_failed(ctx.topic, MessageField(ctx.field).value, header, exc) from exc
+        return bytes(out)
+
+    def _serialize_first(self, value: Any, ctx: SerializationContext) -> bytes:
+        """The first record of a topic and field: look the writer up (and cache it), then write — a
+        re-send when the policy resolved a conflict on the way."""
+        self._writer_for(ctx)
+        try:
+            return AvroSerde.serialize(self, value, ctx)
+        finally:
+            self.resolver.resend = None
+
+    def _serialize_at_produce(self, value: Any, ctx: SerializationContext) -> bytes:
+        """``resolve_schema_at_produce``: follow the subject's latest (as the registry client caches
+        it) before every send."""
+        if self.policy.applies_to(ctx.topic):
+            follow_latest_at_produce(self, ctx)
+        return AvroSerde.serialize(self, value, ctx)
+
+    # -- the On-Error Resolve policy's access to the writer cache ------------------------------------
+    @staticmethod
+    def header(schema_id: int) -> bytes:
+        """The 5-byte Confluent wire-format header of ``schema_id``."""
+        return _HEADER.pack(MAGIC, schema_id)
+
+    def parse_registered(self, schema_str: str, references: Any = None) -> Any:
+        """A registered schema's text parsed, with the types of its ``references`` (each fetched once)."""
+        refs = schema_references(references)
+        if not refs:
+            return _parse(_schema_json(schema_str))
+        return self._resolver.parse(_schema_json(schema_str), refs, self.client, self.url)
+
+    def cached_writer(self, topic: str, field: str) -> tuple[bytes, Any] | None:
+        return self._writers.get((topic, field))
+
+    def set_writer(self, topic: str, field: str, entry: tuple[bytes, Any]) -> None:
+        self._writers[(topic, field)] = entry
+
+    def forget_writer(self, topic: str) -> None:
+        for key in [k for k in self._writers if k[0] == topic]:
+            del self._writers[key]
+
+    def writer_schema(self, schema_id: int) -> Any:
+        """The parsed schema of ``schema_id`` (fetched once)."""
+        return (self._readers.get(schema_id) or self._reader_for(schema_id))[0]
+
+    def decode_with(self, data: bytes, writer: Any) -> Any:
+        """A generic value from Confluent wire-format ``data`` written with ``writer``."""
+        buf = io.BytesIO(data)
+        buf.seek(5)
+        return read_from(buf, *read_plan(writer, None))
+
+    def encode_with(self, value: Any, entry: tuple[bytes, Any]) -> bytes:
+        out = bytearray(entry[0])
+        write_into(out, entry[1], value)
         return bytes(out)
 
     # -- consuming ------------------------------------------------------------------------------
@@ -221,24 +304,11 @@ class AvroSerde(ContextSerde):
         if (found.schema_type or "AVRO") != "AVRO":
             raise SchemaRegistryError(f"schema id {schema_id} is a {found.schema_type} schema, not Avro",
                                       schema_id=schema_id, url=self.url)
-        writer = self._parse_registered(found)
-        own = self._own_parsed()
+        writer = self.parse_registered(found.schema_str, getattr(found, "references", None))
+        own = self.parsed
         reader = None if own is None or own == writer else own
         self._readers[schema_id] = entry = read_plan(writer, reader)
         return entry
-
-    def _own_parsed(self) -> Any:
-        """This serde's schema, parsed (with its references' types, fetched on first use)."""
-        if self.parsed is None and self.references:
-            self.parsed = self._resolver.parse(self.schema_json, self.references, self.client, self.url)
-        return self.parsed
-
-    def _parse_registered(self, schema: Any) -> Any:
-        """A registry ``Schema``, parsed with the types of its references (each fetched once)."""
-        refs = schema_references(getattr(schema, "references", None))
-        if not refs:
-            return _parse(_schema_json(schema.schema_str))
-        return self._resolver.parse(_schema_json(schema.schema_str), refs, self.client, self.url)
 
     def deserialize(self, data: bytes, ctx: SerializationContext) -> Any:
         if len(data) < 5 or data[0] != MAGIC:
@@ -271,7 +341,8 @@ class AvroSerde(ContextSerde):
 def avro(schema: Any = None, *, registry: Any = None, record_type: type | None = None,
          subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
          to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
-         normalize_schemas: bool = False, references: list[Reference] | None = None) -> AvroSerde:
+         normalize_schemas: bool = False, schema_policy: SchemaPolicy | None = None,
+         references: list[Reference] | None = None) -> AvroSerde:
     """Avro through a Schema Registry, in the Confluent wire format, for keys or values.
 
     ``schema``: the Avro schema (JSON text, a dict, or a type name such as
@@ -294,6 +365,11 @@ def avro(schema: Any = None, *, registry: Any = None, record_type: type | None =
     subject (:class:`~streamlet.errors.SchemaNotRegisteredError` otherwise);
     ``True`` registers it on first use.
 
+    ``schema_policy``: what a producer does when a send fails for its schema —
+    the On-Error Resolve policy (:class:`~streamlet.serde.SchemaPolicy`; by
+    default: classify, follow a harmless change of a generic value once,
+    block the rest, a circuit breaker per topic x subject).
+
     ``references``: the registered types ``schema`` uses by name, as
     confluent-kafka ``SchemaReference``\\ s or ``(name, subject, version)``
     tuples; they are sent with the schema when it is looked up or registered,
@@ -302,4 +378,4 @@ def avro(schema: Any = None, *, registry: Any = None, record_type: type | None =
     """
     return AvroSerde(schema, registry=registry, record_type=record_type, to_dict=to_dict, from_dict=from_dict,
                      subject_name_strategy=subject_name_strategy, auto_register=auto_register,
-                     normalize_schemas=normalize_schemas, references=references)
+                     normalize_schemas=normalize_schemas, schema_policy=schema_policy, references=references)
