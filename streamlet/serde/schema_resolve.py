@@ -202,7 +202,7 @@ class SchemaResolver:
         """The writer entry of the registry's ``latest`` when ``ours`` may follow it; else raise
         :class:`SchemaConflictError` with the diff."""
         version, schema_id = int(latest.version), int(latest.schema_id)
-        theirs = self.serde.parse_registered(latest.schema.schema_str)
+        theirs = self.serde.parse_registered(latest.schema.schema_str, latest.schema.references)
         diff = diff_schemas(ours, theirs)
         labels = dict(resolved_subject=resolved, version=version, schema_id=schema_id)
         why = None
@@ -366,7 +366,8 @@ def follow_latest_at_produce(serde: "AvroSerde", ctx: Any) -> None:
     if current is not None and schema_id_of(current[0]) == int(latest.schema_id):
         return
     if serde.parsed is None:
-        entry = (serde.header(int(latest.schema_id)), serde.parse_registered(latest.schema.schema_str))
+        entry = (serde.header(int(latest.schema_id)),
+                 serde.parse_registered(latest.schema.schema_str, latest.schema.references))
     else:
         entry = resolver.judge(topic, field, subject, resolved, latest, serde.parsed, None)
     resolver.written[int(latest.schema_id)] = entry[1]
