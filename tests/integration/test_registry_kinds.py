@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 import pytest
@@ -106,6 +108,25 @@ def test_an_incompatible_schema_is_refused_under_backward(registry_url: str) -> 
             {"id": "u1", "age": "one"}, VALUE)
     assert type(info.value) is SchemaRegistryError  # refused, not unreachable: the record's problem
     assert c.get_versions("users-value") == [1]
+
+
+WORKERS = 3
+
+
+def test_workers_registering_a_new_subject_at_once_get_one_id(registry_url: str) -> None:
+    """Workers that start together register the same new subject: each gets the same id (Apicurio
+    2.4 may refuse the second with 409 "already exists"; the serde then looks the schema up)."""
+    barrier = threading.Barrier(WORKERS)
+
+    def register(_: int) -> int:
+        serde = sl.serde.avro(V1, registry=registry_url, auto_register=True)
+        barrier.wait(30)
+        return schema_id(serde.serialize({"id": "u1", "age": 1}, VALUE))
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        ids = list(pool.map(register, range(WORKERS)))
+    assert len(set(ids)) == 1 and client(registry_url).get_versions("users-value") == [1]
+    assert client(registry_url).get_latest_version("users-value").schema_id == ids[0]
 
 
 def test_a_topology_through_the_registry(registry_url: str) -> None:
