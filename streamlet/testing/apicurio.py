@@ -38,7 +38,7 @@ from pathlib import Path
 
 from streamlet.errors import KafkaBrokerError
 from streamlet.testing.kafka import free_port, log_tail
-from streamlet.testing.kafka_jars import MARKER, _locked, find_java, find_mvn
+from streamlet.testing.kafka_jars import MARKER, _locked, find_java
 from streamlet.testing.maven_app import _digest
 
 __all__ = ["ApicurioRegistry", "ApicurioRegistryError", "build_dir", "apicurio_version", "CCOMPAT_PATH"]
@@ -89,10 +89,11 @@ def build_dir() -> Path:
 
 
 def _build(folder: Path, digest: str) -> None:
-    try:
-        mvn = find_mvn()
-    except KafkaBrokerError as exc:
-        raise ApicurioRegistryError(f"building Apicurio Registry needs Maven: {exc}") from exc
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise ApicurioRegistryError("building Apicurio Registry needs Maven: no `mvn` on PATH; install Maven "
+                                    "3.6 or newer (Debian/Ubuntu: `apt-get install maven`; macOS: `brew "
+                                    "install maven`)")
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     base = [mvn, "-q", "-B", "-f", str(PROJECT / "pom.xml"), f"-Dapp.build.dir={tmp}", "package"]
