@@ -150,7 +150,8 @@ class AvroSerde(ContextSerde):
                 # Apicurio refuses the second of two concurrent first registrations of a subject
                 # ("artifact already exists"): the schema is registered then, so look it up
                 try:
-                    return int(client.lookup_schema(subject, schema, normalize_schemas=self.normalize).schema_id)
+                    found = client.lookup_schema(subject, schema, normalize_schemas=self.normalize)
+                    return int(found.schema_id)
                 except Exception:
                     pass  # not registered: the 409 is a real refusal (incompatible)
             raise registry_error(exc, f"registering the schema under subject {subject!r}", self.url,

@@ -111,7 +111,8 @@ def _build(folder: Path, digest: str) -> None:
     if out is None or out.returncode != 0 or not (tmp / RUNNER).is_file():
         shutil.rmtree(tmp, ignore_errors=True)
         tail = ((out.stdout + out.stderr) if out else "")[-3000:]
-        raise ApicurioRegistryError(f"`{' '.join(base)}` failed (no Maven Central?); its output ends:\n{tail}")
+        raise ApicurioRegistryError(f"`{' '.join(base)}` failed (no Maven Central?); its output "
+                                    f"ends:\n{tail}")
     for name in os.listdir(tmp):  # keep the runnable part: the runner jar and lib/
         if name in (RUNNER, "lib"):
             continue
@@ -193,7 +194,8 @@ class ApicurioRegistry:
         env = {**os.environ, "HTTP_PORT": str(self.port), "REGISTRY_LOG_LEVEL": "WARN"}
         self.proc = subprocess.Popen(
             [java, f"-Xmx{self.heap}", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-             "-Dquarkus.http.host=127.0.0.1", f"-Dquarkus.http.port={self.port}", "-jar", str(folder / RUNNER)],
+             "-Dquarkus.http.host=127.0.0.1", f"-Dquarkus.http.port={self.port}",
+             "-jar", str(folder / RUNNER)],
             cwd=self.dir, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         out.close()
         try:
@@ -209,7 +211,8 @@ class ApicurioRegistry:
         assert self.proc is not None
         while True:
             if self.proc.poll() is not None:
-                raise ApicurioRegistryError(self._failure(f"the registry's JVM exited ({self.proc.returncode})"))
+                exited = f"the registry's JVM exited ({self.proc.returncode})"
+                raise ApicurioRegistryError(self._failure(exited))
             try:
                 if self.request("GET", "/subjects") == []:
                     return
@@ -249,7 +252,8 @@ class ApicurioRegistry:
                 break
             for a in artifacts:
                 group = urllib.parse.quote(a.get("groupId") or "default", safe="")
-                self._call("DELETE", f"{native}/groups/{group}/artifacts/{urllib.parse.quote(a['id'], safe='')}")
+                artifact = urllib.parse.quote(a["id"], safe="")
+                self._call("DELETE", f"{native}/groups/{group}/artifacts/{artifact}")
         self._call("DELETE", native + "/admin/rules")
 
     def _call(self, method: str, url: str) -> object:

@@ -22,7 +22,12 @@ import pytest
 
 from tests.integration.kafka_procs import prepare_kafka, stop_shared_kafka
 from tests.integration.procs import BROKERS, KINDS, STARTED
-from tests.integration.registry_procs import REGISTRY_KINDS, prepare_apicurio, shared_apicurio, stop_shared_apicurio
+from tests.integration.registry_procs import (
+    REGISTRY_KINDS,
+    prepare_apicurio,
+    shared_apicurio,
+    stop_shared_apicurio,
+)
 
 _REPORT: list[str] = []
 

@@ -85,10 +85,12 @@ class RegistryBroker:
     def __init__(self, tmp: Path, schema_registry: bool = True) -> None:
         self.log_path = tmp / "registry-broker.log"
         self.log = open(self.log_path, "w")
-        args = [sys.executable, "-m", "streamlet", "broker", *(["--schema-registry"] if schema_registry else []),
-                "--topic", f"readings:{PARTITIONS}", "--topic", f"alerts:{PARTITIONS}"]
+        args = [sys.executable, "-m", "streamlet", "broker", "--topic", f"readings:{PARTITIONS}",
+                "--topic", f"alerts:{PARTITIONS}", *(["--schema-registry"] if schema_registry else [])]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        lines = [self.proc.stdout.readline() for _ in range(2 if schema_registry else 1)]  # type: ignore[union-attr]
+        out = self.proc.stdout
+        assert out is not None
+        lines = [out.readline() for _ in range(2 if schema_registry else 1)]
         expected = ["bootstrap: ", "schema-registry: http://127.0.0.1:"][:len(lines)]
         if not all(line.startswith(start) for line, start in zip(lines, expected)):
             self.stop()

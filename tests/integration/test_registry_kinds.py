@@ -60,7 +60,8 @@ def test_lookup_register_get_by_id_and_latest(registry_url: str) -> None:
     id1 = client(registry_url).register_schema("users-value", Schema(json.dumps(V1), "AVRO"))
     # lookup_schema: found → that id in the record's header (registered as other JSON text than the
     # serde's compact text: Apicurio matches it only when asked to normalize, see below)
-    data = sl.serde.avro(V1, registry=registry_url, normalize_schemas=True).serialize({"id": "u1", "age": 1}, VALUE)
+    v1 = sl.serde.avro(V1, registry=registry_url, normalize_schemas=True)
+    data = v1.serialize({"id": "u1", "age": 1}, VALUE)
     assert schema_id(data) == id1
     # get_schema by id: a serde with no schema reads the record as written
     assert sl.serde.avro(registry=registry_url).deserialize(data, VALUE) == {"id": "u1", "age": 1}
@@ -75,7 +76,7 @@ def test_lookup_register_get_by_id_and_latest(registry_url: str) -> None:
     data3 = sl.serde.avro(registry=registry_url).serialize({"id": "u3", "age": 3, "email": None}, VALUE)
     assert schema_id(data3) == id2
     # a V1 reader resolves V2 records (the added field is dropped), a V2 reader fills the default
-    assert sl.serde.avro(V1, registry=registry_url, normalize_schemas=True).deserialize(data2, VALUE) == {"id": "u2", "age": 2}
+    assert v1.deserialize(data2, VALUE) == {"id": "u2", "age": 2}
     assert sl.serde.avro(V2, registry=registry_url).deserialize(data, VALUE) == {
         "id": "u1", "age": 1, "email": None}
     # keys: a primitive schema under <topic>-key
@@ -156,6 +157,7 @@ def test_where_apicurio_differs(registry_kind: str, registry_url: str) -> None:
     c = client(registry_url)
     id1 = c.register_schema("users-value", Schema(json.dumps(V1), "AVRO"))
     assert c.register_schema("people-value", Schema(json.dumps(V1), "AVRO")) == id1  # the same text
+    indented = Schema(json.dumps(V1, indent=2), "AVRO")
     plain = sl.serde.avro(V1, registry=registry_url)  # normalize_schemas=False: the default
     normalized = sl.serde.avro(V1, registry=registry_url, normalize_schemas=True)
     assert schema_id(normalized.serialize({"id": "u1", "age": 1}, VALUE)) == id1
@@ -169,11 +171,11 @@ def test_where_apicurio_differs(registry_kind: str, registry_url: str) -> None:
     if registry_kind == "apicurio":
         with pytest.raises(SchemaNotRegisteredError):
             plain.serialize({"id": "u1", "age": 1}, VALUE)
-        assert client(registry_url).register_schema("staff-value", Schema(json.dumps(V1, indent=2), "AVRO")) != id1
+        assert client(registry_url).register_schema("staff-value", indented) != id1
         assert (info.value.http_status_code, info.value.error_code) == (404, 40401)
         assert refused is None and c.get_versions("users-value") == [1, 2]
     else:
         assert schema_id(plain.serialize({"id": "u1", "age": 1}, VALUE)) == id1
-        assert client(registry_url).register_schema("staff-value", Schema(json.dumps(V1, indent=2), "AVRO")) == id1
+        assert client(registry_url).register_schema("staff-value", indented) == id1
         assert (info.value.http_status_code, info.value.error_code) == (404, 40403)
         assert refused == (409, 409) and c.get_versions("users-value") == [1]
