@@ -46,6 +46,8 @@ class Config:
     repartition_purge_interval_ms: int = 30_000
     #: a record too late for every window it falls in: dropped (counted, logged) or also dead-lettered
     late_records: str = "drop"
+    #: warm copies of each task's stores kept on other workers (Kafka Streams' num.standby.replicas)
+    num_standby_replicas: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -69,6 +71,7 @@ _ENV = {
     "on_partition_mismatch": ("STREAMLET_ON_PARTITION_MISMATCH", str),
     "repartition_purge_interval_ms": ("STREAMLET_REPARTITION_PURGE_INTERVAL_MS", int),
     "late_records": ("STREAMLET_LATE_RECORDS", str),
+    "num_standby_replicas": ("STREAMLET_NUM_STANDBY_REPLICAS", int),
 }
 
 
@@ -135,6 +138,11 @@ def check(config: Config) -> None:
     if not isinstance(config.repartition_purge_interval_ms, int) or config.repartition_purge_interval_ms <= 0:
         raise ConfigError(f"repartition_purge_interval_ms={config.repartition_purge_interval_ms!r} must be a "
                           "positive int (milliseconds)")
+    if (not isinstance(config.num_standby_replicas, int) or isinstance(config.num_standby_replicas, bool)
+            or config.num_standby_replicas < 0):
+        raise ConfigError(f"num_standby_replicas={config.num_standby_replicas!r} must be an int >= 0 (warm "
+                          "copies of each task's stores on other workers; App(num_standby_replicas=...) or "
+                          "STREAMLET_NUM_STANDBY_REPLICAS)")
     if not isinstance(config.batch_size, int) or config.batch_size <= 0:
         raise ConfigError(f"batch_size={config.batch_size!r} must be a positive int")
     if not isinstance(config.brokers, str) or not config.brokers.strip():
