@@ -272,9 +272,18 @@ class StandbyTasks:
             changes[m.key()] = m.value()
             batches[key] = (changes, m.offset() + 1)
         for (topic, partition), (changes, next_offset) in batches.items():
-            standby = self._following[(topic, partition)]
+            standby = self._following.get((topic, partition))
+            if standby is None:
+                continue  # dropped by a failed write of its other store just before
             next_offset = max(next_offset, self._position_of(topic, partition))
-            standby.by_topic[topic].write(changes, {topic: next_offset})
+            try:
+                standby.by_topic[topic].write(changes, {topic: next_offset})
+            except Exception as exc:
+                # never a gap: closed (a corrupted store is wiped as it closes) and opened again at
+                # its checkpoint by the next placement round
+                log.warning("standby task %s: writing %s [%d] failed (%s)", standby.task_id, topic, partition, exc)
+                self._drop(standby, "a store write failed")
+                continue
             standby.position[topic] = next_offset
             if self.metrics is not None:
                 self.metrics.inc("standby_records", len(changes), task=standby.task_id, topic=topic)

@@ -1,7 +1,8 @@
 """Standby replicas across worker processes: a standby follows the other worker's changelogs, and
 when that worker is SIGKILLed the survivor restores only the changelog's tail, with the same counts.
 
-Two `streamlet run` workers count 120,000 events over 60,000 keys (4 partitions). With
+Two `streamlet run` workers count 120,000 events over 60,000 keys (4 partitions; STANDBY_TEST_KEYS
+sets the keys). With
 ``num_standby_replicas=1`` the test waits until the first worker's standbys of the second's tasks
 logged their changelog's end offset, SIGKILLs the second, and checks from the survivor's restore
 lines that it read (almost) nothing; with 0 standbys the same failover restores the whole changelog
@@ -11,6 +12,7 @@ until events produced after it are all counted are reported (``report``), not as
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import textwrap
@@ -25,7 +27,9 @@ from confluent_kafka import Consumer, TopicPartition
 from tests.integration.kafka_io import end_offsets, latest_per_key, produce, read_committed, wait_committed
 from tests.integration.procs import BROKERS, Worker, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+#: keys of state (each counted twice); STANDBY_TEST_KEYS=1000000 measures a larger failover
+KEYS = int(os.environ.get("STANDBY_TEST_KEYS", "60000"))
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420 + KEYS // 1000)]
 
 PARTITIONS = 4
 APP = "standby-app"
@@ -93,14 +97,14 @@ def test_failover_to_a_standby_restores_only_the_tail(tmp_path: Path, broker, re
     workers = [a, b]
     wait_until(lambda: a.owned() and b.owned() and len(a.owned() | b.owned()) == PARTITIONS, 90,
                "both workers to own partitions", workers=workers)
-    events = [(f"k{i % 60_000}", {"i": i}) for i in range(120_000)]
+    events = [(f"k{i % KEYS}", {"i": i}) for i in range(2 * KEYS)]
     produce(broker.bootstrap, "events", events)
-    wait_committed(broker.bootstrap, APP, "events", PARTITIONS, 180, workers)
+    wait_committed(broker.bootstrap, APP, "events", PARTITIONS, 180 + KEYS // 2000, workers)
     ends = end_offsets(broker.bootstrap, CHANGELOG, PARTITIONS)
     victims = sorted({int(PARTITION.search(p).group(1)) for p in b.owned() if p.startswith("events")})  # type: ignore[union-attr]
     assert victims and sum(ends[p] for p in victims) >= 20_000  # enough state for the restore to show
     if standbys:
-        wait_until(lambda: all(caught_up(a).get(p) == ends[p] for p in victims), 120,
+        wait_until(lambda: all(caught_up(a).get(p) == ends[p] for p in victims), 120 + KEYS // 5000,
                    f"a's standbys of partitions {victims} to reach the changelog ends {ends}", workers=workers,
                    detail=lambda: f"caught up: {caught_up(a)}")
     else:
@@ -112,7 +116,8 @@ def test_failover_to_a_standby_restores_only_the_tail(tmp_path: Path, broker, re
     killed = time.monotonic()
     after = [(f"after-{i}", {"i": i}) for i in range(200)]  # on every partition
     produce(broker.bootstrap, "events", after)
-    seconds = seconds_until_counted(broker.bootstrap, {k for k, _ in after}, out_start, killed, 120, [a])
+    seconds = seconds_until_counted(broker.bootstrap, {k for k, _ in after}, out_start, killed, 120 + KEYS // 5000,
+                                    [a])
     restored = Counter()
     for p, n in ready_lines(a)[before:]:
         restored[p] += n
