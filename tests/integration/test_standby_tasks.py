@@ -132,3 +132,42 @@ def test_a_standby_placed_elsewhere_is_closed_and_its_state_kept(tmp_path: Path,
         assert store.offsets() == {CHANGELOG: 50} and len(dict(store.items())) == 50
     finally:
         store.close()
+
+
+def test_a_failed_standby_write_leaves_no_gap(tmp_path: Path, broker, monkeypatch) -> None:
+    """A batch whose write fails is not skipped: the standby is reopened at its checkpoint and reads it again."""
+    from streamlet.state.rocksdb import RocksDBStore
+
+    for topic, n in (("events", 1), (CHANGELOG, 1), (standby_topic(APP), 1)):
+        broker.create_topic(topic, n)
+    claim(broker.bootstrap, "other-worker", ["0_0"])
+    config = resolve(APP, brokers=broker.bootstrap, state_dir=str(tmp_path / "state"), num_standby_replicas=1)
+    standbys = StandbyTasks(config, broker.bootstrap, topology().topology, {"events": 1, CHANGELOG: 1},
+                            worker_id="this-worker")
+    failures: list[int] = []
+    write = RocksDBStore.write
+
+    def failing_once(self, changes, offsets=None, ranges=()):  # type: ignore[no-untyped-def]
+        if changes and not failures:
+            failures.append(len(changes))
+            raise OSError("disk hiccup")
+        return write(self, changes, offsets, ranges)
+
+    try:
+        wait_until(lambda: "0_0" in standbys.standbys, 60, "the standby of 0_0 to open")
+        monkeypatch.setattr(RocksDBStore, "write", failing_once)
+        p = Producer({"bootstrap.servers": broker.bootstrap})
+        for i in range(200):
+            p.produce(CHANGELOG, key=f"k{i}".encode(), value=str(i).encode())
+        assert p.flush(10) == 0
+        wait_until(lambda: failures and "0_0" in standbys.standbys
+                   and standbys.standbys["0_0"].position[CHANGELOG] == 200, 60,
+                   "the standby to fail a write, reopen and reach offset 200")
+    finally:
+        standbys.close()
+    store = StateDirectory(tmp_path / "state", APP).open_store(0, "counts")
+    try:
+        assert store.offsets() == {CHANGELOG: 200}
+        assert dict(store.items()) == {f"k{i}".encode(): str(i).encode() for i in range(200)}
+    finally:
+        store.close()
