@@ -140,3 +140,35 @@ def test_failover_to_a_standby_restores_only_the_tail(tmp_path: Path, broker, re
     else:
         got = latest_per_key(broker.bootstrap, "counts", PARTITIONS)
     assert got == dict(expected)
+
+
+OPENED = re.compile(r"standby task \d+_(\d+) (opened|closed)")
+
+
+def standbys_open(worker: Worker) -> set[int]:
+    """Partitions whose standby task is open on the worker now, replayed from its log."""
+    out: set[int] = set()
+    for p, event in OPENED.findall(worker.text()):
+        (out.add if event == "opened" else out.discard)(int(p))
+    return out
+
+
+def test_three_workers_keep_one_standby_per_task_never_beside_its_active(tmp_path: Path, broker) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    env = {"STREAMLET_NUM_STANDBY_REPLICAS": "1"}
+    workers = [Worker(tmp_path, script, broker.bootstrap, tmp_path / f"state-{i}", f"w{i}", env) for i in range(3)]
+    produce(broker.bootstrap, "events", [(f"k{i}", {"i": i}) for i in range(2_000)])
+    layout: dict[str, object] = {}
+
+    def settled() -> bool:
+        owners = {p: [w.name for w in workers if f"events[{p}]" in w.owned()] for p in range(PARTITIONS)}
+        holders = {p: [w.name for w in workers if p in standbys_open(w)] for p in range(PARTITIONS)}
+        layout.update(owners=owners, holders=holders)
+        return all(len(owners[p]) == 1 and len(holders[p]) == 1 and holders[p] != owners[p]
+                   for p in range(PARTITIONS)) and all(w.owned() for w in workers)
+
+    wait_until(settled, 120, "one standby per task, on another worker than its active", workers=workers,
+               detail=lambda: str(layout))
+    wait_committed(broker.bootstrap, APP, "events", PARTITIONS, 120, workers)
+    assert [w.stop() for w in workers] == [0, 0, 0]
