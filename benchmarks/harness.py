@@ -49,24 +49,31 @@ class BenchError(RuntimeError):
 
 # -- the broker ---------------------------------------------------------------
 class BrokerProcess:
-    """``streamlet broker`` in its own process; topics are created at start."""
+    """``streamlet broker`` in its own process; topics are created at start. With ``schema_registry``
+    it also serves the embedded Schema Registry (``--schema-registry``) at :attr:`registry_url`."""
 
-    def __init__(self, topics: dict[str, int], start_timeout: float = 30.0) -> None:
+    def __init__(self, topics: dict[str, int], start_timeout: float = 30.0,
+                 schema_registry: bool = False) -> None:
         self.topics = dict(topics)
         args = [sys.executable, "-m", "streamlet", "broker"]
         for name, n in self.topics.items():
             args += ["--topic", f"{name}:{n}"]
+        if schema_registry:
+            args.append("--schema-registry")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, cwd=ROOT, env=_child_env())
-        self.bootstrap = self._read_bootstrap(start_timeout)
+        self.bootstrap = self._read_line("bootstrap", start_timeout)
+        # printed with the bootstrap line (maybe already in the pipe's buffer: no select)
+        self.registry_url = self._read_line("schema-registry", None) if schema_registry else None
 
-    def _read_bootstrap(self, timeout: float) -> str:
+    def _read_line(self, what: str, timeout: float | None) -> str:
+        """The value of the ``what: VALUE`` line `streamlet broker` prints next (waiting ``timeout``)."""
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        ready = True if timeout is None else select.select([self.proc.stdout], [], [], timeout)[0]
         line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("bootstrap: "):
+        if not line.startswith(f"{what}: "):
             self.stop()
-            raise BenchError(f"`streamlet broker` did not start (first line: {line!r})")
+            raise BenchError(f"`streamlet broker` did not start (expected {what!r}, got {line!r})")
         return line.split(":", 1)[1].strip()
 
     def stop(self) -> None:
@@ -121,12 +128,19 @@ class KafkaProcess(BrokerProcess):
     """A real Apache Kafka broker (:class:`streamlet.testing.kafka.KafkaBroker`, a JVM) with the topics
     created through the Admin API; the same inspection as the embedded broker."""
 
-    def __init__(self, topics: dict[str, int]) -> None:
+    def __init__(self, topics: dict[str, int], schema_registry: bool = False) -> None:
         from streamlet.broker.admin import KafkaTopicAdmin
         from streamlet.errors import KafkaBrokerError
         from streamlet.testing.kafka import KafkaBroker
 
         self.topics = dict(topics)
+        self.registry: Any = None
+        self.registry_url: str | None = None
+        if schema_registry:  # the embedded registry, served from a thread of this process
+            from streamlet.broker.registry import RegistryServer
+
+            self.registry = RegistryServer().start()
+            self.registry_url = self.registry.url
         self.kafka = KafkaBroker(heap="1g")
         err_console.print("starting a real Kafka broker (streamlet.testing.kafka.KafkaBroker)")
         try:
@@ -135,10 +149,10 @@ class KafkaProcess(BrokerProcess):
             KafkaTopicAdmin(self.bootstrap, {}).create({**self.topics, WARM_UP_TOPIC: 1}, None)
             self._warm_up()
         except KafkaBrokerError as exc:
-            self.kafka.stop()
+            self.stop()
             raise BenchError(f"the Kafka broker did not start: {exc}") from None
         except BaseException:
-            self.kafka.stop()
+            self.stop()
             raise
 
     def _warm_up(self) -> None:
@@ -162,11 +176,16 @@ class KafkaProcess(BrokerProcess):
 
     def stop(self) -> None:
         self.kafka.stop()
+        if self.registry is not None:
+            self.registry.stop()
 
 
-def open_broker(topics: dict[str, int], kind: str = "embedded") -> BrokerProcess:
-    """The broker of one case run: ``embedded`` (``streamlet broker``) or ``kafka`` (a real one)."""
-    return KafkaProcess(topics) if kind == "kafka" else BrokerProcess(topics)
+def open_broker(topics: dict[str, int], kind: str = "embedded", schema_registry: bool = False) -> BrokerProcess:
+    """The broker of one case run: ``embedded`` (``streamlet broker``) or ``kafka`` (a real one); with
+    ``schema_registry`` the embedded Schema Registry too (its URL: ``registry_url``)."""
+    if kind == "kafka":
+        return KafkaProcess(topics, schema_registry=schema_registry)
+    return BrokerProcess(topics, schema_registry=schema_registry)
 
 
 def check_fits(records: int, partitions: int, record_bytes: float, what: str,

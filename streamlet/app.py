@@ -56,14 +56,15 @@ class App:
                  on_changelog_truncated: str | None = None, on_input_truncated: str | None = None,
                  on_partition_mismatch: str | None = None,
                  repartition_purge_interval_ms: int | None = None, late_records: str | None = None,
-                 num_standby_replicas: int | None = None) -> None:
+                 application_server: str | None = None, num_standby_replicas: int | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
             dead_letter_topic=dead_letter_topic, client_config=dict(config or {}),
             batch_size=batch_size, on_changelog_truncated=on_changelog_truncated,
             on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
-            late_records=late_records, num_standby_replicas=num_standby_replicas,
+            late_records=late_records, application_server=application_server,
+            num_standby_replicas=num_standby_replicas,
             repartition_purge_interval_ms=repartition_purge_interval_ms,
         )
         self.application_id = application_id
@@ -186,13 +187,9 @@ class App:
         rebalance that brings tasks with stores to restore makes it false again until they are
         restored.
         """
-        runner = self._runner
-        tasks = runner.tasks if runner is not None else None
-        if runner is None or runner.consumer is None or tasks is None:
-            return {"state": "not_running", "ready": False, "tasks": {}}
-        ready = runner.ready.is_set()
-        state = "running" if ready else "restoring" if tasks.assigned_once else "starting"
-        return {"state": state, "ready": ready, "tasks": tasks.states()}
+        from streamlet.runtime.observability import worker_state
+
+        return worker_state(self._runner)
 
     # -- inspection ---------------------------------------------------------
     def describe(self, format: str = "text") -> str:

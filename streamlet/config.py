@@ -46,6 +46,9 @@ class Config:
     repartition_purge_interval_ms: int = 30_000
     #: a record too late for every window it falls in: dropped (counted, logged) or also dead-lettered
     late_records: str = "drop"
+    #: ``host:port`` of this worker's HTTP side (health, readiness, metrics, interactive queries), as
+    #: other workers reach it (Kafka Streams' ``application.server``); ``None``: no HTTP side
+    application_server: str | None = None
     #: warm copies of each task's stores kept on other workers (Kafka Streams' num.standby.replicas)
     num_standby_replicas: int = 0
 
@@ -71,6 +74,7 @@ _ENV = {
     "on_partition_mismatch": ("STREAMLET_ON_PARTITION_MISMATCH", str),
     "repartition_purge_interval_ms": ("STREAMLET_REPARTITION_PURGE_INTERVAL_MS", int),
     "late_records": ("STREAMLET_LATE_RECORDS", str),
+    "application_server": ("STREAMLET_APPLICATION_SERVER", str),
     "num_standby_replicas": ("STREAMLET_NUM_STANDBY_REPLICAS", int),
 }
 
@@ -155,6 +159,13 @@ def check(config: Config) -> None:
                     f"broker address {b!r} is not host:port (brokers={config.brokers!r}); "
                     "use brokers='host:9092,host2:9092' or 'embedded'"
                 )
+    if config.application_server is not None:
+        host, sep, port = str(config.application_server).rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(
+                f"application_server={config.application_server!r} must be HOST:PORT: the address other "
+                "workers and Kubernetes probes reach this worker's HTTP side at, e.g. 'orders-0.orders:8080' "
+                "(App(application_server=...) or STREAMLET_APPLICATION_SERVER)")
     if not isinstance(config.client_config, dict):
         raise ConfigError("config= must be a dict of librdkafka settings")
     reserved = {"group.id", "enable.auto.commit", "bootstrap.servers"}

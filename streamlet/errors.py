@@ -43,6 +43,9 @@ class SchemaRegistryError(SerializationError):
 
     #: whether the record is at fault (``on_error`` applies) or the registry (the worker stops)
     record_fault = True
+    #: the On-Error Resolve class of the failure: ``"schema.conflict"``, ``"sr.unreachable"`` or
+    #: ``"data.invalid"`` (docs/avro-and-schema-registry.md)
+    error_class = "schema.conflict"
 
     def __init__(self, message: str, *, subject: str | None = None, schema_id: int | None = None,
                  url: str | None = None) -> None:
@@ -64,6 +67,31 @@ class SchemaRegistryUnavailableError(SchemaRegistryError):
     ``fail`` — skipping records while the registry is down would lose them."""
 
     record_fault = False
+    error_class = "sr.unreachable"
+
+
+class SchemaConflictError(SchemaRegistryError):
+    """[schema.conflict] The registry's schema for the subject differs from the producer's in a way
+    the On-Error Resolve policy does not follow (a type or logical-type change, a missing required
+    field, a specific record or a key), or the re-send with the registry's schema failed too.
+    ``diff`` lists the differences, ``version`` is the registry's latest version of the subject."""
+
+    def __init__(self, message: str, *, diff: list[str] | None = None, version: int | None = None,
+                 resolved_subject: str | None = None, **kwargs: object) -> None:
+        self.diff, self.version, self.resolved_subject = list(diff or ()), version, resolved_subject
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class SchemaCircuitOpenError(SchemaConflictError):
+    """[schema.conflict] Sends to a topic x subject are rejected fast: the circuit breaker opened
+    after repeated schema conflicts in a short time; it closes after its cool-down."""
+
+
+class InvalidRecordDataError(SerializationError):
+    """[data.invalid] A value does not fit its own schema (a missing required field, a wrong type or
+    logical type): no registry lookup can fix it, so the record is blocked at once."""
+
+    error_class = "data.invalid"
 
 
 class ProduceError(StreamletError):

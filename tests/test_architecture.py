@@ -5,7 +5,7 @@
 
 ``dsl → topology ← runtime``; ``state``, ``serde``, ``agg`` and ``broker`` are
 leaves (``state`` may use ``serde``, nothing else of streamlet); ``errors``,
-``record``, ``config`` and ``partitioner`` are shared modules any package may
+``record``, ``config``, ``partitioner`` and ``metrics`` are shared modules any package may
 import. :data:`ALLOWED` is the whole rule; a new package must be placed in it.
 
 Every import counts: at module level, inside functions, and under ``if
@@ -30,13 +30,14 @@ from typing import Iterable
 import streamlet
 
 #: shared modules: importable from anywhere, importing only each other
-SHARED = {"errors", "record", "config", "partitioner"}
+SHARED = {"errors", "record", "config", "partitioner", "metrics"}
 
 #: package (or top-level module) → the streamlet packages it may import
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "record": set(),
     "partitioner": set(),
+    "metrics": set(),
     "config": {"errors"},
     "serde": SHARED,
     "agg": SHARED,

@@ -4,12 +4,13 @@ confluent-kafka's ``mock://`` registry lives inside one client object, so
 processes cannot share it; this one serves the subset of Confluent's REST API
 that confluent-kafka's ``SchemaRegistryClient`` uses for Avro, for
 multi-process embedded runs, the demo and tests. Production points at a real
-registry. Kept in memory; Avro only; no schema references, contexts or modes
-beyond ``READWRITE``.
+registry. Kept in memory; Avro only; schema references (``references`` in
+and out, checked on register, compatibility with the referenced types); no
+contexts or modes beyond ``READWRITE``.
 
     GET  /subjects                          GET  /schemas/ids/{id}[/subjects|/versions]
     GET  /subjects/{s}/versions             GET  /schemas/types
-    GET  /subjects/{s}/versions/{v}[/schema]
+    GET  /subjects/{s}/versions/{v}[/schema|/referencedby]
     POST /subjects/{s}/versions  (register) POST /subjects/{s}  (look up)
     DELETE /subjects/{s}[/versions/{v}]     POST /compatibility/subjects/{s}/versions[/{v}]
     GET|PUT|DELETE /config[/{s}]            GET  /mode[/{s}]
@@ -17,7 +18,8 @@ beyond ``READWRITE``.
 Errors are JSON ``{"error_code": ..., "message": ...}`` with Confluent's codes:
 40401 subject, 40402 version, 40403 schema not found, 409 incompatible,
 42201 invalid schema, 42202 invalid version, 42203 invalid level, 40408 no
-subject-level compatibility. :attr:`RegistryServer.requests` counts requests.
+subject-level compatibility, 42206 a deleted version still referenced. :attr:`RegistryServer.requests`
+counts requests.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from streamlet.broker.registry_refs import reference_list
 from streamlet.broker.registry_store import RegistryFault, SchemaStore
 
 log = logging.getLogger("streamlet.broker.registry")
@@ -55,16 +58,25 @@ def _flag(query: dict[str, str], name: str, default: bool = False) -> bool:
     return query.get(name, str(default)).lower() == "true"
 
 
-def _schema_body(body: Any) -> tuple[str, str]:
+def _schema_body(body: Any) -> tuple[str, str, list[dict[str, Any]]]:
+    """``(schema text, schema type, references)`` of a request body."""
     if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
         raise RegistryFault(422, 42201, "Invalid schema: the body needs a 'schema' string")
-    if body.get("references"):
-        raise RegistryFault(422, 42201, "Invalid schema: the embedded registry does not support references")
-    return body["schema"], str(body.get("schemaType") or "AVRO")
+    try:
+        references = reference_list(body.get("references"))
+    except ValueError as exc:
+        raise RegistryFault(422, 42201, f"Invalid schema: {exc}") from None
+    return body["schema"], str(body.get("schemaType") or "AVRO"), references
+
+
+def _with_references(store: SchemaStore, sid: int, answer: dict[str, Any]) -> dict[str, Any]:
+    references = store.references(sid)
+    return {**answer, "references": references} if references else answer
 
 
 def _registered(store: SchemaStore, subject: str, version: int, sid: int) -> dict[str, Any]:
-    return {"subject": subject, "version": version, "id": sid, "schema": store.schema(sid)}
+    return _with_references(store, sid, {"subject": subject, "version": version, "id": sid,
+                                         "schema": store.schema(sid)})
 
 
 # -- subjects ---------------------------------------------------------------------------------------
@@ -90,18 +102,23 @@ def _version_schema(srv: "RegistryServer", p: dict[str, Any], q: dict[str, str],
     return orjson.loads(srv.store.schema(srv.store.version(p["subject"], p["version"])[1]))
 
 
+@_route("GET", "/subjects/{subject}/versions/{version}/referencedby")
+def _referenced_by(srv: "RegistryServer", p: dict[str, Any], q: dict[str, str], body: Any) -> Any:
+    return srv.store.referenced_by(p["subject"], p["version"])
+
+
 @_route("POST", "/subjects/{subject}/versions")
 def _register(srv: "RegistryServer", p: dict[str, Any], q: dict[str, str], body: Any) -> Any:
-    text, kind = _schema_body(body)
-    version, sid = srv.store.register(p["subject"], text, kind)
+    text, kind, references = _schema_body(body)
+    version, sid = srv.store.register(p["subject"], text, kind, references)
     log.info("registered schema id %d as version %d of subject %s", sid, version, p["subject"])
     return {"id": sid, "version": version, "subject": p["subject"]}
 
 
 @_route("POST", "/subjects/{subject}")
 def _lookup(srv: "RegistryServer", p: dict[str, Any], q: dict[str, str], body: Any) -> Any:
-    text, _ = _schema_body(body)
-    version, sid = srv.store.lookup(p["subject"], text)
+    text, _, references = _schema_body(body)
+    version, sid = srv.store.lookup(p["subject"], text, references)
     return _registered(srv.store, p["subject"], version, sid)
 
 
@@ -124,7 +141,8 @@ def _schema_id(p: dict[str, Any]) -> int:
 
 @_route("GET", "/schemas/ids/{id}")
 def _by_id(srv: "RegistryServer", p: dict[str, Any], q: dict[str, str], body: Any) -> Any:
-    return {"schema": srv.store.schema(_schema_id(p))}
+    sid = _schema_id(p)
+    return _with_references(srv.store, sid, {"schema": srv.store.schema(sid)})
 
 
 @_route("GET", "/schemas/ids/{id}/subjects")
@@ -145,13 +163,15 @@ def _types(srv: "RegistryServer", p: dict[str, Any], q: dict[str, str], body: An
 # -- compatibility ----------------------------------------------------------------------------------
 @_route("POST", "/compatibility/subjects/{subject}/versions/{version}")
 def _compatible(srv: "RegistryServer", p: dict[str, Any], q: dict[str, str], body: Any) -> Any:
-    problems = srv.store.check(p["subject"], _schema_body(body)[0], p["version"])
+    text, _, references = _schema_body(body)
+    problems = srv.store.check(p["subject"], text, p["version"], references)
     return {"is_compatible": not problems, **({"messages": problems} if _flag(q, "verbose") else {})}
 
 
 @_route("POST", "/compatibility/subjects/{subject}/versions")
 def _compatible_all(srv: "RegistryServer", p: dict[str, Any], q: dict[str, str], body: Any) -> Any:
-    problems = srv.store.check(p["subject"], _schema_body(body)[0], None)
+    text, _, references = _schema_body(body)
+    problems = srv.store.check(p["subject"], text, None, references)
     return {"is_compatible": not problems, **({"messages": problems} if _flag(q, "verbose") else {})}
 
 

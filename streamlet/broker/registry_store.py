@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from streamlet.broker.registry_compat import LEVELS, incompatibilities
+from streamlet.broker.registry_refs import expand
 
 DEFAULT_LEVEL = "BACKWARD"
 
@@ -25,15 +26,19 @@ def subject_not_found(subject: str) -> RegistryFault:
     return RegistryFault(404, 40401, f"Subject '{subject}' not found.")
 
 
-def _normalized(text: str) -> tuple[str, Any]:
-    """``(key, JSON)``: the schema with its JSON normalized (key order, spacing), for identity."""
+def _normalized(text: str, references: list[dict[str, Any]] | None = None) -> tuple[str, Any]:
+    """``(key, JSON)``: the schema with its JSON normalized (key order, spacing) and its references, for
+    identity (the same text with other references is another schema)."""
     try:
         parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
         parsed = text.strip()
         if not parsed.isidentifier():
             raise RegistryFault(422, 42201, f"Invalid schema: not JSON: {text[:200]!r}") from None
-    return orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS).decode(), parsed
+    key = orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS).decode()
+    if references:
+        key += " references " + orjson.dumps(references, option=orjson.OPT_SORT_KEYS).decode()
+    return key, parsed
 
 
 class SchemaStore:
@@ -42,7 +47,8 @@ class SchemaStore:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.texts: dict[int, str] = {}        # id -> schema text as first registered
-        self.parsed: dict[int, Any] = {}       # id -> JSON form
+        self.parsed: dict[int, Any] = {}       # id -> JSON form, referenced types written in
+        self.refs: dict[int, list[dict[str, Any]]] = {}  # id -> its references (none: absent)
         self.ids: dict[str, int] = {}          # normalized text -> id
         self.subjects: dict[str, list[tuple[int, int]]] = {}  # subject -> [(version, id)], oldest first
         self.levels: dict[str | None, str] = {None: DEFAULT_LEVEL}
@@ -73,6 +79,38 @@ class SchemaStore:
                 raise RegistryFault(404, 40403, f"Schema {schema_id} not found")
             return self.texts[schema_id]
 
+    def references(self, schema_id: int) -> list[dict[str, Any]]:
+        """The references of ``schema_id`` (``{"name", "subject", "version"}``), as registered."""
+        self.schema(schema_id)
+        with self.lock:
+            return list(self.refs.get(schema_id, ()))
+
+    def referenced_by(self, subject: str, version: str) -> list[int]:
+        """The ids of the schemas whose references name ``version`` of ``subject``."""
+        v, _ = self.version(subject, version)
+        return self._users(subject, [v])
+
+    def _users(self, subject: str, versions: list[int]) -> list[int]:
+        """The ids, still registered under a subject, whose references name one of ``versions`` of
+        ``subject``."""
+        with self.lock:
+            live = {sid for vs in self.subjects.values() for _, sid in vs}
+            return sorted(sid for sid, refs in self.refs.items() if sid in live and
+                          any(r["subject"] == subject and r["version"] in versions for r in refs))
+
+    def _expanded(self, parsed: Any, references: list[dict[str, Any]]) -> Any:
+        """``parsed`` with its referenced types written in (422 when a reference is not registered)."""
+        defs: dict[str, Any] = {}
+        for ref in references:
+            try:
+                _, sid = self.version(ref["subject"], str(ref["version"]))
+            except RegistryFault:
+                raise RegistryFault(422, 42201, f"Invalid schema: reference {ref['name']!r} to version "
+                                                f"{ref['version']} of subject {ref['subject']!r}: not found") from None
+            with self.lock:
+                defs[ref["name"]] = self.parsed[sid]
+        return expand(parsed, defs)
+
     def subjects_of(self, schema_id: int) -> list[tuple[str, int]]:
         """``(subject, version)`` pairs that hold ``schema_id``."""
         self.schema(schema_id)
@@ -83,9 +121,9 @@ class SchemaStore:
         with self.lock:
             return sorted(s for s, vs in self.subjects.items() if vs)
 
-    def lookup(self, subject: str, text: str) -> tuple[int, int]:
-        """``(version, id)`` of ``text`` under ``subject``."""
-        key, _ = _normalized(text)
+    def lookup(self, subject: str, text: str, references: list[dict[str, Any]] | None = None) -> tuple[int, int]:
+        """``(version, id)`` of ``text`` (with ``references``) under ``subject``."""
+        key, _ = _normalized(text, references)
         found = self.versions(subject)
         with self.lock:
             sid = self.ids.get(key)
@@ -121,9 +159,11 @@ class SchemaStore:
                 self.levels.pop(subject, None)
             return old
 
-    def check(self, subject: str, text: str, version: str | None) -> list[str]:
+    def check(self, subject: str, text: str, version: str | None,
+              references: list[dict[str, Any]] | None = None) -> list[str]:
         """Why ``text`` is not compatible with ``version`` of ``subject`` (all versions when ``None``)."""
         _, parsed = _normalized(text)
+        parsed = self._expanded(parsed, references or [])
         if version is None:
             targets = [sid for _, sid in self.versions(subject)]
         else:
@@ -137,13 +177,16 @@ class SchemaStore:
         return incompatibilities(base + "_TRANSITIVE", parsed, existing)
 
     # -- writing ----------------------------------------------------------------------------------
-    def register(self, subject: str, text: str, schema_type: str = "AVRO") -> tuple[int, int]:
-        """``(version, id)`` of ``text`` under ``subject``, registered now if new (409 when the subject's
-        compatibility level forbids it)."""
+    def register(self, subject: str, text: str, schema_type: str = "AVRO",
+                 references: list[dict[str, Any]] | None = None) -> tuple[int, int]:
+        """``(version, id)`` of ``text`` (using the types of ``references``) under ``subject``, registered
+        now if new (409 when the subject's compatibility level forbids it; 422 when a reference is not
+        registered)."""
         if (schema_type or "AVRO").upper() != "AVRO":
             raise RegistryFault(422, 42201, f"Invalid schema: the embedded registry serves AVRO only, "
                                             f"not {schema_type}")
-        key, parsed = _normalized(text)
+        key, parsed = _normalized(text, references)
+        parsed = self._expanded(parsed, references or [])
         level = self.level(subject)
         with self.lock:
             versions = self.subjects.setdefault(subject, [])
@@ -158,11 +201,20 @@ class SchemaStore:
             if sid is None:
                 sid = max(self.texts, default=0) + 1
                 self.ids[key], self.texts[sid], self.parsed[sid] = sid, text, parsed
+                if references:
+                    self.refs[sid] = list(references)
             version = versions[-1][0] + 1 if versions else 1
             versions.append((version, sid))
             return version, sid
 
+    def _refuse_if_referenced(self, subject: str, versions: list[int]) -> None:
+        users = self._users(subject, versions)
+        if users:
+            raise RegistryFault(422, 42206, f"One or more references exist to the schema {{subject={subject}, "
+                                            f"versions={versions}}}: schema ids {users} use it")
+
     def delete_subject(self, subject: str) -> list[int]:
+        self._refuse_if_referenced(subject, [v for v, _ in self.versions(subject)])
         with self.lock:
             found = self.subjects.pop(subject, None)
         if not found:
@@ -171,6 +223,7 @@ class SchemaStore:
 
     def delete_version(self, subject: str, version: str) -> int:
         v, _ = self.version(subject, version)
+        self._refuse_if_referenced(subject, [v])
         with self.lock:
             self.subjects[subject] = [(x, s) for x, s in self.subjects[subject] if x != v]
         return v

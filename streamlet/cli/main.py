@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from streamlet.cli.query import query as _query
 from streamlet.errors import StreamletError
 
 
@@ -169,13 +170,17 @@ def _serve_kafka(wanted: dict[str, int], script: str | None, partitions: int, bo
 @click.option("--schema-registry", "schema_registry",
               help="URL of the Schema Registry of serde.avro() serdes given none "
                    "(env STREAMLET_SCHEMA_REGISTRY_URL)")
+@click.option("--application-server", "application_server",
+              help="HOST:PORT of this worker's HTTP side: health, readiness, metrics, queries "
+                   "(env STREAMLET_APPLICATION_SERVER)")
 @click.option("-v", "--verbose", is_flag=True)
 def run(script: str, brokers: str | None, state_dir: str | None, guarantee: str | None,
-        schema_registry: str | None, verbose: bool) -> None:
+        schema_registry: str | None, application_server: str | None, verbose: bool) -> None:
     """Run the App that SCRIPT builds until SIGTERM / SIGINT (then commit and exit 0)."""
     _setup_logging(verbose)
     for env, value in (("STREAMLET_BROKERS", brokers), ("STREAMLET_STATE_DIR", state_dir),
-                       ("STREAMLET_GUARANTEE", guarantee), ("STREAMLET_SCHEMA_REGISTRY_URL", schema_registry)):
+                       ("STREAMLET_GUARANTEE", guarantee), ("STREAMLET_SCHEMA_REGISTRY_URL", schema_registry),
+                       ("STREAMLET_APPLICATION_SERVER", application_server)):
         if value:
             os.environ[env] = value
     from streamlet.cli.loader import load_app
@@ -229,6 +234,9 @@ def topics(script: str, partitions: int | None) -> None:
 
 def main() -> None:
     cli()
+
+
+cli.add_command(_query)
 
 
 if __name__ == "__main__":

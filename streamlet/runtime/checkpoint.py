@@ -54,6 +54,19 @@ Key = tuple[str, int]
 Stores = list[tuple[Any, Any, Any]]
 
 
+class CommitLatency:
+    """Count, total and longest duration of commits, in seconds."""
+
+    def __init__(self) -> None:
+        self.count, self.total, self.longest = 0, 0.0, 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        if seconds > self.longest:
+            self.longest = seconds
+
+
 class Checkpoint(ABC):
     """One owner of the commit. ``tasks()`` gives the active tasks (their stores are committed);
     ``after_commit(offsets)`` runs after input offsets were committed (repartition purges).
@@ -72,6 +85,8 @@ class Checkpoint(ABC):
         # called once per batch: the committer's own methods, no call in between
         self.track_positions = committer.track_positions
         self.track = committer.track
+        #: how long the commits on the interval took (the worker's /metrics)
+        self.latency = CommitLatency()
 
     # -- the record loop's bookkeeping ---------------------------------------------------
     @property
@@ -103,7 +118,9 @@ class Checkpoint(ABC):
 
     def maybe_commit(self) -> None:
         if time.monotonic() >= self.committer.next_commit:
+            started = time.monotonic()
             self.commit()
+            self.latency.add(time.monotonic() - started)
 
     # -- the commit ----------------------------------------------------------------------
     @abstractmethod

@@ -35,7 +35,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from streamlet.config import Config
 from streamlet.errors import StateError
 from streamlet.runtime.global_store import GlobalStore
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
 from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state import StateDirectory
 from streamlet.state.builder import StoreBuilder

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from streamlet.errors import DataLossError, StateError
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
 
 log = logging.getLogger("streamlet.runtime")
 

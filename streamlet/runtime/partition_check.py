@@ -20,7 +20,7 @@ from typing import Any
 
 from streamlet.errors import DataLossError
 from streamlet.partitioner import murmur2_partition
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
 from streamlet.topology.graph import Topology
 
 log = logging.getLogger("streamlet.runtime")

@@ -49,6 +49,7 @@ class RebalanceCallbacks:
         if restoring:
             self.restoring.add(restoring, committed)  # type: ignore[union-attr]
         log.info("assigned %s", fmt(partitions))
+        self.metrics.inc("rebalances", event="assigned")
         self.assigned.set()
 
     def _on_readiness(self, ready: bool) -> None:
@@ -73,6 +74,7 @@ class RebalanceCallbacks:
             self.restoring.drop(keys)
         self.tasks.revoke(keys)
         log.info("revoked %s", fmt(partitions))
+        self.metrics.inc("rebalances", event="revoked")
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         assert self.tasks is not None and self.committer is not None
@@ -82,3 +84,4 @@ class RebalanceCallbacks:
             self.restoring.drop(keys)
         self.tasks.revoke(keys)
         log.warning("lost %s (another member owns them now)", fmt(partitions))
+        self.metrics.inc("rebalances", event="lost")

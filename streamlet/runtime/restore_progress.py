@@ -15,16 +15,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RestoreProgress:
-    """``callback(store, partition)`` gives a ``progress(done, total)`` for ``restore_store``."""
+    """``callback(store, partition)`` gives a ``progress(done, total)`` for ``restore_store``.
+
+    :attr:`restores` keeps ``(done, total)`` of every store partition restored by this worker
+    (the worker's ``/metrics`` shows them); the bar is drawn on a terminal only.
+    """
 
     def __init__(self, console: Console | None = None, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._console = console or Console(stderr=True)
         self._progress: Progress | None = None
+        #: (store, partition) -> (records restored, records to restore)
+        self.restores: dict[tuple[str, int], tuple[int, int]] = {}
 
     def callback(self, store: str, partition: int) -> Callable[[int, int], None] | None:
+        restores = self.restores
+        restores[(store, partition)] = (0, 0)
         if not self.enabled:
-            return None
+            def record(done: int, total: int) -> None:
+                restores[(store, partition)] = (done, max(total, done))
+
+            return record
         if self._progress is None:
             self._progress = Progress(TextColumn("restoring {task.description}"), BarColumn(),
                                       MofNCompleteColumn(), TimeRemainingColumn(),
@@ -34,6 +45,7 @@ class RestoreProgress:
         task: Any = progress.add_task(f"{store} [{partition}]", total=None)
 
         def update(done: int, total: int) -> None:
+            restores[(store, partition)] = (done, max(total, done))
             progress.update(task, completed=done, total=max(total, done))
 
         return update

@@ -38,11 +38,13 @@ from streamlet.runtime.lifecycle import (
     restore_signal_handlers,
 )
 from streamlet.runtime.log_start import InputLogStart
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
+from streamlet.runtime.observability import Observability
 from streamlet.runtime.partition_check import PartitionCheck, copartitioned_external_topics
 from streamlet.runtime.purge import RepartitionPurge
 from streamlet.runtime.rebalance import RebalanceCallbacks
 from streamlet.runtime.restoring import RestoringTasks
+from streamlet.runtime.schema_rejections import SchemaRejections
 from streamlet.runtime.standby import StandbyTasks, prepare_standby_topic
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
@@ -81,6 +83,7 @@ class Runner(RebalanceCallbacks):
         #: the global tables' store caches by name, shared with every task (and read by app.store)
         self.global_stores: dict[str, Any] = {}
         self.metrics = Metrics()
+        self.http: Observability | None = None  # the HTTP side (application_server=)
         self.admin: Any = None  # an AdminClient: first offsets at assignment, repartition purges
         self.transactional_id: str | None = None  # exactly-once: freed at shutdown for the next start
         self.processed = 0
@@ -137,8 +140,12 @@ class Runner(RebalanceCallbacks):
         produce = produce_function(self.producer, limit)
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
                           for t in topics)
-        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error},
-                                                      mock_broker, together))
+        observed = {}
+        if cfg.application_server is not None:
+            self.http = Observability(self, cfg.application_server)
+            observed = self.http.consumer_settings()
+        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error,
+                                                                       **observed}, mock_broker, together))
         committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms, lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
         self.admin = AdminClient(admin_settings(bootstrap, with_client_logger(cfg.client_config)))
@@ -153,6 +160,7 @@ class Runner(RebalanceCallbacks):
         self.tasks.on_late = self.policy.late if cfg.late_records == "dead_letter" else None
         self.tasks.on_readiness = self._on_readiness
         changelog_produce = self.policy.connect(self.producer, committer, limit, topology)
+        committer.on_rejected = SchemaRejections.wrap(topology, produce, self.policy.rejected, self.metrics)
         if exactly_once:
             self.committer = ExactlyOnceCheckpoint(committer, self.producer, self.consumer, self.tasks.active_tasks,
                                                    purge.after_commit, self._rewind_after_abort)
@@ -178,6 +186,8 @@ class Runner(RebalanceCallbacks):
             self._load_global_stores(bootstrap, directory, partitions)
         self.consumer.subscribe(topology.source_topics(), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+        if self.http is not None:
+            self.http.start()
 
     def _load_global_stores(self, bootstrap: str, directory: Any, partitions: dict[str, int]) -> None:
         """Every global table loaded whole before the worker joins its group (so before any task
@@ -253,8 +263,11 @@ class Runner(RebalanceCallbacks):
         serve_admin_logs = self.admin.poll if self.admin is not None else (lambda _: 0)
         punctuate = self._punctuate if self.keeps_stream_time else None
         poll_global = self.global_state.poll if self.global_state is not None else None
+        polled = self.http.loop_polled if self.http is not None else None
         standbys = self.standbys
         while not app.stopping:
+            if polled is not None:
+                polled()
             if poll_global is not None:
                 poll_global()  # global tables' updates first: records after them see them
             restoring = updater is not None and updater.busy
@@ -383,6 +396,8 @@ class Runner(RebalanceCallbacks):
 
     def _shutdown(self, clean: bool) -> None:
         self.ready.clear()
+        if self.http is not None:
+            self.http.stop()
         if self.consumer is None:
             return
         if not clean and isinstance(self.committer, ExactlyOnceCheckpoint):

@@ -17,7 +17,7 @@ from streamlet.config import Config
 from streamlet.errors import StoreCorruptedError
 from streamlet.state import StateDirectory, restore_store
 from streamlet.state.builder import StoreBuilder, bottom_of
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
 from streamlet.runtime.restore_progress import RestoreProgress
 from streamlet.state.restore import RestoreCancelled, list_offsets, restore_consumer_config
 from streamlet.topology.graph import StoreSpec

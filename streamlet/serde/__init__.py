@@ -23,10 +23,12 @@ from streamlet.serde.context import (
 from streamlet.serde.builtin import bytes_, int32, integer, json, long, msgpack, string
 from streamlet.serde.windowed import session_windowed, windowed
 from streamlet.serde.avro import AvroSerde, avro
+from streamlet.serde.schema_policy import OBSERVE_ONLY, Backoff, CircuitBreaker, SchemaPolicy
 
 bytes = bytes_  # noqa: A001 - the documented name is serde.bytes()
 
 __all__ = ["Serde", "FunctionSerde", "ContextSerde", "SerializationContext", "MessageField", "KEY", "VALUE",
            "from_confluent", "needs_context", "same_bytes",
            "string", "bytes", "bytes_", "integer", "long", "int32", "json", "msgpack",
-           "windowed", "session_windowed", "avro", "AvroSerde"]
+           "windowed", "session_windowed", "avro", "AvroSerde",
+           "SchemaPolicy", "CircuitBreaker", "Backoff", "OBSERVE_ONLY"]

@@ -27,10 +27,12 @@ import struct
 from typing import Any, Callable
 
 import orjson
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema
 
 from streamlet.errors import ConfigError, SchemaRegistryError, SchemaRegistryUnavailableError, SerializationError
+from streamlet.serde.avro_codec import read_from, read_plan, write_into
 from streamlet.serde.context import ContextSerde, MessageField, SerializationContext
+from streamlet.serde.references import Reference, ReferenceResolver, full_name, schema_references
 from streamlet.serde.registry import (
     ENV_URL,
     SubjectNameStrategy,
@@ -41,6 +43,8 @@ from streamlet.serde.registry import (
     subject_strategy,
     unknown_id,
 )
+from streamlet.serde.schema_policy import SchemaPolicy
+from streamlet.serde.schema_resolve import SchemaResolver, follow_latest_at_produce
 from streamlet.serde.specific import record_codec
 
 MAGIC = 0
@@ -80,7 +84,8 @@ class AvroSerde(ContextSerde):
     def __init__(self, schema: Any = None, *, registry: Any = None, record_type: type | None = None,
                  to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
                  subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
-                 normalize_schemas: bool = False) -> None:
+                 normalize_schemas: bool = False, schema_policy: SchemaPolicy | None = None,
+                 references: list[Reference] | None = None) -> None:
         if registry is None and not os.environ.get(ENV_URL):
             # no registry yet: `streamlet describe` / `topics` load the script without one; the
             # first record needing the registry stops the worker saying how to set it
@@ -90,8 +95,14 @@ class AvroSerde(ContextSerde):
         self.schema_json = None if schema is None else _schema_json(schema)
         #: the writer schema's text as registered / looked up (compact JSON of the schema given)
         self.schema_str = None if schema is None else orjson.dumps(self.schema_json).decode()
-        self.parsed = None if schema is None else _parse(self.schema_json)
-        self.record_name = None if self.parsed is None else _full_name(self.parsed)
+        #: the types the schema uses from other subjects (parsed on first use, with the registry)
+        self.references = schema_references(references)
+        self._resolver = ReferenceResolver()
+        if self.references and schema is None:
+            raise ConfigError("references= name the registered types a schema uses: pass that schema too")
+        self._parsed = None if schema is None or self.references else _parse(self.schema_json)
+        self.record_name = full_name(self.schema_json) if self.references else (
+            None if self._parsed is None else _full_name(self._parsed))
         self.subject_name, needs_name = subject_strategy(subject_name_strategy)
         if needs_name and schema is not None and self.record_name is None:
             raise ConfigError(f"subject name strategy {subject_name_strategy!r} needs a named schema "
@@ -100,6 +111,9 @@ class AvroSerde(ContextSerde):
             raise ConfigError(f"subject name strategy {subject_name_strategy!r} needs the schema: pass it")
         self.auto_register, self.normalize = bool(auto_register), bool(normalize_schemas)
         if record_type is not None:
+            if self.references:
+                raise NotImplementedError("record_type with schema references is not supported yet: pass "
+                                          "to_dict / from_dict to convert the records")
             if self.parsed is None:
                 raise ConfigError("record_type needs the record's schema: serde.avro(schema, record_type=...)")
             codec_to, codec_from = record_codec(record_type, self.parsed)
@@ -109,8 +123,24 @@ class AvroSerde(ContextSerde):
         self.to_dict, self.from_dict = to_dict, from_dict
         #: (topic, field) -> (wire header, parsed writer schema): the producer's cache
         self._writers: dict[tuple[str, str], tuple[bytes, Any]] = {}
-        #: schema id -> (parsed writer schema, parsed reader schema or None): the consumer's cache
-        self._readers: dict[int, tuple[Any, Any]] = {}
+        #: schema id -> (parsed writer schema, parsed reader schema or None, their named types): the
+        #: consumer's cache (see streamlet.serde.avro_codec.read_plan)
+        self._readers: dict[int, tuple[Any, Any, Any]] = {}
+        if schema_policy is not None and not isinstance(schema_policy, SchemaPolicy):
+            raise ConfigError(f"schema_policy must be a serde.SchemaPolicy, not {type(schema_policy).__name__}")
+        #: the On-Error Resolve policy (DESIGN §7) and its state
+        self.policy = schema_policy or SchemaPolicy()
+        self.resolver = SchemaResolver(self, self.policy)
+        if self.policy.resolve_schema_at_produce:
+            self.serialize = self._serialize_at_produce  # type: ignore[method-assign]
+
+    @property
+    def parsed(self) -> Any:
+        """This serde's schema, parsed (``None``: none given); a schema with references is parsed on
+        first use, with the referenced types fetched from the registry."""
+        if self._parsed is None and self.references:
+            self._parsed = self._resolver.parse(self.schema_json, self.references, self.client, self.url)
+        return self._parsed
 
     @property
     def client(self) -> Any:
@@ -138,21 +168,21 @@ class AvroSerde(ContextSerde):
         """Register this serde's schema under its subject for ``field`` of ``topic``; the schema id."""
         if self.schema_str is None:
             raise ConfigError("this serde has no schema to register: pass one to serde.avro()")
+        return self._register(self.subject(topic, field))
+
+    def _register(self, subject: str) -> int:
         from confluent_kafka.schema_registry import Schema
 
-        subject = self.subject(topic, field)
-        client = self.client
         try:
-            return int(client.register_schema(subject, Schema(self.schema_str, "AVRO"),
+            return int(self.client.register_schema(subject, Schema(self.schema_str, "AVRO", self.references),
                                                    normalize_schemas=self.normalize))
         except Exception as exc:
             raise registry_error(exc, f"registering the schema under subject {subject!r}", self.url,
                                  subject=subject) from exc
 
-    def _writer_for(self, ctx: SerializationContext) -> tuple[bytes, Any]:
-        """Look the schema id up (or register it), once per topic and field."""
-        field = MessageField(ctx.field)
-        subject = self.subject(ctx.topic, field)
+    def _lookup_writer(self, subject: str) -> tuple[bytes, Any]:
+        """The writer entry for ``subject``: its latest (no schema given), this serde's schema
+        registered (``auto_register``) or looked up."""
         client = self.client
         if self.schema_str is None:  # no schema given: the subject's latest, as registered
             try:
@@ -162,43 +192,107 @@ class AvroSerde(ContextSerde):
                     raise not_registered(subject, self.url, exc) from exc
                 raise registry_error(exc, f"getting the latest schema of subject {subject!r}", self.url,
                                      subject=subject) from exc
-            schema_id, parsed = int(latest.schema_id), _parse(_schema_json(latest.schema.schema_str))
+            schema_id = int(latest.schema_id)
+            parsed = self.parse_registered(latest.schema.schema_str, latest.schema.references)
         elif self.auto_register:
-            schema_id, parsed = self.register(ctx.topic, field), self.parsed
+            schema_id, parsed = self._register(subject), self.parsed
         else:
             from confluent_kafka.schema_registry import Schema
 
             try:
-                found = client.lookup_schema(subject, Schema(self.schema_str, "AVRO"),
-                                                  normalize_schemas=self.normalize)
+                found = client.lookup_schema(subject, Schema(self.schema_str, "AVRO", self.references),
+                                             normalize_schemas=self.normalize)
             except Exception as exc:
                 if is_not_found(exc):
                     raise not_registered(subject, self.url, exc) from exc
                 raise registry_error(exc, f"looking the schema up under subject {subject!r}", self.url,
                                      subject=subject) from exc
             schema_id, parsed = int(found.schema_id), self.parsed
-        entry = (_HEADER.pack(MAGIC, schema_id), parsed)
-        self._writers[(ctx.topic, field.value)] = entry
+        self.resolver.written[schema_id] = parsed
+        return self.header(schema_id), parsed
+
+    def _writer_for(self, ctx: SerializationContext) -> tuple[bytes, Any]:
+        """Look the schema id up (or register it), once per topic and field; a failure goes through
+        the On-Error Resolve policy (:mod:`streamlet.serde.schema_resolve`)."""
+        field = MessageField(ctx.field).value
+        subject = self.subject(ctx.topic, field)
+        self.resolver.check_open(ctx.topic, subject)
+        try:
+            entry = self._lookup_writer(subject)
+        except SchemaRegistryError as exc:
+            entry = self.resolver.lookup_failed(ctx.topic, field, subject, exc,
+                                                lambda: self._lookup_writer(subject))
+        self._writers[(ctx.topic, field)] = entry
         return entry
 
     def serialize(self, value: Any, ctx: SerializationContext) -> bytes:
         try:
             header, parsed = self._writers[(ctx.topic, ctx.field)]
         except KeyError:
-            header, parsed = self._writer_for(ctx)
-        out = io.BytesIO()
-        out.write(header)
+            return self._serialize_first(value, ctx)
+        out = bytearray(header)
         try:
-            schemaless_writer(out, parsed, value if self.to_dict is None else self.to_dict(value))
+            write_into(out, parsed, value if self.to_dict is None else self.to_dict(value))
         except Exception as exc:
-            raise SerializationError(
-                f"{self.name} could not serialize the {MessageField(ctx.field).value} for topic "
-                f"{ctx.topic!r} with schema id {_HEADER.unpack(header)[1]}: {type(exc).__name__}: {exc}"
-            ) from exc
-        return out.getvalue()
+            raise self.resolver.write_failed(ctx.topic, MessageField(ctx.field).value, header, exc) from exc
+        return bytes(out)
+
+    def _serialize_first(self, value: Any, ctx: SerializationContext) -> bytes:
+        """The first record of a topic and field: look the writer up (and cache it), then write — a
+        re-send when the policy resolved a conflict on the way."""
+        self._writer_for(ctx)
+        try:
+            return AvroSerde.serialize(self, value, ctx)
+        finally:
+            self.resolver.resend = None
+
+    def _serialize_at_produce(self, value: Any, ctx: SerializationContext) -> bytes:
+        """``resolve_schema_at_produce``: follow the subject's latest (as the registry client caches
+        it) before every send."""
+        if self.policy.applies_to(ctx.topic):
+            follow_latest_at_produce(self, ctx)
+        return AvroSerde.serialize(self, value, ctx)
+
+    # -- the On-Error Resolve policy's access to the writer cache ------------------------------------
+    @staticmethod
+    def header(schema_id: int) -> bytes:
+        """The 5-byte Confluent wire-format header of ``schema_id``."""
+        return _HEADER.pack(MAGIC, schema_id)
+
+    def parse_registered(self, schema_str: str, references: Any = None) -> Any:
+        """A registered schema's text parsed, with the types of its ``references`` (each fetched once)."""
+        refs = schema_references(references)
+        if not refs:
+            return _parse(_schema_json(schema_str))
+        return self._resolver.parse(_schema_json(schema_str), refs, self.client, self.url)
+
+    def cached_writer(self, topic: str, field: str) -> tuple[bytes, Any] | None:
+        return self._writers.get((topic, field))
+
+    def set_writer(self, topic: str, field: str, entry: tuple[bytes, Any]) -> None:
+        self._writers[(topic, field)] = entry
+
+    def forget_writer(self, topic: str) -> None:
+        for key in [k for k in self._writers if k[0] == topic]:
+            del self._writers[key]
+
+    def writer_schema(self, schema_id: int) -> Any:
+        """The parsed schema of ``schema_id`` (fetched once)."""
+        return (self._readers.get(schema_id) or self._reader_for(schema_id))[0]
+
+    def decode_with(self, data: bytes, writer: Any) -> Any:
+        """A generic value from Confluent wire-format ``data`` written with ``writer``."""
+        buf = io.BytesIO(data)
+        buf.seek(5)
+        return read_from(buf, *read_plan(writer, None))
+
+    def encode_with(self, value: Any, entry: tuple[bytes, Any]) -> bytes:
+        out = bytearray(entry[0])
+        write_into(out, entry[1], value)
+        return bytes(out)
 
     # -- consuming ------------------------------------------------------------------------------
-    def _reader_for(self, schema_id: int) -> tuple[Any, Any]:
+    def _reader_for(self, schema_id: int) -> tuple[Any, Any, Any]:
         """Fetch the writer schema of ``schema_id`` once; the reader schema resolves it."""
         client = self.client
         try:
@@ -207,15 +301,13 @@ class AvroSerde(ContextSerde):
             if is_not_found(exc):
                 raise unknown_id(schema_id, self.url, exc) from exc
             raise registry_error(exc, f"getting schema id {schema_id}", self.url, schema_id=schema_id) from exc
-        if getattr(found, "references", None):
-            raise NotImplementedError(f"schema id {schema_id} has schema references: serde.avro() does not "
-                                      "support references yet")
         if (found.schema_type or "AVRO") != "AVRO":
             raise SchemaRegistryError(f"schema id {schema_id} is a {found.schema_type} schema, not Avro",
                                       schema_id=schema_id, url=self.url)
-        writer = _parse(_schema_json(found.schema_str))
-        reader = None if self.parsed is None or self.parsed == writer else self.parsed
-        self._readers[schema_id] = entry = (writer, reader)
+        writer = self.parse_registered(found.schema_str, getattr(found, "references", None))
+        own = self.parsed
+        reader = None if own is None or own == writer else own
+        self._readers[schema_id] = entry = read_plan(writer, reader)
         return entry
 
     def deserialize(self, data: bytes, ctx: SerializationContext) -> Any:
@@ -226,13 +318,13 @@ class AvroSerde(ContextSerde):
                 "4-byte schema id)")
         schema_id = int.from_bytes(data[1:5], "big")
         try:
-            writer, reader = self._readers[schema_id]
+            writer, reader, named = self._readers[schema_id]
         except KeyError:
-            writer, reader = self._reader_for(schema_id)
+            writer, reader, named = self._reader_for(schema_id)
         buf = io.BytesIO(data)
         buf.seek(5)
         try:
-            value = schemaless_reader(buf, writer, reader)
+            value = read_from(buf, writer, reader, named)
             if buf.tell() != len(data):
                 raise ValueError(f"{len(data) - buf.tell()} bytes left after the record")
         except Exception as exc:
@@ -249,7 +341,8 @@ class AvroSerde(ContextSerde):
 def avro(schema: Any = None, *, registry: Any = None, record_type: type | None = None,
          subject_name_strategy: str | SubjectNameStrategy = "topic", auto_register: bool = False,
          to_dict: Callable[[Any], Any] | None = None, from_dict: Callable[[Any], Any] | None = None,
-         normalize_schemas: bool = False) -> AvroSerde:
+         normalize_schemas: bool = False, schema_policy: SchemaPolicy | None = None,
+         references: list[Reference] | None = None) -> AvroSerde:
     """Avro through a Schema Registry, in the Confluent wire format, for keys or values.
 
     ``schema``: the Avro schema (JSON text, a dict, or a type name such as
@@ -271,7 +364,18 @@ def avro(schema: Any = None, *, registry: Any = None, record_type: type | None =
     ``auto_register=False``: the schema must already be registered under the
     subject (:class:`~streamlet.errors.SchemaNotRegisteredError` otherwise);
     ``True`` registers it on first use.
+
+    ``schema_policy``: what a producer does when a send fails for its schema —
+    the On-Error Resolve policy (:class:`~streamlet.serde.SchemaPolicy`; by
+    default: classify, follow a harmless change of a generic value once,
+    block the rest, a circuit breaker per topic x subject).
+
+    ``references``: the registered types ``schema`` uses by name, as
+    confluent-kafka ``SchemaReference``\\ s or ``(name, subject, version)``
+    tuples; they are sent with the schema when it is looked up or registered,
+    and fetched from the registry once to parse it. Records written with a
+    schema that has references are read whatever this argument says.
     """
     return AvroSerde(schema, registry=registry, record_type=record_type, to_dict=to_dict, from_dict=from_dict,
                      subject_name_strategy=subject_name_strategy, auto_register=auto_register,
-                     normalize_schemas=normalize_schemas)
+                     normalize_schemas=normalize_schemas, schema_policy=schema_policy, references=references)

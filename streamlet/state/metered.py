@@ -12,7 +12,7 @@ bound methods, no wrapper call — and counts at each commit instead:
 * ``store_rollbacks`` — commits abandoned back to the last checkpoint,
 
 each labelled ``store`` and ``partition``, into ``metrics.inc(name, amount,
-**labels)`` (:class:`streamlet.runtime.metrics.Metrics`).
+**labels)`` (:class:`streamlet.metrics.Metrics`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from streamlet.runtime.error_policy import ErrorPolicy
 from streamlet.runtime.clients import max_record_bytes
 from streamlet.runtime.produce_errors import record_size, too_large
 from streamlet.runtime.global_store import GlobalStore, source_serde
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
 from streamlet.runtime.store_view import GlobalStoreView, StoreView, view_of
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.serde.context import KEY, VALUE, deserializer_for, serializer_for

@@ -44,7 +44,8 @@ CASE_KEYS = {"stateful": {"peak_rss_mb_quarter", "median_ratio", "flush_per_batc
              "restart": {"phases", "wall_seconds", "target_seconds"},
              "window": {"windows", "outputs", "flush_per_batch_rps", "median_ratio", "target_ratio"},
              "table-join": {"left_updates", "right_updates", "joined_keys", "outputs", "baseline_outputs",
-                            "target_ratio"}}
+                            "target_ratio"},
+             "avro": {"outputs", "fastavro_loop_rps", "median_ratio"}}
 
 
 @pytest.mark.integration
@@ -83,3 +84,14 @@ def test_case_runs_beside_kafka_streams_on_a_real_broker(case: str) -> None:
     assert result["case"] == case and result["records"] == 5000
     assert result["streamlet_rps"] > 0 and result["baseline_rps"] > 0
     assert result["kafka_streams_rps"] > 0 and result["kafka_streams_ratio"] > 0
+
+
+@pytest.mark.integration
+@pytest.mark.kafka_only
+def test_avro_runs_on_a_real_broker_without_a_kafka_streams_side() -> None:
+    """``avro --broker kafka``: a real broker and the embedded registry; no Kafka Streams twin."""
+    proc = _run("avro", "--broker", "kafka", "--records", "5000", "--partitions", "4", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert CONTRACT_KEYS <= set(result) and "kafka_streams_rps" not in result, result
+    assert result["case"] == "avro" and result["records"] == 5000 and result["outputs"] > 0

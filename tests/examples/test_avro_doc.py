@@ -1,6 +1,6 @@
 """docs/avro-and-schema-registry.md says only what works: its Python blocks run, its shell block's
 `streamlet broker --schema-registry` prints the two lines it shows, and it builds nothing that
-does not exist (the On-Error Resolve policy is marked as coming)."""
+does not exist (the On-Error Resolve policy's settings table is the policy's)."""
 
 from __future__ import annotations
 
@@ -50,12 +50,21 @@ def test_the_broker_prints_the_registry_line_after_the_bootstrap_line() -> None:
     assert proc.returncode == 0
 
 
-def test_the_resolve_policy_is_not_pretended() -> None:
+def test_the_resolve_policy_settings_table_is_the_policys() -> None:
+    """Every setting the On-Error Resolve section lists is a SchemaPolicy field, and every field is listed,
+    with its default."""
+    import dataclasses
+
     import streamlet as sl
 
-    assert "## The On-Error Resolve producer policy — coming" in PAGE and "*Not built yet.*" in PAGE
-    for setting in ("resolve_schema_on_error_only", "schema_check", "subject_resolver"):
-        assert setting not in sl.serde.avro.__code__.co_varnames
+    section = PAGE.split("## The On-Error Resolve producer policy", 1)[1].split("### When a send fails", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, re.M))
+    fields = {f.name: f for f in dataclasses.fields(sl.serde.SchemaPolicy)}
+    assert set(rows) == set(fields)
+    default = sl.serde.SchemaPolicy()
+    for name in ("resolve_schema_on_error_only", "resolve_schema_at_produce", "schema_check", "follow",
+                 "max_resends"):
+        assert rows[name].strip() == f"`{getattr(default, name)!r}`".replace("'", '"'), name
 
 
 def test_the_avro_sensors_example_in_a_test_driver(monkeypatch: Any) -> None:

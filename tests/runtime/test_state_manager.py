@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from streamlet.config import Config
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
 from streamlet.runtime.state_manager import StateManager
 from streamlet.serde import json, string
 from streamlet.state import CachingStore, ChangeLoggingStore, MeteredStore, RocksDBStore

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import pytest
 
-from streamlet.runtime.metrics import Metrics
+from streamlet.metrics import Metrics
 from streamlet.serde import json, string
 from streamlet.state import (
     CachingStore,

@@ -37,3 +37,8 @@ class Metrics:
             inner = ",".join(f'{k}="{v}"' for k, v in labels)
             out[f"{name}{{{inner}}}" if inner else name] = value
         return out
+
+    def items(self) -> list[tuple[tuple[str, tuple[tuple[str, str], ...]], int]]:
+        """``((name, labels), count)`` of every series."""
+        with self._lock:
+            return list(self._counters.items())

@@ -1,0 +1,164 @@
+"""The worker's HTTP side put together: routes over the running worker, its metrics page, and the
+consumer lag from librdkafka's statistics (``application_server="host:port"``, DESIGN §8).
+
+Kubernetes probes ``/health`` (liveness: the poll loop made progress within
+``max.poll.interval.ms``, the limit after which Kafka itself drops the member)
+and ``/ready`` (readiness: every assigned task running, none restoring).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Optional
+
+import orjson
+
+from streamlet.errors import ConfigError
+from streamlet.runtime.http_routes import Routes
+from streamlet.runtime.http_side import HttpSide
+from streamlet.runtime.prometheus import counter_samples, render
+from streamlet.runtime.store_view import GlobalStoreView, view_of
+
+log = logging.getLogger("streamlet.http")
+
+#: librdkafka's statistics period while the HTTP side runs (the consumer lag of /metrics)
+STATS_INTERVAL_MS = 5000
+
+
+def parse_server(value: str) -> tuple[str, int]:
+    """``(host, port)`` of an ``application_server`` setting, or a :class:`ConfigError` saying how."""
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"application_server={value!r} must be HOST:PORT, the address other workers and "
+                          "Kubernetes probes reach this worker's HTTP side at (e.g. "
+                          "'orders-0.orders:8080', or STREAMLET_APPLICATION_SERVER)")
+    return host, int(port)
+
+
+class Observability:
+    """Serves ``/health``, ``/ready``, ``/metrics`` and ``/stores`` for ``runner`` while it runs."""
+
+    def __init__(self, runner: Any, server: str) -> None:
+        self.runner = runner
+        self.advertised = server
+        self.host, self.port = parse_server(server)
+        self.last_poll: Optional[float] = None
+        #: (topic, partition) -> records behind the end (librdkafka statistics)
+        self.lag: dict[tuple[str, int], int] = {}
+        self.http: HttpSide | None = None
+        interval = runner.config.client_config.get("max.poll.interval.ms", 300_000)
+        self.liveness_timeout_s = int(interval) / 1000.0
+
+    def consumer_settings(self) -> dict[str, Any]:
+        return {"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": self.on_stats}
+
+    def on_stats(self, text: str) -> None:
+        """librdkafka's statistics (on the loop's thread, every few seconds): the consumer lag."""
+        try:
+            stats = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return
+        lag: dict[tuple[str, int], int] = {}
+        for topic, t in stats.get("topics", {}).items():
+            for p, info in t.get("partitions", {}).items():
+                n = info.get("consumer_lag", -1)
+                if int(p) >= 0 and n is not None and n >= 0 and info.get("fetch_state") not in ("none", None):
+                    lag[(topic, int(p))] = int(n)
+        self.lag = lag
+
+    def start(self) -> None:
+        app = self.runner.app
+        topology = app.topology
+        specs = {**topology.stores, **topology.global_stores}
+        routes = Routes(self.state, self.store, specs, self.metrics_text, lambda: self.last_poll,
+                        liveness_timeout_s=self.liveness_timeout_s)
+        bind = "0.0.0.0" if self.host not in ("127.0.0.1", "localhost", "::1") else self.host
+        self.http = HttpSide(bind, self.port, routes).start()
+
+    def stop(self) -> None:
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+
+    # -- what the routes read ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return worker_state(self.runner)
+
+    def store(self, name: str) -> Any:
+        runner, topology = self.runner, self.runner.app.topology
+        if name in topology.global_stores:
+            return GlobalStoreView(topology.global_stores[name], runner.global_stores)
+        if runner.tasks is None:
+            raise RuntimeError("no tasks yet")
+        return view_of(topology.stores[name], runner.tasks)
+
+    def metrics_text(self) -> str:
+        runner = self.runner
+        samples: list[tuple[str, list[tuple[str, Any]], float]] = [("streamlet_up", [], 1)]
+        samples.append(("streamlet_ready", [], 1 if runner.ready.is_set() else 0))
+        samples.append(("streamlet_records_processed_total", [], runner.processed))
+        tasks = runner.tasks
+        if tasks is not None:
+            by_state: dict[str, int] = {}
+            for state in tasks.states().values():
+                by_state[str(state)] = by_state.get(str(state), 0) + 1
+            samples += [("streamlet_tasks", [("state", s)], n) for s, n in sorted(by_state.items())]
+            samples += self._store_sizes(tasks)
+        policy = getattr(runner, "policy", None)
+        if policy is not None:
+            samples.append(("streamlet_records_skipped_total", [], policy.skipped))
+            samples.append(("streamlet_records_dead_lettered_total", [], policy.dead_lettered))
+        latency = getattr(runner.committer, "latency", None)
+        if latency is not None:
+            samples.append(("streamlet_commits_total", [], latency.count))
+            samples.append(("streamlet_commit_latency_seconds_sum", [], round(latency.total, 6)))
+            samples.append(("streamlet_commit_latency_seconds_max", [], round(latency.longest, 6)))
+        samples += [("streamlet_consumer_lag", [("topic", t), ("partition", p)], n)
+                    for (t, p), n in sorted(self.lag.items())]
+        progress = getattr(runner.state, "progress", None)
+        for (store, partition), (done, total) in sorted(getattr(progress, "restores", {}).items()):
+            samples.append(("streamlet_restore_records", [("store", store), ("partition", partition)], done))
+            samples.append(("streamlet_restore_records_total", [("store", store), ("partition", partition)],
+                            total))
+        samples += counter_samples(runner.metrics)
+        return render(samples)
+
+    def _store_sizes(self, tasks: Any) -> list[tuple[str, list[tuple[str, Any]], float]]:
+        out = []
+        for task in sorted(list(tasks.tasks.values()), key=lambda t: t.task_id):
+            for name, store in sorted(task.ctx.stores.items()):
+                keys = _estimated_keys(store)
+                if keys is not None:
+                    out.append(("streamlet_store_estimated_keys", [("store", name), ("task", task.task_id)], keys))
+        return out
+
+    def loop_polled(self) -> None:
+        self.last_poll = time.monotonic()
+
+
+def worker_state(runner: Any) -> dict[str, Any]:
+    """``{"state": ..., "ready": bool, "tasks": {task id: state}}`` of a runner (``app.state()``):
+    ``not_running``, ``starting`` (no partitions yet), ``restoring`` or ``running``."""
+    tasks = runner.tasks if runner is not None else None
+    if runner is None or runner.consumer is None or tasks is None:
+        return {"state": "not_running", "ready": False, "tasks": {}}
+    ready = runner.ready.is_set()
+    state = "running" if ready else "restoring" if tasks.assigned_once else "starting"
+    return {"state": state, "ready": ready, "tasks": tasks.states()}
+
+
+def _estimated_keys(store: Any) -> Optional[int]:
+    """RocksDB's estimate of the keys (``approximate_count``) of the database under a store's layers
+    (metered -> caching -> change-logging -> RocksDB)."""
+    for _ in range(8):
+        if store is None:
+            return None
+        count = getattr(store, "approximate_count", None)
+        if count is not None:
+            try:
+                return int(count())
+            except Exception:  # closed under us by a rebalance: no figure this time
+                return None
+        store = getattr(store, "inner", None) or getattr(store, "store", None)
+    return None
