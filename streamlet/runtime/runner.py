@@ -123,8 +123,8 @@ class Runner(RebalanceCallbacks):
         admin = connect(cfg.brokers if not embedded else embedded.bootstrap_servers,
                         with_client_logger(cfg.client_config), embedded)
         partitions = prepare_topics(topology, admin, cfg)
-        if cfg.num_standby_replicas and topology.stores:
-            prepare_standby_topic(admin, cfg)
+        if (cfg.num_standby_replicas or cfg.application_server) and topology.stores:
+            prepare_standby_topic(admin, cfg)  # also where workers find each other's HTTP side
         bootstrap = admin.bootstrap_servers
         admin.close()
         settings = producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery})
@@ -179,8 +179,10 @@ class Runner(RebalanceCallbacks):
                                             self._process, lambda: self.app.stopping,
                                             cfg.client_config.get("auto.offset.reset", "earliest"))
             state.prepare(topology.stores, partitions)
-            if cfg.num_standby_replicas:
+            if cfg.num_standby_replicas or cfg.application_server:
                 self.standbys = StandbyTasks(cfg, bootstrap, topology, partitions, self.metrics)
+            if self.http is not None:
+                self.http.members(self.standbys, partitions)
         load_compilers()
         if topology.global_stores:
             self._load_global_stores(bootstrap, directory, partitions)

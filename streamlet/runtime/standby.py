@@ -94,6 +94,8 @@ class StandbyTasks:
     def __init__(self, config: Config, bootstrap: str, topology: Topology, partitions: dict[str, int],
                  metrics: Any = None, worker_id: str | None = None) -> None:
         self.replicas = config.num_standby_replicas
+        #: this worker's HTTP side, published for interactive queries of the keys it holds
+        self.server = config.application_server
         self.topic = standby_topic(config.application_id)
         self.me = worker_id or new_worker_id()
         self.metrics = metrics
@@ -155,6 +157,14 @@ class StandbyTasks:
                 if standby is not None:
                     self._drop(standby, "its partition is assigned to this worker: handed over to the active task")
 
+    def server_of(self, task_id: str) -> str | None:
+        """The HTTP side of the other worker that runs ``task_id`` (``None``: none known)."""
+        with self._lock:
+            for worker, info in self.view.live(self._mine()).items():
+                if worker != self.me and task_id in info.active and info.server:
+                    return info.server
+        return None
+
     def close(self) -> None:
         """Stop the thread, close every standby (state kept) and say this worker is gone."""
         self._closed.set()
@@ -195,12 +205,12 @@ class StandbyTasks:
         offsets = dict(self._kept)
         offsets.update({t: s.offsets_sum() for t, s in self.standbys.items()})
         offsets.update(self._local_offsets)
-        return WorkerInfo(self._local, offsets)
+        return WorkerInfo(self._local, offsets, self.server)
 
     def _publish(self) -> None:
         with self._lock:
             mine = self._mine()
-        self.producer.produce(self.topic, key=self.me.encode(), value=encode(set(mine.active), dict(mine.offsets)))
+        self.producer.produce(self.topic, key=self.me.encode(), value=encode(set(mine.active), dict(mine.offsets), mine.server))
         self.producer.poll(0)
 
     def _place(self) -> None:

@@ -37,8 +37,9 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def encode(active: set[str], offsets: dict[str, int]) -> bytes:
-    return orjson.dumps({"active": sorted(active), "offsets": offsets, "ts": int(time.time() * 1000)})
+def encode(active: set[str], offsets: dict[str, int], server: str | None = None) -> bytes:
+    return orjson.dumps({"active": sorted(active), "offsets": offsets, "server": server,
+                         "ts": int(time.time() * 1000)})
 
 
 class MemberView:
@@ -60,8 +61,10 @@ class MemberView:
         try:
             data: Any = orjson.loads(value)
             published_ms = int(data.get("ts", 0))
+            server = data.get("server")
             info = WorkerInfo(frozenset(data.get("active", ())),
-                              {str(k): int(v) for k, v in (data.get("offsets") or {}).items()})
+                              {str(k): int(v) for k, v in (data.get("offsets") or {}).items()},
+                              str(server) if server else None)
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             return False  # not ours to understand: ignored
         if published_ms < (time.time() - 10 * self.ttl_s) * 1000:

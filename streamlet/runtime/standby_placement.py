@@ -38,6 +38,8 @@ class WorkerInfo:
 
     active: frozenset[str] = frozenset()
     offsets: Mapping[str, int] = field(default_factory=dict)
+    #: its HTTP side (``application_server``), where interactive queries for its tasks' keys go
+    server: str | None = None
 
 
 def rendezvous(worker: str, task: str) -> int:
