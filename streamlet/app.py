@@ -42,6 +42,10 @@ class App:
 
     ``late_records`` (default ``"drop"``) — a record too late for every window it falls in is
     dropped, counted and logged; ``"dead_letter"`` also sends it to the dead-letter topic.
+
+    ``num_standby_replicas`` (default 0) — how many other workers keep a warm copy of each task's
+    stores by following its changelog (Kafka Streams' ``num.standby.replicas``), so that a failover
+    restores only the changelog's tail; see "Standby replicas" in docs/architecture.md.
     """
 
     def __init__(self, application_id: str, brokers: str | None = None, state_dir: str | None = None,
@@ -52,7 +56,7 @@ class App:
                  on_changelog_truncated: str | None = None, on_input_truncated: str | None = None,
                  on_partition_mismatch: str | None = None,
                  repartition_purge_interval_ms: int | None = None, late_records: str | None = None,
-                 application_server: str | None = None) -> None:
+                 application_server: str | None = None, num_standby_replicas: int | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
@@ -60,6 +64,7 @@ class App:
             batch_size=batch_size, on_changelog_truncated=on_changelog_truncated,
             on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
             late_records=late_records, application_server=application_server,
+            num_standby_replicas=num_standby_replicas,
             repartition_purge_interval_ms=repartition_purge_interval_ms,
         )
         self.application_id = application_id

@@ -49,6 +49,8 @@ class Config:
     #: ``host:port`` of this worker's HTTP side (health, readiness, metrics, interactive queries), as
     #: other workers reach it (Kafka Streams' ``application.server``); ``None``: no HTTP side
     application_server: str | None = None
+    #: warm copies of each task's stores kept on other workers (Kafka Streams' num.standby.replicas)
+    num_standby_replicas: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -73,6 +75,7 @@ _ENV = {
     "repartition_purge_interval_ms": ("STREAMLET_REPARTITION_PURGE_INTERVAL_MS", int),
     "late_records": ("STREAMLET_LATE_RECORDS", str),
     "application_server": ("STREAMLET_APPLICATION_SERVER", str),
+    "num_standby_replicas": ("STREAMLET_NUM_STANDBY_REPLICAS", int),
 }
 
 
@@ -139,6 +142,11 @@ def check(config: Config) -> None:
     if not isinstance(config.repartition_purge_interval_ms, int) or config.repartition_purge_interval_ms <= 0:
         raise ConfigError(f"repartition_purge_interval_ms={config.repartition_purge_interval_ms!r} must be a "
                           "positive int (milliseconds)")
+    if (not isinstance(config.num_standby_replicas, int) or isinstance(config.num_standby_replicas, bool)
+            or config.num_standby_replicas < 0):
+        raise ConfigError(f"num_standby_replicas={config.num_standby_replicas!r} must be an int >= 0 (warm "
+                          "copies of each task's stores on other workers; App(num_standby_replicas=...) or "
+                          "STREAMLET_NUM_STANDBY_REPLICAS)")
     if not isinstance(config.batch_size, int) or config.batch_size <= 0:
         raise ConfigError(f"batch_size={config.batch_size!r} must be a positive int")
     if not isinstance(config.brokers, str) or not config.brokers.strip():

@@ -11,6 +11,10 @@ def pytest_addoption(parser):
     parser.addoption("--broker", default="mock", choices=["mock", "tansu", "kafka", "both", "all"],
                      help="broker(s) for integration tests: the embedded mock, Tansu, real Apache Kafka "
                           "(Java 17+ and Maven), both (mock and Tansu) or all three")
+    parser.addoption("--registry", default="embedded", choices=["embedded", "apicurio", "all"],
+                     help="schema registry(ies) for the registry integration tests: the embedded one "
+                          "(`streamlet broker --schema-registry`), Apicurio Registry (built from Maven "
+                          "Central with Java 17+ and Maven; skipped if it cannot be), or both")
 
 
 @pytest.fixture(params=[True, False], ids=["generated", "closures"])

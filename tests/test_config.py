@@ -44,3 +44,13 @@ def test_defaults_and_dead_letter_name() -> None:
     assert app.config.brokers == "embedded" and app.config.guarantee == "at_least_once"
     assert app.config.dead_letter == "app-dead-letter"
     assert sl.App("app", dead_letter_topic="dlq").config.dead_letter == "dlq"
+
+
+def test_num_standby_replicas_defaults_to_none_and_refuses_negatives(monkeypatch) -> None:
+    assert sl.App("app").config.num_standby_replicas == 0
+    assert sl.App("app", num_standby_replicas=2).config.num_standby_replicas == 2
+    monkeypatch.setenv("STREAMLET_NUM_STANDBY_REPLICAS", "1")
+    assert sl.App("app").config.num_standby_replicas == 1
+    monkeypatch.delenv("STREAMLET_NUM_STANDBY_REPLICAS")
+    with pytest.raises(ConfigError, match="num_standby_replicas"):
+        sl.App("app", num_standby_replicas=-1)

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from streamlet.cli.query import query as _query
+from streamlet.cli.verify import verify as _verify
 from streamlet.errors import StreamletError
 
 
@@ -237,6 +238,7 @@ def main() -> None:
 
 
 cli.add_command(_query)
+cli.add_command(_verify)
 
 
 if __name__ == "__main__":

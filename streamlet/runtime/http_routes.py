@@ -31,14 +31,14 @@ _INTEGER_SERDES = ("long", "integer", "int32")
 
 
 def _json(status: int, body: Any) -> Response:
-    return status, _JSON, orjson.dumps(body, default=_plain, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+    return status, _JSON, orjson.dumps(body, default=plain_json, option=orjson.OPT_NON_STR_KEYS) + b"\n"
 
 
 def _error(status: int, message: str) -> Response:
     return _json(status, {"error": message})
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """JSON for what orjson does not know: windows, decimals, bytes, sets, dataclasses' dicts."""
     if isinstance(value, Windowed):
         return {"key": value.key, "start": value.start, "end": value.end}

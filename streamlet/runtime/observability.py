@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any, Optional
+from urllib.parse import quote
 
 import orjson
 
 from streamlet.errors import ConfigError
+from streamlet.partitioner import murmur2_partition
 from streamlet.runtime.http_routes import Routes
 from streamlet.runtime.http_side import HttpSide
 from streamlet.runtime.prometheus import counter_samples, render
@@ -47,6 +49,10 @@ class Observability:
         #: (topic, partition) -> records behind the end (librdkafka statistics)
         self.lag: dict[tuple[str, int], int] = {}
         self.http: HttpSide | None = None
+        #: the worker's membership (:class:`~streamlet.runtime.standby.StandbyTasks`): who runs which task
+        self._members: Any = None
+        #: store -> (sub-topology, partition count): which task holds a key
+        self._store_tasks: dict[str, tuple[int, int]] = {}
         interval = runner.config.client_config.get("max.poll.interval.ms", 300_000)
         self.liveness_timeout_s = int(interval) / 1000.0
 
@@ -72,7 +78,7 @@ class Observability:
         topology = app.topology
         specs = {**topology.stores, **topology.global_stores}
         routes = Routes(self.state, self.store, specs, self.metrics_text, lambda: self.last_poll,
-                        liveness_timeout_s=self.liveness_timeout_s)
+                        owner=self.owner, liveness_timeout_s=self.liveness_timeout_s)
         bind = "0.0.0.0" if self.host not in ("127.0.0.1", "localhost", "::1") else self.host
         self.http = HttpSide(bind, self.port, routes).start()
 
@@ -80,6 +86,40 @@ class Observability:
         if self.http is not None:
             self.http.stop()
             self.http = None
+
+    # -- interactive queries across workers ----------------------------------------------------------
+    def members(self, members: Any, partitions: dict[str, int]) -> None:
+        """Where the other workers' HTTP sides are: the members they publish (with their tasks)."""
+        self._members = members
+        topology = self.runner.app.topology
+        topics_of_sub = topology.topics_of_subtopology()
+        for sub, group in enumerate(topology.subtopologies()):
+            if sub in topics_of_sub:
+                for spec in topology.stores_of(group):
+                    self._store_tasks[spec.name] = (sub, partitions.get(topics_of_sub[sub][0], 0))
+
+    def owner(self, store: str, key: Any) -> Any:
+        """``None`` when this worker holds ``key``'s partition of ``store`` (or it is global), else a
+        callable answering the query from the worker that does (or a 503 saying it is not known)."""
+        where = self._store_tasks.get(store)
+        tasks = self.runner.tasks
+        if where is None or tasks is None:
+            return None
+        sub, count = where
+        spec = self.runner.app.topology.stores[store]
+        try:
+            data = spec.key_serde.serialize(key)
+        except Exception:
+            return None  # the local lookup answers the 400
+        task_id = f"{sub}_{murmur2_partition(data, count)}" if count > 1 else f"{sub}_0"
+        if any(t.task_id == task_id for t in list(tasks.tasks.values())):
+            return None
+        server = self._members.server_of(task_id) if self._members is not None else None
+        if server is None:
+            return lambda: (503, "application/json", orjson.dumps(
+                {"error": f"key {key!r} of store {store!r} is in task {task_id}, which no worker is known to run "
+                          "now (a rebalance, or workers without application_server): try again"}) + b"\n")
+        return lambda: ask(server, store, key)
 
     # -- what the routes read ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -135,6 +175,21 @@ class Observability:
 
     def loop_polled(self) -> None:
         self.last_poll = time.monotonic()
+
+
+def ask(server: str, store: str, key: Any) -> tuple[int, str, bytes]:
+    """Answer a query from the worker at ``server`` (``local=true``: it answers from its own stores)."""
+    import httpx2 as httpx
+
+    text = key if isinstance(key, str) else orjson.dumps(key).decode()
+    params = {"local": "true"} if isinstance(key, str) else {"local": "true", "key_format": "json"}
+    try:
+        r = httpx.get(f"http://{server}/stores/{quote(store, safe='')}/{quote(text, safe='')}", params=params,
+                      timeout=10)
+    except httpx.TransportError as exc:
+        return 502, "application/json", orjson.dumps(
+            {"error": f"the worker at {server} that holds the key did not answer: {exc}"}) + b"\n"
+    return r.status_code, r.headers.get("content-type", "application/json"), r.content
 
 
 def worker_state(runner: Any) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class RebalanceCallbacks:
     ready: Any
     assigned: Any
     closing: bool
+    #: the worker's StandbyTasks (num_standby_replicas > 0), else None
+    standbys: Any = None
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         tasks = self.tasks
@@ -42,6 +44,8 @@ class RebalanceCallbacks:
         created = tasks.assign(keys)
         stream_time.resume(created, self.log_start.metadata)  # as committed with their offsets
         restoring = [t for t in created if not t.active]
+        if restoring and self.standbys is not None:
+            self.standbys.release([t.task_id for t in restoring])  # their stores, closed, to the restore
         if restoring:
             self.restoring.add(restoring, committed)  # type: ignore[union-attr]
         log.info("assigned %s", fmt(partitions))

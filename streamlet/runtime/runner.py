@@ -45,6 +45,7 @@ from streamlet.runtime.purge import RepartitionPurge
 from streamlet.runtime.rebalance import RebalanceCallbacks
 from streamlet.runtime.restoring import RestoringTasks
 from streamlet.runtime.schema_rejections import SchemaRejections
+from streamlet.runtime.standby import StandbyTasks, prepare_standby_topic
 from streamlet.runtime.task_manager import TaskManager
 from streamlet.runtime.topics import prepare_topics
 from streamlet.runtime.transactions import (
@@ -122,6 +123,8 @@ class Runner(RebalanceCallbacks):
         admin = connect(cfg.brokers if not embedded else embedded.bootstrap_servers,
                         with_client_logger(cfg.client_config), embedded)
         partitions = prepare_topics(topology, admin, cfg)
+        if (cfg.num_standby_replicas or cfg.application_server) and topology.stores:
+            prepare_standby_topic(admin, cfg)  # also where workers find each other's HTTP side
         bootstrap = admin.bootstrap_servers
         admin.close()
         settings = producer_config(cfg, bootstrap, {"on_delivery": self._on_delivery})
@@ -176,6 +179,10 @@ class Runner(RebalanceCallbacks):
                                             self._process, lambda: self.app.stopping,
                                             cfg.client_config.get("auto.offset.reset", "earliest"))
             state.prepare(topology.stores, partitions)
+            if cfg.num_standby_replicas or cfg.application_server:
+                self.standbys = StandbyTasks(cfg, bootstrap, topology, partitions, self.metrics)
+            if self.http is not None:
+                self.http.members(self.standbys, partitions)
         load_compilers()
         if topology.global_stores:
             self._load_global_stores(bootstrap, directory, partitions)
@@ -259,6 +266,7 @@ class Runner(RebalanceCallbacks):
         punctuate = self._punctuate if self.keeps_stream_time else None
         poll_global = self.global_state.poll if self.global_state is not None else None
         polled = self.http.loop_polled if self.http is not None else None
+        standbys = self.standbys
         while not app.stopping:
             if polled is not None:
                 polled()
@@ -286,6 +294,8 @@ class Runner(RebalanceCallbacks):
                 raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
             committer.maybe_commit()
             serve_admin_logs(0)
+            if standbys is not None:
+                standbys.maybe_update(self.tasks)
             if self.state is not None and committer.corrupted:
                 self._reset_corrupted()
 
@@ -402,6 +412,9 @@ class Runner(RebalanceCallbacks):
                     self.committer.commit()
                 except StreamletError as exc:
                     log.error("final commit failed: %s", exc)
+            if self.standbys is not None:
+                self.standbys.close()
+                self.standbys = None
             if self.updater is not None:
                 self.updater.close()
             if self.tasks is not None:

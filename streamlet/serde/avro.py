@@ -173,10 +173,19 @@ class AvroSerde(ContextSerde):
     def _register(self, subject: str) -> int:
         from confluent_kafka.schema_registry import Schema
 
+        client = self.client
+        schema = Schema(self.schema_str, "AVRO", self.references)
         try:
-            return int(self.client.register_schema(subject, Schema(self.schema_str, "AVRO", self.references),
-                                                   normalize_schemas=self.normalize))
+            return int(client.register_schema(subject, schema, normalize_schemas=self.normalize))
         except Exception as exc:
+            if getattr(exc, "http_status_code", None) == 409:
+                # Apicurio refuses the second of two concurrent first registrations of a subject
+                # ("artifact already exists"): the schema is registered then, so look it up
+                try:
+                    found = client.lookup_schema(subject, schema, normalize_schemas=self.normalize)
+                    return int(found.schema_id)
+                except Exception:
+                    pass  # not registered: the 409 is a real refusal (incompatible)
             raise registry_error(exc, f"registering the schema under subject {subject!r}", self.url,
                                  subject=subject) from exc
 

@@ -200,7 +200,7 @@ def test_readme_has_exactly_the_two_setup_commands() -> None:
     assert commands == [
         "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && python examples/quickstart.py",
         'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && '
-        "python -m pytest -q --broker=all",
+        "python -m pytest -q --broker=all --registry=all",
     ]
 
 

@@ -4,7 +4,9 @@ registers, two `streamlet run` workers read them and write Avro outputs through 
 registry, and the test reads them back with serde.avro — record by record.
 
 Runs with `--broker mock|tansu|kafka|...`: on Tansu and Kafka the `streamlet broker` process serves
-only the registry.
+only the registry. With `--registry apicurio|all` the same pipeline also runs against Apicurio
+Registry's Confluent-compatible API (an independent registry, built from Maven Central), the
+`streamlet broker` process then serving only the mock broker, if any.
 """
 
 from __future__ import annotations
@@ -77,41 +79,53 @@ print("produced", count)
 
 
 class RegistryBroker:
-    """`streamlet broker --schema-registry`: its bootstrap line, then its registry line."""
+    """`streamlet broker --schema-registry`: its bootstrap line, then its registry line (without
+    ``schema_registry``: `streamlet broker` and its bootstrap line alone; ``registry`` is then "")."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, schema_registry: bool = True) -> None:
         self.log_path = tmp / "registry-broker.log"
         self.log = open(self.log_path, "w")
-        args = [sys.executable, "-m", "streamlet", "broker", "--schema-registry",
-                "--topic", f"readings:{PARTITIONS}", "--topic", f"alerts:{PARTITIONS}"]
+        args = [sys.executable, "-m", "streamlet", "broker", "--topic", f"readings:{PARTITIONS}",
+                "--topic", f"alerts:{PARTITIONS}", *(["--schema-registry"] if schema_registry else [])]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        first, second = self.proc.stdout.readline(), self.proc.stdout.readline()  # type: ignore[union-attr]
-        if not (first.startswith("bootstrap: ") and second.startswith("schema-registry: http://127.0.0.1:")):
+        out = self.proc.stdout
+        assert out is not None
+        lines = [out.readline() for _ in range(2 if schema_registry else 1)]
+        expected = ["bootstrap: ", "schema-registry: http://127.0.0.1:"][:len(lines)]
+        if not all(line.startswith(start) for line, start in zip(lines, expected)):
             self.stop()
-            raise AssertionError(f"unexpected first lines {first!r} {second!r}\n{log_tail(self.log_path)}")
-        self.bootstrap = first.split(": ", 1)[1].strip()
-        self.registry = second.split(": ", 1)[1].strip()
+            raise AssertionError(f"unexpected first lines {lines!r}\n{log_tail(self.log_path)}")
+        self.bootstrap = lines[0].split(": ", 1)[1].strip()
+        self.registry = lines[1].split(": ", 1)[1].strip() if schema_registry else ""
 
     def stop(self) -> None:
         terminate(self.proc)
         self.log.close()
 
 
-def test_a_producer_and_two_workers_use_avro_through_the_embedded_registry(
-        tmp_path: Path, broker_kind: str, request: pytest.FixtureRequest) -> None:
-    served = RegistryBroker(tmp_path)
+def test_a_producer_and_two_workers_use_avro_through_the_registry(
+        tmp_path: Path, broker_kind: str, registry_kind: str, request: pytest.FixtureRequest) -> None:
+    registry = request.getfixturevalue("apicurio").url if registry_kind == "apicurio" else ""
+    if broker_kind != "mock" and registry:
+        served = None  # neither the mock broker nor the embedded registry is needed
+    else:
+        served = RegistryBroker(tmp_path, schema_registry=not registry)
+        registry = registry or served.registry
     try:
         if broker_kind == "mock":
+            assert served is not None
             bootstrap = served.bootstrap
         else:
             broker = request.getfixturevalue("broker")
             bootstrap = broker.bootstrap
             for topic in ("readings", "alerts"):
                 broker.create_topic(topic, PARTITIONS)
-        run_pipeline(tmp_path, bootstrap, served.registry)
+        run_pipeline(tmp_path, bootstrap, registry)
     finally:
-        served.stop()
-    assert served.proc.returncode == 0, log_tail(served.log_path)
+        if served is not None:
+            served.stop()
+    if served is not None:
+        assert served.proc.returncode == 0, log_tail(served.log_path)
 
 
 def run_pipeline(tmp: Path, bootstrap: str, registry: str) -> None:

@@ -130,3 +130,33 @@ def _answers(port: int, path: str, status: int) -> bool:
         return get(port, path).status_code == status
     except httpx.TransportError:
         return False
+
+
+def test_a_key_another_worker_holds_is_answered_by_asking_it(tmp_path: Path, broker: Any) -> None:
+    """Two workers split the partitions; each answers every key — its own from its stores, the other's
+    by asking the worker that holds it (found through the members the workers publish)."""
+    broker.create_topic("words", PARTITIONS)
+    ports = [free_port(), free_port()]
+    workers = [start(tmp_path, broker, port, state=f"state{i}") for i, port in enumerate(ports)]
+
+    def split() -> bool:
+        owned = [w.owned() for w in workers]
+        return all(owned) and not owned[0] & owned[1] and len(owned[0] | owned[1]) == PARTITIONS
+
+    wait_until(split, 90, "both workers to own partitions", workers=workers, interval=0.2)
+    records = [(f"w{n % 40}", {"n": n}) for n in range(4_000)]
+    produce(broker.bootstrap, "words", records)
+    wait_committed(broker.bootstrap, APP, "words", PARTITIONS, 90, workers)
+    expected = Counter(k for k, _ in records)
+    local = [{row["key"] for row in get(p, "/stores/counts", limit=1000).json()["rows"]} for p in ports]
+    assert local[0] and local[1] and not local[0] & local[1] and local[0] | local[1] == set(expected)
+
+    def everything_answered() -> bool:
+        return all(get(p, f"/stores/counts/{k}").status_code == 200 for p in ports for k in expected)
+
+    wait_until(everything_answered, 30, "each worker to know the other's HTTP side", workers=workers, interval=0.5)
+    for port in ports:
+        for key in expected:
+            assert get(port, f"/stores/counts/{key}").json() == {"key": key, "value": expected[key]}
+    assert get(ports[0], "/stores/counts/nothing-here").status_code in (404, 503)
+    assert [w.stop() for w in workers] == [0, 0]
