@@ -181,3 +181,4 @@ def test_the_worker_reads_every_setting_given(objects, monkeypatch) -> None:
     assert config.application_server == "streamlet-0.streamlet.streams.svc.cluster.local:8080"
     assert config.instance_id == "streamlet-0"  # static membership from the pod name
     assert config.shutdown_grace_ms == 25_000
+    assert config.num_standby_replicas == 1 and config.guarantee == "at_least_once"
