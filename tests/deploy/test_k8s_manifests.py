@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -16,9 +15,8 @@ import pytest
 
 from streamlet.config import _ENV, Config, resolve
 from streamlet.runtime.observability import parse_server
-from tests.deploy.kustomize import kustomize_command, render_here, render_with_kustomize
+from tests.deploy.manifests import BASE, one, pod_environment, render, worker
 
-BASE = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 #: the oldest Kubernetes the base is checked against (docs/kubernetes.md), and the newest schemas bundled
 K8S_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 #: settings read outside streamlet/config.py (the Schema Registry of serde.avro(); librdkafka settings)
@@ -28,18 +26,7 @@ STATIC_MEMBERSHIP = "instance_id" in Config.__dataclass_fields__
 
 @pytest.fixture(scope="module")
 def objects() -> list[dict[str, Any]]:
-    command = kustomize_command()
-    return render_with_kustomize(BASE, command) if command else render_here(BASE)
-
-
-def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    [found] = [o for o in objects if o["kind"] == kind]
-    return found
-
-
-def worker(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    [container] = one(objects, "StatefulSet")["spec"]["template"]["spec"]["containers"]
-    return container
+    return render()
 
 
 def env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -47,22 +34,8 @@ def env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def settings(objects: list[dict[str, Any]]) -> dict[str, str]:
-    """The environment the worker starts with (pod-specific values expanded for pod streamlet-0)."""
-    container = worker(objects)
-    configmaps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
-    values: dict[str, str] = {}
-    for source in container["envFrom"]:
-        values.update(configmaps[source["configMapRef"]["name"]]["data"])
-    pod = {"metadata.name": "streamlet-0", "metadata.namespace": "streams"}
-    for e in container["env"]:
-        if "valueFrom" in e:
-            values[e["name"]] = pod[e["valueFrom"]["fieldRef"]["fieldPath"]]
-        else:
-            value = e["value"]
-            for name, given in values.items():
-                value = value.replace(f"$({name})", given)
-            values[e["name"]] = value
-    return values
+    """The environment the worker of pod streamlet-0 starts with."""
+    return pod_environment(objects, "streamlet-0", "streams")
 
 
 def test_the_base_makes_a_statefulset_a_headless_service_a_pdb_and_two_configmaps(objects) -> None:
