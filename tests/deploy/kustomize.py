@@ -59,7 +59,8 @@ def render_here(base: Path) -> list[dict[str, Any]]:
     for gen in kustomization.get("configMapGenerator", []):
         extra = set(gen) - {"name", "files", "literals"}
         if extra:
-            raise NotImplementedError(f"configMapGenerator {gen['name']!r}: {sorted(extra)} is not rendered here")
+            raise NotImplementedError(
+                f"configMapGenerator {gen['name']!r}: {sorted(extra)} is not rendered here")
         data: dict[str, str] = {}
         for item in gen.get("literals", []):
             key, _, value = item.partition("=")
@@ -73,7 +74,8 @@ def render_here(base: Path) -> list[dict[str, Any]]:
     objects = list(generated)
     for resource in kustomization.get("resources", []):
         if not (base / resource).is_file():
-            raise NotImplementedError(f"resource {resource!r} is not a file: only file resources are rendered here")
+            raise NotImplementedError(
+                f"resource {resource!r} is not a file: only file resources are rendered here")
         objects.extend(doc for doc in yaml.safe_load_all((base / resource).read_text()) if doc)
     images = {i["name"]: i for i in kustomization.get("images", [])}
     for obj in objects:

@@ -60,7 +60,8 @@ def test_probes_ask_health_and_ready_on_the_http_port(objects) -> None:
     container = worker(objects)
     [port] = container["ports"]
     assert (port["name"], port["containerPort"]) == ("http", 8080)
-    probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+    probes = {kind: container[kind]["httpGet"]
+              for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert {kind: g["path"] for kind, g in probes.items()} == {
         "startupProbe": "/health", "livenessProbe": "/health", "readinessProbe": "/ready"}
     assert all(g["port"] in ("http", 8080) for g in probes.values())
@@ -97,7 +98,8 @@ def test_the_service_is_headless_and_selects_the_statefulset_pods(objects) -> No
 def test_the_disruption_budget_takes_one_pod_at_a_time_of_the_statefulset(objects) -> None:
     pdb, sts = one(objects, "PodDisruptionBudget"), one(objects, "StatefulSet")
     assert pdb["spec"]["maxUnavailable"] == 1
-    assert pdb["spec"]["selector"]["matchLabels"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
 def test_the_application_server_is_the_pod_name_under_the_headless_service(objects) -> None:
@@ -140,7 +142,8 @@ def test_the_image_is_the_repository_dockerfile_build(objects) -> None:
 
 
 @pytest.mark.xfail(not STATIC_MEMBERSHIP, strict=True, raises=AssertionError,
-                   reason="static membership (instance_id, shutdown_grace_ms: branch static) is not merged yet")
+                   reason="static membership (instance_id, shutdown_grace_ms: branch static) is not "
+                          "merged yet")
 def test_the_worker_reads_every_setting_given(objects, monkeypatch) -> None:
     given = {k: v for k, v in settings(objects).items() if k.startswith("STREAMLET_")}
     read = {name for name, _ in _ENV.values()} | OTHER_SETTINGS

@@ -34,8 +34,11 @@ def test_a_new_topology_script_gets_a_new_config_map_name(tmp_path: Path) -> Non
     before = by_kind_and_name(render_here(tmp_path))
     (tmp_path / "topology.py").write_text((BASE / "topology.py").read_text() + "\n# changed\n")
     after = by_kind_and_name(render_here(tmp_path))
-    volume = lambda objs: next(v["configMap"]["name"] for v in objs[("StatefulSet", "streamlet")]["spec"]  # noqa: E731
-                               ["template"]["spec"]["volumes"] if v["name"] == "topology")
+
+    def volume(objs: dict) -> str:
+        pod = objs[("StatefulSet", "streamlet")]["spec"]["template"]["spec"]
+        return next(v["configMap"]["name"] for v in pod["volumes"] if v["name"] == "topology")
+
     assert volume(before) != volume(after)  # the pod template changes: the StatefulSet rolls
     assert volume(after).startswith("streamlet-topology-") and ("ConfigMap", volume(after)) in after
 

@@ -64,7 +64,8 @@ def test_two_pods_answer_their_probes_and_each_others_keys_and_stop_cleanly_on_s
                    interval=0.2)
         wait_until(lambda: probe(port, "readinessProbe", objects) == 200, 90, "the readiness probe",
                    workers=pods, interval=0.2)
-    wait_until(lambda: all(w.owned() for w in pods), 90, "both pods to own partitions", workers=pods, interval=0.2)
+    wait_until(lambda: all(w.owned() for w in pods), 90, "both pods to own partitions", workers=pods,
+               interval=0.2)
 
     users = [f"u{n}" for n in range(40)]
     produce(broker.bootstrap, "user-events", [(u, {"name": f"first-{u}"}) for u in users])
