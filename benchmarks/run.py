@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("case", help=f"one of: {', '.join(cases.CASES)}, or 'all'")
     ap.add_argument("--records", type=int, default=1_000_000, help="input records (default 1,000,000)")
     ap.add_argument("--partitions", type=int, default=32, help="partitions of the input topic (default 32)")
-    ap.add_argument("--keys", type=int, default=10_000, help="distinct keys (default 10,000)")
+    ap.add_argument("--keys", type=int, default=None,
+                    help="distinct keys (default 10,000; failover and rolling-restart: 1,000,000)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measure each side R times (alternating order) and keep the best (default 1)")
     ap.add_argument("--profile", metavar="DIR",
@@ -58,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not sep or not key:
             ap.error(f"--config {item!r} is not KEY=VALUE")
         args.client_config[key.strip()] = value.strip()
-    if args.records <= 0 or args.partitions <= 0 or args.keys <= 0 or args.repeat <= 0:
+    keys_ok = args.keys is None or args.keys > 0
+    if args.records <= 0 or args.partitions <= 0 or not keys_ok or args.repeat <= 0:
         ap.error("--records, --partitions, --keys and --repeat must be positive")
     return args
 
@@ -91,7 +93,8 @@ def table_of(result: cases.CaseResult) -> Table:
 
 def run_case(name: str, args: argparse.Namespace) -> cases.CaseResult:
     module = cases.load(name)
-    opts = cases.Options(records=args.records, partitions=args.partitions, keys=args.keys,
+    keys = args.keys if args.keys is not None else getattr(module, "DEFAULT_KEYS", 10_000)
+    opts = cases.Options(records=args.records, partitions=args.partitions, keys=keys,
                          repeat=args.repeat, profile_dir=args.profile, client_config=args.client_config,
                          broker=args.broker)
     if args.profile:

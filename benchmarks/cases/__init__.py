@@ -20,7 +20,8 @@ from types import ModuleType
 from typing import Any
 
 #: Every case of the contract, in the order ``all`` runs them.
-CASES = ("stateless", "stateful", "join", "restore", "restart", "window", "table-join", "avro")
+CASES = ("stateless", "stateful", "join", "restore", "restart", "window", "table-join", "avro",
+         "failover", "rolling-restart")
 
 
 class CaseNotBuilt(LookupError):
