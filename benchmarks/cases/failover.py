@@ -71,10 +71,13 @@ def worker_env(opts: Options, standbys: int) -> dict[str, str]:
 
 
 def start_cluster(opts: Options, broker: Any, directory: str, app: str, input_topic: str, output: str,
-                  env: dict[str, str], http: bool = False) -> list[Worker]:
-    """Three workers, each owning input partitions, the state loaded and committed."""
+                  env: dict[str, str], http: bool = False, instance_ids: bool = False) -> list[Worker]:
+    """Three workers, each owning input partitions, the state loaded and committed. ``http``: each with its
+    HTTP side; ``instance_ids``: each with ``STREAMLET_INSTANCE_ID`` = its name (static membership)."""
     script = write_script(directory, app, input_topic, output)
-    workers = [Worker(directory, script, broker.bootstrap, f"{app}-w{i}", env, http) for i in range(WORKERS)]
+    workers = [Worker(directory, script, broker.bootstrap, f"{app}-w{i}",
+                      {**env, **({"STREAMLET_INSTANCE_ID": f"{app}-w{i}"} if instance_ids else {})}, http)
+               for i in range(WORKERS)]
     P = opts.partitions
     try:
         wait_until(lambda: all(w.owned(input_topic) for w in workers)

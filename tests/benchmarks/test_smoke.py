@@ -24,8 +24,12 @@ def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
                           cwd=ROOT, env=env)
 
 
+#: cases of worker processes under a live load, with their own smoke tests below
+CLUSTER_CASES = ("failover", "rolling-restart")
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("case", cases.built())
+@pytest.mark.parametrize("case", [c for c in cases.built() if c not in CLUSTER_CASES])
 def test_case_runs_and_prints_the_contract_line(case: str) -> None:
     proc = _run(case, "--records", "20000", "--partitions", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -95,3 +99,51 @@ def test_avro_runs_on_a_real_broker_without_a_kafka_streams_side() -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert CONTRACT_KEYS <= set(result) and "kafka_streams_rps" not in result, result
     assert result["case"] == "avro" and result["records"] == 5000 and result["outputs"] > 0
+
+
+def _cluster_case(case: str, *args: str) -> dict:
+    proc = _run(case, "--records", "20000", "--partitions", "4", *args, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert CONTRACT_KEYS <= set(result) and result["case"] == case and result["records"] == 20000, result
+    assert result["keys"] == 20000 and result["peak_rss_mb"] > 0
+    return result
+
+
+def _check_failover(result: dict) -> None:
+    for standbys in ("standby_0", "standby_1"):
+        run = result[standbys]
+        assert run["victim_partitions"] >= 1 and run["changelog_records"] > 0, result
+        assert 0 < run["kill_to_assigned_s"] <= run["seconds"], result
+        assert run["live_records"] > 0
+    # without a standby the survivors rebuild the victims' stores from the changelog's start
+    assert result["standby_0"]["restored"] >= result["standby_0"]["changelog_records"], result
+    assert result["seconds"] == result["standby_1"]["seconds"]
+
+
+def _check_rolling(result: dict) -> None:
+    assert result["records_lost"] == 0 and result["live_records"] > 0, result
+    assert len(result["restarts"]) == 3 and result["longest_pause_s"] == result["seconds"] > 0, result
+
+
+@pytest.mark.integration
+def test_failover_kills_a_worker_and_measures_both_standby_settings() -> None:
+    """On the embedded broker (its group coordinator is the mock's: the figures are not Kafka's)."""
+    _check_failover(_cluster_case("failover"))
+
+
+@pytest.mark.integration
+def test_rolling_restart_loses_no_record() -> None:
+    _check_rolling(_cluster_case("rolling-restart"))
+
+
+@pytest.mark.integration
+@pytest.mark.kafka_only
+def test_failover_on_a_real_broker() -> None:
+    _check_failover(_cluster_case("failover", "--broker", "kafka"))
+
+
+@pytest.mark.integration
+@pytest.mark.kafka_only
+def test_rolling_restart_on_a_real_broker() -> None:
+    _check_rolling(_cluster_case("rolling-restart", "--broker", "kafka"))
