@@ -26,7 +26,14 @@ the most partitions is SIGKILLed. Measured, for the partitions it owned:
   its first post-kill output — the restore (0 standbys: the whole changelog
   partition; 1 standby: the tail) plus up to one commit interval (the count
   store's cache forwards on commit);
-* changelog records restored by the survivors for those partitions.
+* changelog records restored by the survivors for those partitions, and how
+  many of them restored only a tail (``from_standby``: the group's assignor —
+  cooperative-sticky — gave the partition to the survivor holding its
+  standby; it does not know where standbys are, docs/architecture.md
+  "Standby replicas", so with 3 workers and 1 standby about half land there).
+
+``BENCH_FAILOVER_STANDBYS=0,1,2`` adds runs with more standbys (with 2, every
+survivor holds a standby of every victim partition).
 
 Afterwards every live record must appear in the output (none lost). The
 JSON line: ``*_rps`` are 1 / seconds (so ``ratio`` = 0-standby seconds /
@@ -160,8 +167,20 @@ def one_run(opts: Options, broker: Any, directory: str, standbys: int, run: int)
             "kill_to_assigned_s": max(assigned[p] for p in victims) - killed,
             "assigned_to_processing_s": max(first[p] - assigned[p] for p in victims),
             "victim_partitions": len(victims), "restored": sum(restored.get(p, 0) for p in victims),
+            # partitions whose new active task restored only a tail: it took over a (caught-up) standby
+            "from_standby": sum(1 for p in victims if restored.get(p, 0) < ends[p] // 2),
             "changelog_records": sum(ends[p] for p in victims), "live_records": produced,
             "duplicates": watcher.duplicates, "peak_rss_mb": max(w.peak_rss_mb for w in survivors)}
+
+
+def standby_settings() -> list[int]:
+    """The num_standby_replicas runs: 0 and 1, and more from ``BENCH_FAILOVER_STANDBYS`` (e.g. ``0,1,2``)."""
+    raw = os.environ.get("BENCH_FAILOVER_STANDBYS", "0,1")
+    try:
+        chosen = sorted({0, 1, *(int(x) for x in raw.split(",") if x.strip())})
+    except ValueError:
+        raise BenchError(f"BENCH_FAILOVER_STANDBYS={raw!r} is not a comma-separated list of integers") from None
+    return chosen
 
 
 def session_seconds(opts: Options) -> float:
@@ -171,14 +190,15 @@ def session_seconds(opts: Options) -> float:
 
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
+    standbys = standby_settings()
     topics: dict[str, int] = {}
-    for r in (0, 1):
+    for r in standbys:
         topics[f"bench-failover-in-{r}"] = opts.partitions
         topics[f"bench-failover-out-{r}"] = opts.partitions
     directory = tempfile.mkdtemp(prefix="bench-failover-")
     try:
         with open_broker(topics, opts.broker) as broker:
-            results = {s: one_run(opts, broker, directory, s, s) for s in (0, 1)}
+            results = {s: one_run(opts, broker, directory, s, s) for s in standbys}
     finally:
         if not os.environ.get("BENCH_KEEP_LOGS"):
             shutil.rmtree(directory, ignore_errors=True)
@@ -190,25 +210,26 @@ def run(opts: Options) -> CaseResult:
                          f"{opts.partitions} partitions, {WORKERS} workers"),
                ("session.timeout.ms", f"{session * 1000:.0f}"),
                ("steady load", f"{RATE:,} records/s")]
-    for res in (zero, one):
+    for res in results.values():
         label = f"{res['standbys']} standby"
         details += [(f"{label}: kill → processing", f"{res['seconds']:.2f} s"),
                     (f"{label}: kill → assigned (group noticed)", f"{res['kill_to_assigned_s']:.2f} s"),
                     (f"{label}: assigned → processing", f"{res['assigned_to_processing_s']:.2f} s"),
                     (f"{label}: changelog records restored", f"{res['restored']:,} of {res['changelog_records']:,} "
-                                                             f"({res['victim_partitions']} partitions)")]
+                                                             f"({res['victim_partitions']} partitions, "
+                                                             f"{res['from_standby']} from a standby)")]
     details.append(("target (1 standby, assigned → processing)",
                     f"< {TARGET_S:.0f} s: {one['assigned_to_processing_s']:.2f} s"))
     if opts.broker == "embedded":
         details.append(("note", "embedded broker: the mock's group coordinator, not Kafka's; use --broker kafka"))
     keys = ("seconds", "kill_to_assigned_s", "assigned_to_processing_s", "restored", "changelog_records",
-            "victim_partitions", "live_records", "duplicates")
+            "victim_partitions", "from_standby", "live_records", "duplicates")
     return CaseResult(
         case="failover", records=opts.records, streamlet_rps=1 / one["seconds"], baseline=BASELINE,
-        baseline_rps=1 / zero["seconds"], peak_rss_mb=max(zero["peak_rss_mb"], one["peak_rss_mb"]),
+        baseline_rps=1 / zero["seconds"], peak_rss_mb=max(r["peak_rss_mb"] for r in results.values()),
         seconds=one["seconds"], details=details,
         extra={"partitions": opts.partitions, "keys": min(opts.keys, opts.records),
                "session_timeout_ms": int(session * 1000), "baseline_seconds": round(zero["seconds"], 3),
-               "standby_0": {k: round(zero[k], 3) for k in keys}, "standby_1": {k: round(one[k], 3) for k in keys},
+               **{f"standby_{s}": {k: round(res[k], 3) for k in keys} for s, res in results.items()},
                "target_seconds": TARGET_S, "total_seconds": round(time.perf_counter() - t_start, 1)},
     )

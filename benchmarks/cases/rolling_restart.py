@@ -120,6 +120,7 @@ def run(opts: Options) -> CaseResult:
         baseline_rps=float(RATE), peak_rss_mb=max(w.peak_rss_mb for w in workers), seconds=pause, details=details,
         extra={"partitions": P, "keys": min(opts.keys, opts.records), "records_lost": 0,
                "duplicates": watcher.duplicates, "longest_pause_s": round(pause, 3), "live_records": produced,
+               "baseline_seconds": round(phase_s, 1), "restart_phase_s": round(phase_s, 1),
                "static_membership": static, "session_timeout_ms": int(session_seconds(opts) * 1000),
                "restarts": [{k: round(v - r["term"], 3) for k, v in r.items() if k != "term"} for r in restarts],
                "total_seconds": round(time.perf_counter() - t_start, 1)},
