@@ -50,8 +50,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
-    if opts.broker != "embedded":
-        raise BenchError("the http case runs on the embedded broker only (it compares streamlet with itself)")
     check_fits(opts.records, opts.partitions, record_size(opts.keys), "input", opts.broker)
     with open_broker({INPUT: opts.partitions}, opts.broker) as broker:
         data, _ = make_records(opts.records, opts.keys)
