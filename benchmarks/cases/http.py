@@ -6,6 +6,8 @@ last=latest_by_offset, name="stats")``, RocksDB + changelog, no output topic; se
 ``benchmarks/cases/stateful.py``), run by streamlet twice in the same run, each in a fresh process:
 
 * ``streamlet, no HTTP side`` (the baseline): ``stateful``'s streamlet side as it is;
+* ``streamlet + HTTP side, no requests``: the same app with ``application_server`` set and nobody
+  asking (a reference, in the details: the cost of the side being there);
 * ``streamlet + HTTP side under probes``: the same app with
   ``application_server="127.0.0.1:PORT"`` (the HTTP side's thread, librdkafka statistics every
   5 s for the consumer lag, the members topic), and a **probe process** started beside the worker
@@ -42,7 +44,7 @@ from benchmarks.cases.stateless import make_records, record_size
 from benchmarks.harness import BenchError, check_fits, err_console, load, open_broker, side_entry
 
 BASELINE = "streamlet, no HTTP side"
-SIDES = {"plain": BASELINE, "http": "streamlet + HTTP side under probes"}
+SIDES = {"plain": BASELINE, "idle": "streamlet + HTTP side, no requests", "http": "streamlet + HTTP side under probes"}
 #: seconds between two rounds of the probe (/health, /ready, /metrics, /stores/stats/KEY)
 PROBE_PERIOD_S = 0.1
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,13 +74,14 @@ def run(opts: Options) -> CaseResult:
 
         runs = measure("http", SIDES, opts.repeat, params, opts.profile_dir, check)
     b = best(runs)
-    plain, served = b["plain"], b["http"]
+    plain, idle, served = b["plain"], b["idle"], b["http"]
     rows, median_ratio = summary_rows(runs, SIDES, opts.records, "http", "plain")
     probe = served.extra.get("probe", {})
     answered = {path: ", ".join(f"{n} × {s}" for s, n in sorted(by.items())) for path, by in probe.items()}
     details = [
         ("records / partitions / keys", f"{opts.records:,} / {opts.partitions} / {opts.keys:,}"),
         ("input load", f"{load_s:.1f} s"),
+        ("streamlet + HTTP side, no requests", f"{idle.rps:,.0f} rec/s ({idle.rps / plain.rps:.2f}× without it)"),
         ("probe rounds (every 100 ms) inside the best run's measured span", f"{served.extra.get('probe_rounds', 0):,}"),
         *[(f"  GET {path}", text) for path, text in sorted(answered.items())],
         *rows,
@@ -88,7 +91,8 @@ def run(opts: Options) -> CaseResult:
         baseline_rps=plain.rps, peak_rss_mb=served.peak_rss_mb, seconds=served.seconds, details=details,
         extra={"partitions": opts.partitions, "baseline_seconds": round(plain.seconds, 3),
                "baseline_peak_rss_mb": round(plain.peak_rss_mb, 1), "repeat": opts.repeat,
-               "median_ratio": round(median_ratio, 3), "target_ratio": 0.95, "probe_period_s": PROBE_PERIOD_S,
+               "median_ratio": round(median_ratio, 3), "target_ratio": 0.95,
+               "idle_rps": round(idle.rps, 1), "idle_ratio": round(idle.rps / plain.rps, 3), "probe_period_s": PROBE_PERIOD_S,
                "probe_rounds": served.extra.get("probe_rounds", 0), "probe": probe,
                "total_seconds": round(time.perf_counter() - t_start, 1)},
     )
@@ -116,6 +120,13 @@ def _run_stateful(p: dict[str, Any], server: str | None) -> dict[str, Any]:
 def side_plain(p: dict[str, Any]) -> dict[str, Any]:
     """``stateful``'s streamlet side: no ``application_server``, so no HTTP side."""
     return _run_stateful(p, None)
+
+
+@side_entry
+def side_idle(p: dict[str, Any]) -> dict[str, Any]:
+    """The HTTP side on (its thread, the statistics, the members topic), asked nothing: what it costs
+    by being there, apart from the requests."""
+    return _run_stateful(p, f"127.0.0.1:{_free_port()}")
 
 
 @side_entry
