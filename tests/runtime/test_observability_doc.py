@@ -193,3 +193,24 @@ def test_the_scan_sees_counters_from_each_kind_of_call(series: str) -> None:
     and its literal events) is found, so an empty scan cannot pass the tests above."""
     counters, patterns = counters_in_code()
     assert series in counters or series in schema_policy_counters() or any(re.match(p, series) for p in patterns)
+
+
+def test_the_example_app_of_the_doc_gives_the_values_the_doc_shows() -> None:
+    """The page's answers come from ``orders_app.py`` on 1,000 orders over 20 keys (amount =
+    order x 37 mod 500): the same values through a TestDriver."""
+    import streamlet as sl
+
+    text = DOC.read_text()
+    script = re.search(r"```python\n(# orders_app\.py\n.*?)```", text, re.S)
+    assert script is not None, "docs/observability.md lost its example app"
+    namespace: dict = {}
+    exec(compile(script.group(1), "orders_app.py", "exec"), namespace)
+    with sl.testing.TestDriver(namespace["app"]) as d:
+        for i in range(1000):
+            d.send("orders", f"user-{i % 20:02d}", {"order": i, "amount": (i * 37) % 500})
+        stats = d.store("stats")
+        shown = re.findall(r'"key":\s*"(user-\d\d)",\s*"value":\s*(\{[^}]*\})', text)
+        assert len(shown) >= 3
+        for key, value in shown:
+            assert stats[key] == json.loads(value), key
+        assert len(list(stats)) == 20  # "20 keys replayed"
