@@ -122,7 +122,7 @@ def read_inputs(app: Any, bootstrap: str) -> tuple[list[tuple[str, int, Any, Any
     """The application's input records from each partition's start up to the group's committed
     offset (the end when nothing is committed), each partition in offset order; and the partition
     count. Read with a throwaway consumer (no group commits)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     group = app.config.application_id
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-verify-{uuid.uuid4().hex[:8]}",
@@ -134,24 +134,25 @@ def read_inputs(app: Any, bootstrap: str) -> tuple[list[tuple[str, int, Any, Any
         counts = {t: len(meta.topics[t].partitions) for t in topics if t in meta.topics}
         tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
         committed = {(tp.topic, tp.partition): tp.offset for tp in committed_by.committed(tps, timeout=10)}
-        stops = {}
-        for tp in tps:
-            low, high = reader.get_watermark_offsets(tp, timeout=10)
-            stop = committed.get((tp.topic, tp.partition), -1)
-            stops[(tp.topic, tp.partition)] = high if stop < 0 else min(stop, high)
-        wanted = [TopicPartition(t, p, 0) for (t, p), stop in stops.items() if stop > 0]
+        # up to the committed offset; to the end (the fetch's EOF: some brokers' ListOffsets is off) if none
+        stops = {(tp.topic, tp.partition): committed.get((tp.topic, tp.partition), -1) for tp in tps}
         per_partition: dict[tuple[str, int], list[Any]] = {k: [] for k in stops}
-        reader.assign([TopicPartition(tp.topic, tp.partition, -2) for tp in wanted])
-        left = {(tp.topic, tp.partition) for tp in wanted}
+        left = {k for k, stop in stops.items() if stop != 0}
+        reader.assign([TopicPartition(t, p, -2) for t, p in sorted(left)])
         while left:
             for m in reader.consume(10_000, 1.0):
                 key = (m.topic(), m.partition())
-                if m.error() is not None or key not in left:
+                if key not in left:
                     continue
-                if m.offset() < stops[key]:
+                if m.error() is not None:
+                    if m.error().code() == KafkaError._PARTITION_EOF and stops[key] < 0:
+                        left.discard(key)
+                    continue
+                stop = stops[key]
+                if stop < 0 or m.offset() < stop:
                     per_partition[key].append((m.topic(), m.partition(), m.key(), m.value(), m.timestamp()[1],
                                                m.headers()))
-                if m.offset() + 1 >= stops[key]:
+                if 0 <= stop <= m.offset() + 1:
                     left.discard(key)
         # each partition in offset order; across partitions by timestamp, as a task picks its next record
         records = list(heapq.merge(*(per_partition[k] for k in sorted(per_partition)), key=lambda r: r[4]))

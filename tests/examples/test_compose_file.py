@@ -33,7 +33,7 @@ def env(service_text: str, name: str) -> str:
 
 
 def worker_script() -> str:
-    cmd = re.search(r'CMD \["streamlet", "run", "([^"]+)"\]', service("worker"))
+    cmd = re.search(r'command: \["streamlet", "run", "([^"]+)"\]', service("worker"))
     assert cmd, "the worker must run `streamlet run SCRIPT`"
     return cmd.group(1)
 
@@ -79,10 +79,13 @@ def test_kafka_init_creates_every_topic_of_the_worker_script() -> None:
 
 
 def test_worker_image_copies_what_pip_install_needs() -> None:
-    worker = service("worker")
-    for source in re.findall(r"^\s+COPY (.+) \S+$", worker, re.M):
+    assert re.search(r"^      dockerfile: Dockerfile\b", service("worker"), re.M), "the worker builds ./Dockerfile"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = re.findall(r"^COPY (.+) \S+$", dockerfile, re.M)
+    assert copied
+    for source in copied:
         for path in source.split():
             assert (ROOT / path).exists(), f"COPY {path}: no such file in the repository"
-    assert "pip install" in worker
+    assert "pip install" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored  # a small, fast build context

