@@ -44,7 +44,8 @@ from benchmarks.cases.stateless import make_records, record_size
 from benchmarks.harness import BenchError, check_fits, err_console, load, open_broker, side_entry
 
 BASELINE = "streamlet, no HTTP side"
-SIDES = {"plain": BASELINE, "idle": "streamlet + HTTP side, no requests", "http": "streamlet + HTTP side under probes"}
+SIDES = {"plain": BASELINE, "idle": "streamlet + HTTP side, no requests",
+         "http": "streamlet + HTTP side under probes"}
 #: seconds between two rounds of the probe (/health, /ready, /metrics, /stores/stats/KEY)
 PROBE_PERIOD_S = 0.1
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,7 +69,8 @@ def run(opts: Options) -> CaseResult:
             total, processed = res.extra.get("total_count"), res.extra.get("processed", res.records)
             if total != processed:
                 raise BenchError(f"{side}: the stored counts add up to {total}, expected {processed}")
-            crashed = sum(n for by in res.extra.get("probe", {}).values() for s, n in by.items() if s == "500")
+            probe = res.extra.get("probe", {})
+            crashed = sum(n for by in probe.values() for s, n in by.items() if s == "500")
             if crashed:
                 raise BenchError(f"{side}: the HTTP side answered 500 {crashed} times: {res.extra['probe']}")
 
@@ -81,8 +83,10 @@ def run(opts: Options) -> CaseResult:
     details = [
         ("records / partitions / keys", f"{opts.records:,} / {opts.partitions} / {opts.keys:,}"),
         ("input load", f"{load_s:.1f} s"),
-        ("streamlet + HTTP side, no requests", f"{idle.rps:,.0f} rec/s ({idle.rps / plain.rps:.2f}× without it)"),
-        ("probe rounds (every 100 ms) inside the best run's measured span", f"{served.extra.get('probe_rounds', 0):,}"),
+        ("streamlet + HTTP side, no requests",
+         f"{idle.rps:,.0f} rec/s ({idle.rps / plain.rps:.2f}× without it)"),
+        ("probe rounds (every 100 ms) inside the best run's measured span",
+         f"{served.extra.get('probe_rounds', 0):,}"),
         *[(f"  GET {path}", text) for path, text in sorted(answered.items())],
         *rows,
     ]
@@ -92,7 +96,8 @@ def run(opts: Options) -> CaseResult:
         extra={"partitions": opts.partitions, "baseline_seconds": round(plain.seconds, 3),
                "baseline_peak_rss_mb": round(plain.peak_rss_mb, 1), "repeat": opts.repeat,
                "median_ratio": round(median_ratio, 3), "target_ratio": 0.95,
-               "idle_rps": round(idle.rps, 1), "idle_ratio": round(idle.rps / plain.rps, 3), "probe_period_s": PROBE_PERIOD_S,
+               "idle_rps": round(idle.rps, 1), "idle_ratio": round(idle.rps / plain.rps, 3),
+               "probe_period_s": PROBE_PERIOD_S,
                "probe_rounds": served.extra.get("probe_rounds", 0), "probe": probe,
                "total_seconds": round(time.perf_counter() - t_start, 1)},
     )
@@ -106,7 +111,8 @@ def _run_stateful(p: dict[str, Any], server: str | None) -> dict[str, Any]:
     app = sl.App(p["group"], brokers=p["bootstrap"], state_dir=state_dir, config=p.get("config") or None,
                  application_server=server)
     app.stream(p["input"]).group_by_key().aggregate(
-        n=sl.agg.count(), first=sl.agg.earliest_by_offset(FIELD), last=sl.agg.latest_by_offset(FIELD), name=STORE)
+        n=sl.agg.count(), first=sl.agg.earliest_by_offset(FIELD), last=sl.agg.latest_by_offset(FIELD),
+        name=STORE)
     window = Window()
     out = run_app_until(app, p["records"], window, finish_in_runner=True)
     shift = time.monotonic() - time.perf_counter()  # the window's clock on the probe's (system-wide)

@@ -128,7 +128,8 @@ async def _next_request(conn: h11.Connection, stream: Any) -> Any:
             return None
 
 
-async def _send(conn: h11.Connection, stream: Any, response: Response, close: bool, head: bool = False) -> None:
+async def _send(conn: h11.Connection, stream: Any, response: Response, close: bool,
+                head: bool = False) -> None:
     """Write ``response``; for ``head`` (a HEAD request) its headers only, as HTTP wants."""
     status, ctype, body = response
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]

@@ -67,7 +67,8 @@ def counters_in_code() -> tuple[dict[str, set[str]], list[str]]:
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 found.setdefault(counter_series(first.value), set()).update(labels)
             elif isinstance(first, ast.JoinedStr):
-                parts = [re.escape(v.value) if isinstance(v, ast.Constant) else "[a-z]+" for v in first.values]
+                parts = [re.escape(v.value) if isinstance(v, ast.Constant) else "[a-z]+"
+                         for v in first.values]
                 patterns.append("^" + re.escape(metric_name("")) + _series_regex(parts) + "$")
     return found, patterns
 
@@ -179,10 +180,11 @@ def test_the_dashboard_loads_and_queries_only_documented_series() -> None:
     undocumented = used - set(doc_series())
     assert not undocumented, f"the dashboard queries series the doc does not list: {sorted(undocumented)}"
     for needed in ("streamlet_records_processed_total", "streamlet_consumer_lag", "streamlet_tasks",
-                   "streamlet_commit_latency_seconds_sum", "streamlet_commits_total", "streamlet_restore_records",
-                   "streamlet_restore_records_total", "streamlet_store_estimated_keys",
-                   "streamlet_records_skipped_total", "streamlet_records_dead_lettered_total",
-                   "streamlet_rebalances_total", "streamlet_produce_blocked_total", "streamlet_sr_lookup_fail_total"):
+                   "streamlet_commit_latency_seconds_sum", "streamlet_commits_total",
+                   "streamlet_restore_records", "streamlet_restore_records_total",
+                   "streamlet_store_estimated_keys", "streamlet_records_skipped_total",
+                   "streamlet_records_dead_lettered_total", "streamlet_rebalances_total",
+                   "streamlet_produce_blocked_total", "streamlet_sr_lookup_fail_total"):
         assert needed in used, f"the dashboard has no panel on {needed}"
 
 
@@ -192,7 +194,8 @@ def test_the_scan_sees_counters_from_each_kind_of_call(series: str) -> None:
     """The scan itself: a counter of each call kind (metered store, Metrics.inc, the policy's f-string
     and its literal events) is found, so an empty scan cannot pass the tests above."""
     counters, patterns = counters_in_code()
-    assert series in counters or series in schema_policy_counters() or any(re.match(p, series) for p in patterns)
+    assert (series in counters or series in schema_policy_counters()
+            or any(re.match(p, series) for p in patterns))
 
 
 def test_the_example_app_of_the_doc_gives_the_values_the_doc_shows() -> None:
