@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 #: Every case of the contract, in the order ``all`` runs them.
-CASES = ("stateless", "stateful", "join", "restore", "restart", "window", "table-join", "avro")
+CASES = ("stateless", "stateful", "join", "restore", "restart", "window", "table-join", "avro", "http")
 
 
 class CaseNotBuilt(LookupError):

@@ -45,7 +45,8 @@ CASE_KEYS = {"stateful": {"peak_rss_mb_quarter", "median_ratio", "flush_per_batc
              "window": {"windows", "outputs", "flush_per_batch_rps", "median_ratio", "target_ratio"},
              "table-join": {"left_updates", "right_updates", "joined_keys", "outputs", "baseline_outputs",
                             "target_ratio"},
-             "avro": {"outputs", "fastavro_loop_rps", "median_ratio"}}
+             "avro": {"outputs", "fastavro_loop_rps", "median_ratio"},
+             "http": {"median_ratio", "target_ratio", "probe", "probe_rounds", "baseline_peak_rss_mb"}}
 
 
 @pytest.mark.integration
