@@ -159,7 +159,7 @@ class Observability:
         progress = getattr(runner.state, "progress", None)
         for (store, partition), (done, total) in sorted(getattr(progress, "restores", {}).items()):
             samples.append(("streamlet_restore_records", [("store", store), ("partition", partition)], done))
-            samples.append(("streamlet_restore_records_total", [("store", store), ("partition", partition)],
+            samples.append(("streamlet_restore_records_expected", [("store", store), ("partition", partition)],
                             total))
         samples += counter_samples(runner.metrics)
         return render(samples)

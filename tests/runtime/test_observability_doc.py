@@ -181,7 +181,7 @@ def test_the_dashboard_loads_and_queries_only_documented_series() -> None:
     assert not undocumented, f"the dashboard queries series the doc does not list: {sorted(undocumented)}"
     for needed in ("streamlet_records_processed_total", "streamlet_consumer_lag", "streamlet_tasks",
                    "streamlet_commit_latency_seconds_sum", "streamlet_commits_total",
-                   "streamlet_restore_records", "streamlet_restore_records_total",
+                   "streamlet_restore_records", "streamlet_restore_records_expected",
                    "streamlet_store_estimated_keys", "streamlet_records_skipped_total",
                    "streamlet_records_dead_lettered_total", "streamlet_rebalances_total",
                    "streamlet_produce_blocked_total", "streamlet_sr_lookup_fail_total"):
