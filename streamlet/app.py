@@ -42,6 +42,12 @@ class App:
 
     ``late_records`` (default ``"drop"``) — a record too late for every window it falls in is
     dropped, counted and logged; ``"dead_letter"`` also sends it to the dead-letter topic.
+
+    ``instance_id`` (``STREAMLET_INSTANCE_ID``) — static group membership: this worker's stable id,
+    different for every worker (``"auto"``: the Kubernetes pod name, from ``POD_NAME``); a worker
+    restarted within ``session.timeout.ms`` (45 s) gets its partitions back without a rebalance.
+    ``shutdown_grace_ms`` (``STREAMLET_SHUTDOWN_GRACE_MS``, default 25,000) — after SIGTERM, how
+    long commit, flush and leaving may take before the process exits non-zero. See docs/failover.md.
     """
 
     def __init__(self, application_id: str, brokers: str | None = None, state_dir: str | None = None,
@@ -51,14 +57,15 @@ class App:
                  default_value_serde: Serde | None = None, batch_size: int | None = None,
                  on_changelog_truncated: str | None = None, on_input_truncated: str | None = None,
                  on_partition_mismatch: str | None = None,
-                 repartition_purge_interval_ms: int | None = None, late_records: str | None = None) -> None:
+                 repartition_purge_interval_ms: int | None = None, late_records: str | None = None,
+                 instance_id: str | None = None, shutdown_grace_ms: int | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
             dead_letter_topic=dead_letter_topic, client_config=dict(config or {}),
             batch_size=batch_size, on_changelog_truncated=on_changelog_truncated,
             on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
-            late_records=late_records,
+            late_records=late_records, instance_id=instance_id, shutdown_grace_ms=shutdown_grace_ms,
             repartition_purge_interval_ms=repartition_purge_interval_ms,
         )
         self.application_id = application_id
