@@ -1,7 +1,7 @@
 """Static membership (``instance_id``, Kafka's ``group.instance.id``) with `streamlet run` workers.
 
-* Three workers with static ids; one is SIGKILLed, records arrive while it is down, and it is started
-  again within the session timeout: the other two never see a rebalance (their assigned / revoked /
+* Three workers with static ids; one is SIGKILLed while records arrive, more arrive while it is
+  down, and it is started again within the session timeout: the other two never see a rebalance (their assigned / revoked /
   lost log lines do not change), the restarted one owns the same partitions again, and every input
   record reaches the output (a repeat only for what the killed worker had not committed).
 * The same with a SIGTERM: the worker commits, exits 0 and does not leave the group (librdkafka sends
@@ -89,12 +89,13 @@ def _restart_keeps_assignment(tmp: Path, broker, stop_signal: int, report, kind:
     before = {w.name: _ownership_lines(w) for w in survivors}
     victim_owned = victim.owned()
 
+    produce(broker.bootstrap, "orders", _orders(3000, 3000))  # in flight when the worker stops
     code = victim.stop(stop_signal, timeout=60)
     if stop_signal == signal.SIGTERM:
         assert code == 0, victim.tail()
-    produce(broker.bootstrap, "orders", _orders(3000, 3000))  # its partitions wait for it
+    produce(broker.bootstrap, "orders", _orders(6000, 3000))  # its partitions wait for it
     again = _worker(tmp, broker, script, victim.name, f"static-{victim.name}")  # same instance id, same state dir
-    produce(broker.bootstrap, "orders", _orders(6000, 3000))
+    produce(broker.bootstrap, "orders", _orders(9000, 3000))
     wait_committed(broker.bootstrap, "static-app", "orders", PARTITIONS, 120, workers=[*survivors, again])
 
     if kind == "kafka":
@@ -105,7 +106,7 @@ def _restart_keeps_assignment(tmp: Path, broker, stop_signal: int, report, kind:
         seen = sum(len(_ownership_lines(w)) - len(before[w.name]) for w in survivors)
         report(f"{kind}: the other workers saw {seen} rebalance callbacks after the restart (no static membership)")
     got = Counter(orjson.loads(m.value())["i"] for m in read_all(broker.bootstrap, "echo", PARTITIONS))
-    assert set(got) == set(range(9000)), f"missing: {sorted(set(range(9000)) - set(got))[:20]}"
+    assert set(got) == set(range(12000)), f"missing: {sorted(set(range(12000)) - set(got))[:20]}"
     repeated = {i: n for i, n in got.items() if n > 1}
     report(f"{len(repeated)} records written twice after the {signal.Signals(stop_signal).name} (at-least-once)")
     if stop_signal == signal.SIGTERM:
