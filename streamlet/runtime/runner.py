@@ -135,7 +135,8 @@ class Runner(RebalanceCallbacks):
         produce = produce_function(self.producer, limit)
         together = sorted(t for topics in topology.topics_of_subtopology().values() if len(topics) > 1
                           for t in topics)
-        consumer_settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error}, mock_broker, together)
+        consumer_settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error}, mock_broker,
+                                            together)
         self.consumer = make_consumer(consumer_settings)
         membership.describe(cfg, consumer_settings)
         committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms, lambda: self.app.stopping)

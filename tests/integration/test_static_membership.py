@@ -1,8 +1,8 @@
 """Static membership (``instance_id``, Kafka's ``group.instance.id``) with `streamlet run` workers.
 
 * Three workers with static ids; one is SIGKILLed while records arrive, more arrive while it is
-  down, and it is started again within the session timeout: the other two never see a rebalance (their assigned / revoked /
-  lost log lines do not change), the restarted one owns the same partitions again, and every input
+  down, and it is started again within the session timeout: the other two never see a rebalance
+  (their assigned / revoked / lost log lines do not change), the restarted one owns the same partitions again, and every input
   record reaches the output (a repeat only for what the killed worker had not committed).
 * The same with a SIGTERM: the worker commits, exits 0 and does not leave the group (librdkafka sends
   no LeaveGroup for a static member), so nobody takes its partitions before it is back.
