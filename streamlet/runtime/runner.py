@@ -39,6 +39,7 @@ from streamlet.runtime.lifecycle import (
 )
 from streamlet.runtime.log_start import InputLogStart
 from streamlet.metrics import Metrics
+from streamlet.runtime import membership
 from streamlet.runtime.observability import Observability
 from streamlet.runtime.partition_check import PartitionCheck, copartitioned_external_topics
 from streamlet.runtime.purge import RepartitionPurge
@@ -144,8 +145,10 @@ class Runner(RebalanceCallbacks):
         if cfg.application_server is not None:
             self.http = Observability(self, cfg.application_server)
             observed = self.http.consumer_settings()
-        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error,
-                                                                       **observed}, mock_broker, together))
+        consumer_settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error, **observed},
+                                            mock_broker, together)
+        self.consumer = make_consumer(consumer_settings)
+        membership.describe(cfg, consumer_settings)
         committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms, lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
         self.admin = AdminClient(admin_settings(bootstrap, with_client_logger(cfg.client_config)))
@@ -218,7 +221,7 @@ class Runner(RebalanceCallbacks):
     # -- the loop -------------------------------------------------------------
     def run(self) -> None:
         self.fatal: KafkaError | None = None
-        handlers = install_signal_handlers(self.app.stop)
+        handlers = install_signal_handlers(self.app.stop, self.config.shutdown_grace_ms / 1000)
         gc.collect()
         gc.freeze()
         old_threshold = gc.get_threshold()
@@ -239,7 +242,7 @@ class Runner(RebalanceCallbacks):
                 if self.transactional_id is not None:  # the producer is closed: the id is free again
                     release_transactional_id(self.config, self.transactional_id)
                     self.transactional_id = None
-            restore_signal_handlers(handlers)
+                restore_signal_handlers(handlers)  # the shutdown is over: its grace too
 
     def _loop(self) -> None:
         """Consume a batch, run each record through its task's chain, commit on the interval.
@@ -291,7 +294,8 @@ class Runner(RebalanceCallbacks):
             if punctuate is not None:
                 punctuate()
             if self.fatal is not None:
-                raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
+                raise (membership.fenced_error(self.fatal, self.config)
+                       or StreamletError(f"the Kafka client hit a fatal error: {self.fatal}"))
             committer.maybe_commit()
             serve_admin_logs(0)
             if standbys is not None:
@@ -352,6 +356,11 @@ class Runner(RebalanceCallbacks):
         err = m.error()
         if err.code() == KafkaError._PARTITION_EOF:
             return
+        fenced = membership.fenced_error(err, self.config)
+        if fenced is not None:
+            raise fenced
+        if err.code() == KafkaError._FATAL:
+            raise StreamletError(f"the Kafka client hit a fatal error: {err}")
         if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
                           KafkaError.TOPIC_AUTHORIZATION_FAILED) or err.fatal():
             raise ConfigError(f"consumer error on {m.topic()}: {err}")

@@ -25,7 +25,7 @@ def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("case", cases.built())
+@pytest.mark.parametrize("case", cases.built("embedded"))
 def test_case_runs_and_prints_the_contract_line(case: str) -> None:
     proc = _run(case, "--records", "20000", "--partitions", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -96,3 +96,18 @@ def test_avro_runs_on_a_real_broker_without_a_kafka_streams_side() -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert CONTRACT_KEYS <= set(result) and "kafka_streams_rps" not in result, result
     assert result["case"] == "avro" and result["records"] == 5000 and result["outputs"] > 0
+def test_the_eos_case_needs_a_real_broker() -> None:
+    proc = _run("eos", "--records", "1000", "--partitions", "2")
+    assert proc.returncode == 2 and "needs a real broker (--broker kafka)" in proc.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.kafka_only
+def test_the_eos_case_measures_both_guarantees_on_a_real_broker() -> None:
+    """``eos``: exactly-once against at-least-once in the same run; every side's counts add up."""
+    proc = _run("eos", "--broker", "kafka", "--records", "5000", "--partitions", "4", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert CONTRACT_KEYS | {"group_by_ratio", "eos_1s_ratio", "target_ratio"} <= set(result), result
+    assert result["case"] == "eos" and result["baseline"] == "at-least-once"
+    assert result["streamlet_rps"] > 0 and result["baseline_rps"] > 0 and result["group_by_eos_rps"] > 0
