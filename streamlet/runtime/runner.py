@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError
 
 from confluent_kafka.admin import AdminClient
 
@@ -31,12 +31,7 @@ from streamlet.runtime import stream_time
 from streamlet.runtime.checkpoint import AtLeastOnceCheckpoint, Checkpoint
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
-from streamlet.runtime.lifecycle import (
-    CLOSE_TIMEOUT_S,
-    close_within,
-    install_signal_handlers,
-    restore_signal_handlers,
-)
+from streamlet.runtime.lifecycle import install_signal_handlers, restore_signal_handlers
 from streamlet.runtime.log_start import InputLogStart
 from streamlet.metrics import Metrics
 from streamlet.runtime import membership
@@ -45,6 +40,7 @@ from streamlet.runtime.partition_check import PartitionCheck, copartitioned_exte
 from streamlet.runtime.purge import RepartitionPurge
 from streamlet.runtime.rebalance import RebalanceCallbacks
 from streamlet.runtime.restoring import RestoringTasks
+from streamlet.runtime.shutdown import shutdown
 from streamlet.runtime.schema_rejections import SchemaRejections
 from streamlet.runtime.standby import StandbyTasks, prepare_standby_topic
 from streamlet.runtime.task_manager import TaskManager
@@ -406,41 +402,4 @@ class Runner(RebalanceCallbacks):
                      self.config.client_config.get("auto.offset.reset", "earliest"))
 
     def _shutdown(self, clean: bool) -> None:
-        self.ready.clear()
-        if self.http is not None:
-            self.http.stop()
-        if self.consumer is None:
-            return
-        if not clean and isinstance(self.committer, ExactlyOnceCheckpoint):
-            self.committer.abort("the worker stops after a failure")  # read_committed readers go on now
-        elif not clean and self.committer is not None:
-            self.committer.abandon()  # closing the consumer revokes, and the revoke callback commits
-        try:
-            if clean and self.committer is not None:
-                try:
-                    self.committer.commit()
-                except StreamletError as exc:
-                    log.error("final commit failed: %s", exc)
-            if self.standbys is not None:
-                self.standbys.close()
-                self.standbys = None
-            if self.updater is not None:
-                self.updater.close()
-            if self.tasks is not None:
-                self.tasks.close_all()
-                self.tasks.tasks.clear()
-            self.closing = True  # an assignment the group hands out while the consumer closes is ignored
-            close_within(self.consumer, CLOSE_TIMEOUT_S)
-            if self.state is not None:
-                self.state.close()
-            if self.global_state is not None:
-                self.global_state.close()
-                self.global_state = None
-        except KafkaException as exc:
-            log.warning("error while leaving the group: %s", exc)
-        finally:
-            if self.producer is not None:
-                self.producer.flush(10)
-            self.consumer = None
-            self.producer = None
-            self.admin = None
+        shutdown(self, clean)
