@@ -109,7 +109,7 @@ def run_case(name: str, args: argparse.Namespace) -> cases.CaseResult:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        names = cases.built() if args.case == "all" else [args.case]
+        names = cases.built(args.broker) if args.case == "all" else [args.case]
         if args.case != "all":
             cases.load(args.case)  # unknown / not built: fail before starting anything
         results = []

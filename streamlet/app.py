@@ -46,6 +46,11 @@ class App:
     ``num_standby_replicas`` (default 0) — how many other workers keep a warm copy of each task's
     stores by following its changelog (Kafka Streams' ``num.standby.replicas``), so that a failover
     restores only the changelog's tail; see "Standby replicas" in docs/architecture.md.
+    ``instance_id`` (``STREAMLET_INSTANCE_ID``) — static group membership: this worker's stable id,
+    different for every worker (``"auto"``: the Kubernetes pod name, from ``POD_NAME``); a worker
+    restarted within ``session.timeout.ms`` (45 s) gets its partitions back without a rebalance.
+    ``shutdown_grace_ms`` (``STREAMLET_SHUTDOWN_GRACE_MS``, default 25,000) — after SIGTERM, how
+    long commit, flush and leaving may take before the process exits non-zero. See docs/failover.md.
     """
 
     def __init__(self, application_id: str, brokers: str | None = None, state_dir: str | None = None,
@@ -56,7 +61,8 @@ class App:
                  on_changelog_truncated: str | None = None, on_input_truncated: str | None = None,
                  on_partition_mismatch: str | None = None,
                  repartition_purge_interval_ms: int | None = None, late_records: str | None = None,
-                 application_server: str | None = None, num_standby_replicas: int | None = None) -> None:
+                 application_server: str | None = None, num_standby_replicas: int | None = None,
+                 instance_id: str | None = None, shutdown_grace_ms: int | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
@@ -64,7 +70,8 @@ class App:
             batch_size=batch_size, on_changelog_truncated=on_changelog_truncated,
             on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
             late_records=late_records, application_server=application_server,
-            num_standby_replicas=num_standby_replicas,
+            num_standby_replicas=num_standby_replicas, instance_id=instance_id,
+            shutdown_grace_ms=shutdown_grace_ms,
             repartition_purge_interval_ms=repartition_purge_interval_ms,
         )
         self.application_id = application_id

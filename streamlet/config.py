@@ -7,6 +7,7 @@ and Kubernetes.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -51,6 +52,12 @@ class Config:
     application_server: str | None = None
     #: warm copies of each task's stores kept on other workers (Kafka Streams' num.standby.replicas)
     num_standby_replicas: int = 0
+    #: static group membership (``group.instance.id``): this worker's stable id, or None (dynamic);
+    #: ``"auto"`` at resolve takes the Kubernetes pod name (docs/failover.md)
+    instance_id: str | None = None
+    #: after SIGTERM / SIGINT: how long commit, flush and leaving the group may take before the
+    #: process exits non-zero without committing more (keep it below terminationGracePeriodSeconds)
+    shutdown_grace_ms: int = 25_000
 
     @property
     def embedded(self) -> bool:
@@ -76,6 +83,8 @@ _ENV = {
     "late_records": ("STREAMLET_LATE_RECORDS", str),
     "application_server": ("STREAMLET_APPLICATION_SERVER", str),
     "num_standby_replicas": ("STREAMLET_NUM_STANDBY_REPLICAS", int),
+    "instance_id": ("STREAMLET_INSTANCE_ID", str),
+    "shutdown_grace_ms": ("STREAMLET_SHUTDOWN_GRACE_MS", int),
 }
 
 
@@ -108,8 +117,47 @@ def resolve(application_id: str, **given: Any) -> Config:
     if "commit_interval_ms" not in values and values.get("guarantee") == "exactly_once":
         values["commit_interval_ms"] = 100  # Kafka Streams' default under exactly-once: outputs show sooner
     config = Config(application_id=application_id, **values)
+    config.instance_id = _instance_id(config, os.environ)
     check(config)
     return config
+
+
+#: Kafka's rule for a group.instance.id (as for topic names): these characters, at most 249
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+#: a StatefulSet pod's name: NAME-ORDINAL (a Deployment's ends in a random suffix instead)
+_STATEFULSET_POD = re.compile(r"-\d+$")
+
+
+def _instance_id(config: Config, environ: Any) -> str | None:
+    """The static member id: ``instance_id`` (``"auto"``: the pod name), or ``group.instance.id``
+    given in ``config=``; None for dynamic membership. Raises ConfigError for a bad one."""
+    given = config.instance_id
+    in_client = config.client_config.get("group.instance.id") if isinstance(config.client_config, dict) else None
+    if given is not None and in_client is not None and str(in_client) != given and given != "auto":
+        raise ConfigError(f"instance_id={given!r} and config group.instance.id={in_client!r} differ: set one")
+    if given is None:
+        given = None if in_client is None else str(in_client)
+    if given == "auto":
+        pod = environ.get("POD_NAME") or (environ.get("HOSTNAME") if environ.get("KUBERNETES_SERVICE_HOST") else None)
+        if not pod:
+            raise ConfigError(
+                "instance_id='auto' takes the Kubernetes pod name, but neither POD_NAME nor (inside Kubernetes) "
+                "HOSTNAME is set: give the pod's name through the downward API (env POD_NAME from "
+                "fieldRef metadata.name) or set instance_id / STREAMLET_INSTANCE_ID yourself")
+        given = pod
+        if not _STATEFULSET_POD.search(pod):
+            logging.getLogger("streamlet.config").warning(
+                "instance_id: pod name %r does not look like a StatefulSet pod (NAME-ORDINAL); a Deployment's pod "
+                "gets a new name at each restart, so each restart leaves a static member behind whose partitions "
+                "wait for session.timeout.ms", pod)
+    if given is None:
+        return None
+    if not isinstance(given, str) or not _INSTANCE_ID.match(given):
+        raise ConfigError(
+            f"instance_id={given!r} is not valid: a static member id needs 1-249 characters from letters, digits, "
+            "'.', '_' and '-', different for every worker of the application (e.g. the StatefulSet pod name "
+            "'orders-2'; instance_id='auto' takes it from the pod)")
+    return given
 
 
 def check(config: Config) -> None:
@@ -147,6 +195,9 @@ def check(config: Config) -> None:
         raise ConfigError(f"num_standby_replicas={config.num_standby_replicas!r} must be an int >= 0 (warm "
                           "copies of each task's stores on other workers; App(num_standby_replicas=...) or "
                           "STREAMLET_NUM_STANDBY_REPLICAS)")
+    if not isinstance(config.shutdown_grace_ms, int) or config.shutdown_grace_ms <= 0:
+        raise ConfigError(f"shutdown_grace_ms={config.shutdown_grace_ms!r} must be a positive int (milliseconds "
+                          "that commit, flush and leaving the group may take after SIGTERM)")
     if not isinstance(config.batch_size, int) or config.batch_size <= 0:
         raise ConfigError(f"batch_size={config.batch_size!r} must be a positive int")
     if not isinstance(config.brokers, str) or not config.brokers.strip():

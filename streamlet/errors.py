@@ -183,3 +183,13 @@ class StoreCorruptedError(StateError):
         self.store, self.path, self.what, self.detail = store, path, what, detail
         super().__init__(f"state store {store!r} at {path} is corrupted ({what}: {detail}); it is wiped and "
                          "restored from its changelog")
+
+
+class FencedInstanceIdError(ConfigError):
+    """Two workers of one application run with the same static member id (``instance_id``, Kafka's
+    ``group.instance.id``): the broker fenced the older one (``FENCED_INSTANCE_ID``), which stops.
+    ``instance_id`` is the id they share."""
+
+    def __init__(self, message: str, instance_id: str | None) -> None:
+        self.instance_id = instance_id
+        super().__init__(message)

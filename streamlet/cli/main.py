@@ -177,7 +177,8 @@ def _serve_kafka(wanted: dict[str, int], script: str | None, partitions: int, bo
 @click.option("-v", "--verbose", is_flag=True)
 def run(script: str, brokers: str | None, state_dir: str | None, guarantee: str | None,
         schema_registry: str | None, application_server: str | None, verbose: bool) -> None:
-    """Run the App that SCRIPT builds until SIGTERM / SIGINT (then commit and exit 0)."""
+    """Run the App that SCRIPT builds until SIGTERM / SIGINT (then commit and exit 0; exit 124 when that
+    takes longer than shutdown_grace_ms, env STREAMLET_SHUTDOWN_GRACE_MS, default 25 s)."""
     _setup_logging(verbose)
     for env, value in (("STREAMLET_BROKERS", brokers), ("STREAMLET_STATE_DIR", state_dir),
                        ("STREAMLET_GUARANTEE", guarantee), ("STREAMLET_SCHEMA_REGISTRY_URL", schema_registry),

@@ -9,6 +9,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from streamlet.config import Config
 from streamlet.errors import ConfigError, client_error_text
 from streamlet.runtime.client_logs import with_client_logger
+from streamlet.runtime.membership import consumer_settings as membership_settings
 from streamlet.runtime.produce_errors import DEFAULT_MAX_BYTES, Failure, produce_failure
 
 CONSUMER_DEFAULTS: dict[str, Any] = {
@@ -83,7 +84,7 @@ def consumer_config(config: Config, bootstrap: str, callbacks: dict[str, Callabl
                     "different workers, but one task must read them together (a join or a merge of "
                     "several topics); remove the setting (streamlet then uses 'range', which keeps them "
                     "together)")
-    return with_client_logger({**defaults, **user, **callbacks,
+    return with_client_logger({**defaults, **user, **membership_settings(config), **callbacks,
                                "bootstrap.servers": bootstrap, "group.id": config.application_id})
 
 

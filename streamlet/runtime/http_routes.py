@@ -136,9 +136,9 @@ class Routes:
         return self.get(name, spec, view, key, query)
 
     def get(self, name: str, spec: Any, view: Any, key: Any, query: dict[str, str]) -> Response:
-        ask_owner = self.owner(name, key) if self.owner is not None else None
-        if ask_owner is not None and query.get("local") != "true":
-            return ask_owner()
+        # this worker's stores first (a key partitioned other than by murmur2 may still be here); then
+        # the worker that runs the key's task, unless the request came from another worker (local=true)
+        ask_owner = self.owner(name, key) if self.owner is not None and query.get("local") != "true" else None
         try:
             if _kind(spec) != "key-value":
                 found = view.fetch(key)
@@ -147,6 +147,8 @@ class Routes:
                 return _json(200, {"key": key, "windows": [{"window": w, "value": v} for w, v in found]})
             return _json(200, {"key": key, "value": view[key]})
         except KeyError:
+            if ask_owner is not None:
+                return ask_owner()
             return _error(404, f"key {key!r} is not in store {name!r}")
         except Exception as exc:
             return _error(400, f"key {key!r} cannot be looked up in store {name!r}: {type(exc).__name__}: {exc}")

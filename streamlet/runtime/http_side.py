@@ -73,6 +73,12 @@ class HttpSide:
         self._portal = None
 
     async def _connection(self, stream: Any) -> None:
+        try:
+            await self._exchange(stream)
+        except Exception:  # one connection's failure must never stop the listener (and every probe)
+            log.exception("HTTP connection failed")
+
+    async def _exchange(self, stream: Any) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_REQUEST)
         async with stream:
             while True:
@@ -94,7 +100,7 @@ class HttpSide:
                     log.exception("HTTP %s %s failed", method, target)
                     response = (500, "text/plain", f"{type(exc).__name__}: {exc}\n".encode())
                 try:
-                    await _send(conn, stream, response, close=False)
+                    await _send(conn, stream, response, close=False, head=method == "HEAD")
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     return
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
@@ -122,11 +128,15 @@ async def _next_request(conn: h11.Connection, stream: Any) -> Any:
             return None
 
 
-async def _send(conn: h11.Connection, stream: Any, response: Response, close: bool) -> None:
+async def _send(conn: h11.Connection, stream: Any, response: Response, close: bool,
+                head: bool = False) -> None:
+    """Write ``response``; for ``head`` (a HEAD request) its headers only, as HTTP wants."""
     status, ctype, body = response
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
     if close:
         headers.append((b"connection", b"close"))
     out = conn.send(h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b"")))
-    out += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+    if not head:
+        out += conn.send(h11.Data(data=body))
+    out += conn.send(h11.EndOfMessage())
     await stream.send(out)

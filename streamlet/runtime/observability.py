@@ -159,7 +159,7 @@ class Observability:
         progress = getattr(runner.state, "progress", None)
         for (store, partition), (done, total) in sorted(getattr(progress, "restores", {}).items()):
             samples.append(("streamlet_restore_records", [("store", store), ("partition", partition)], done))
-            samples.append(("streamlet_restore_records_total", [("store", store), ("partition", partition)],
+            samples.append(("streamlet_restore_records_expected", [("store", store), ("partition", partition)],
                             total))
         samples += counter_samples(runner.metrics)
         return render(samples)
@@ -215,5 +215,6 @@ def _estimated_keys(store: Any) -> Optional[int]:
                 return int(count())
             except Exception:  # closed under us by a rebalance: no figure this time
                 return None
-        store = getattr(store, "inner", None) or getattr(store, "store", None)
+        inner = getattr(store, "inner", None)  # not `or`: a store's truth is its __len__, a full scan
+        store = inner if inner is not None else getattr(store, "store", None)
     return None

@@ -31,7 +31,7 @@ SERIES = {
     "streamlet_consumer_lag": ("gauge", "records behind the partition's end, per input partition "
                                         "(librdkafka statistics)"),
     "streamlet_restore_records": ("gauge", "records restored so far, per store partition"),
-    "streamlet_restore_records_total": ("gauge", "records to restore, per store partition"),
+    "streamlet_restore_records_expected": ("gauge", "records to restore, per store partition"),
     "streamlet_store_estimated_keys": ("gauge", "RocksDB's estimate of the keys of a store, per task"),
     "streamlet_rebalances_total": ("counter", "partition assignments and revocations"),
 }

@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError
 
 from confluent_kafka.admin import AdminClient
 
@@ -31,19 +31,16 @@ from streamlet.runtime import stream_time
 from streamlet.runtime.checkpoint import AtLeastOnceCheckpoint, Checkpoint
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
-from streamlet.runtime.lifecycle import (
-    CLOSE_TIMEOUT_S,
-    close_within,
-    install_signal_handlers,
-    restore_signal_handlers,
-)
+from streamlet.runtime.lifecycle import install_signal_handlers, restore_signal_handlers
 from streamlet.runtime.log_start import InputLogStart
 from streamlet.metrics import Metrics
+from streamlet.runtime import membership
 from streamlet.runtime.observability import Observability
 from streamlet.runtime.partition_check import PartitionCheck, copartitioned_external_topics
 from streamlet.runtime.purge import RepartitionPurge
 from streamlet.runtime.rebalance import RebalanceCallbacks
 from streamlet.runtime.restoring import RestoringTasks
+from streamlet.runtime.shutdown import shutdown
 from streamlet.runtime.schema_rejections import SchemaRejections
 from streamlet.runtime.standby import StandbyTasks, prepare_standby_topic
 from streamlet.runtime.task_manager import TaskManager
@@ -144,8 +141,10 @@ class Runner(RebalanceCallbacks):
         if cfg.application_server is not None:
             self.http = Observability(self, cfg.application_server)
             observed = self.http.consumer_settings()
-        self.consumer = make_consumer(consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error,
-                                                                       **observed}, mock_broker, together))
+        consumer_settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error, **observed},
+                                            mock_broker, together)
+        self.consumer = make_consumer(consumer_settings)
+        membership.describe(cfg, consumer_settings)
         committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms, lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
         self.admin = AdminClient(admin_settings(bootstrap, with_client_logger(cfg.client_config)))
@@ -218,7 +217,7 @@ class Runner(RebalanceCallbacks):
     # -- the loop -------------------------------------------------------------
     def run(self) -> None:
         self.fatal: KafkaError | None = None
-        handlers = install_signal_handlers(self.app.stop)
+        handlers = install_signal_handlers(self.app.stop, self.config.shutdown_grace_ms / 1000)
         gc.collect()
         gc.freeze()
         old_threshold = gc.get_threshold()
@@ -239,7 +238,7 @@ class Runner(RebalanceCallbacks):
                 if self.transactional_id is not None:  # the producer is closed: the id is free again
                     release_transactional_id(self.config, self.transactional_id)
                     self.transactional_id = None
-            restore_signal_handlers(handlers)
+                restore_signal_handlers(handlers)  # the shutdown is over: its grace too
 
     def _loop(self) -> None:
         """Consume a batch, run each record through its task's chain, commit on the interval.
@@ -291,7 +290,8 @@ class Runner(RebalanceCallbacks):
             if punctuate is not None:
                 punctuate()
             if self.fatal is not None:
-                raise StreamletError(f"the Kafka client hit a fatal error: {self.fatal}")
+                raise (membership.fenced_error(self.fatal, self.config)
+                       or StreamletError(f"the Kafka client hit a fatal error: {self.fatal}"))
             committer.maybe_commit()
             serve_admin_logs(0)
             if standbys is not None:
@@ -352,6 +352,11 @@ class Runner(RebalanceCallbacks):
         err = m.error()
         if err.code() == KafkaError._PARTITION_EOF:
             return
+        fenced = membership.fenced_error(err, self.config)
+        if fenced is not None:
+            raise fenced
+        if err.code() == KafkaError._FATAL:
+            raise StreamletError(f"the Kafka client hit a fatal error: {err}")
         if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
                           KafkaError.TOPIC_AUTHORIZATION_FAILED) or err.fatal():
             raise ConfigError(f"consumer error on {m.topic()}: {err}")
@@ -397,41 +402,4 @@ class Runner(RebalanceCallbacks):
                      self.config.client_config.get("auto.offset.reset", "earliest"))
 
     def _shutdown(self, clean: bool) -> None:
-        self.ready.clear()
-        if self.http is not None:
-            self.http.stop()
-        if self.consumer is None:
-            return
-        if not clean and isinstance(self.committer, ExactlyOnceCheckpoint):
-            self.committer.abort("the worker stops after a failure")  # read_committed readers go on now
-        elif not clean and self.committer is not None:
-            self.committer.abandon()  # closing the consumer revokes, and the revoke callback commits
-        try:
-            if clean and self.committer is not None:
-                try:
-                    self.committer.commit()
-                except StreamletError as exc:
-                    log.error("final commit failed: %s", exc)
-            if self.standbys is not None:
-                self.standbys.close()
-                self.standbys = None
-            if self.updater is not None:
-                self.updater.close()
-            if self.tasks is not None:
-                self.tasks.close_all()
-                self.tasks.tasks.clear()
-            self.closing = True  # an assignment the group hands out while the consumer closes is ignored
-            close_within(self.consumer, CLOSE_TIMEOUT_S)
-            if self.state is not None:
-                self.state.close()
-            if self.global_state is not None:
-                self.global_state.close()
-                self.global_state = None
-        except KafkaException as exc:
-            log.warning("error while leaving the group: %s", exc)
-        finally:
-            if self.producer is not None:
-                self.producer.flush(10)
-            self.consumer = None
-            self.producer = None
-            self.admin = None
+        shutdown(self, clean)

@@ -24,6 +24,7 @@ from streamlet.errors import (
     InvalidRecordDataError,
     SchemaCircuitOpenError,
     SchemaConflictError,
+    SchemaNotRegisteredError,
     SchemaRegistryError,
     SchemaRegistryUnavailableError,
 )
@@ -194,7 +195,12 @@ class SchemaResolver:
         follow; raise :class:`SchemaConflictError` with the diff when it may not be followed."""
         resolved = self._subject_for_lookup(topic, field, subject)
         self._conflict_seen(topic, subject)
-        latest = self._latest(topic, resolved, subject)
+        try:
+            latest = self._latest(topic, resolved, subject)
+        except SchemaNotRegisteredError:
+            if isinstance(cause, SchemaRegistryError):
+                raise cause from None  # nothing to follow: the original refusal says more
+            raise
         return self.judge(topic, field, subject, resolved, latest, ours, cause)
 
     def judge(self, topic: str, field: str, subject: str, resolved: str, latest: Any, ours: Any,

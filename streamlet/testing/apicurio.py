@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 from streamlet.errors import KafkaBrokerError
 from streamlet.testing.kafka import free_port, log_tail
 from streamlet.testing.kafka_jars import MARKER, _locked, find_java
-from streamlet.testing.maven_app import _digest
+from streamlet.testing.maven_app import _digest, run_maven, stop_process
 
 __all__ = ["ApicurioRegistry", "ApicurioRegistryError", "build_dir", "apicurio_version", "CCOMPAT_PATH"]
 
@@ -99,15 +98,7 @@ def _build(folder: Path, digest: str) -> None:
     base = [mvn, "-q", "-B", "-f", str(PROJECT / "pom.xml"), f"-Dapp.build.dir={tmp}", "package"]
     log.warning("building Apicurio Registry %s (Quarkus build over its Maven Central jars) into %s, once",
                 apicurio_version(), folder)
-    out = None
-    for cmd in ([*base[:1], "-o", *base[1:]], base):  # offline first (~/.m2), then Maven Central
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ApicurioRegistryError(f"`{' '.join(cmd)}` failed: {exc}") from exc
-        if out.returncode == 0:
-            break
+    out = run_maven(base, tmp, ApicurioRegistryError)
     if out is None or out.returncode != 0 or not (tmp / RUNNER).is_file():
         shutil.rmtree(tmp, ignore_errors=True)
         tail = ((out.stdout + out.stderr) if out else "")[-3000:]
@@ -265,13 +256,7 @@ class ApicurioRegistry:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the JVM (SIGTERM; SIGKILL after ``timeout``) and remove its directory."""
         atexit.unregister(self.stop)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

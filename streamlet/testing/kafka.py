@@ -23,7 +23,6 @@ import atexit
 import base64
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -37,6 +36,7 @@ from confluent_kafka.admin import AdminClient
 
 from streamlet.errors import KafkaBrokerError
 from streamlet.testing.kafka_jars import build_file, find_java, jars_dir, kafka_version
+from streamlet.testing.maven_app import stop_process
 
 __all__ = ["KafkaBroker", "BROKER_DEFAULTS"]
 
@@ -299,13 +299,7 @@ class KafkaBroker:
         """Stop the JVM (SIGTERM: a clean shutdown; SIGKILL after ``timeout``) and remove its data."""
         atexit.unregister(self.stop)
         self._admin = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, timeout)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

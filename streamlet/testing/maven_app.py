@@ -13,13 +13,42 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from streamlet.errors import KafkaBrokerError
 from streamlet.testing.kafka_jars import MARKER, _locked, find_mvn, kafka_version
 
 log = logging.getLogger("streamlet.testing.kafka")
+
+
+def run_maven(base: list[str], tmp: Path, error: type[KafkaBrokerError]) -> "subprocess.CompletedProcess[str]":
+    """Run Maven command ``base`` offline first (what ``~/.m2`` has), then against Maven Central; the
+    last run (its return code tells). ``tmp`` is removed when Maven cannot be run at all."""
+    out = None
+    for cmd in ([*base[:1], "-o", *base[1:]], base):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise error(f"`{' '.join(cmd)}` failed: {exc}") from exc
+        if out.returncode == 0:
+            break
+    assert out is not None
+    return out
+
+
+def stop_process(proc: "subprocess.Popen[Any] | None", timeout: float) -> None:
+    """SIGTERM ``proc`` (a JVM), SIGKILL it after ``timeout`` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def _digest(project: Path) -> str:
@@ -60,15 +89,7 @@ def _build(project: Path, folder: Path, digest: str, what: str, error: type[Kafk
     base = [mvn, "-q", "-B", "-f", str(project / "pom.xml"), f"-Dapp.build.dir={tmp / 'build'}",
             "package", "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp / 'jars'}"]
     log.warning("building the %s (%s) into %s, once", what, project.name, folder)
-    out = None
-    for cmd in ([*base[:1], "-o", *base[1:]], base):  # offline first (~/.m2), then Maven Central
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise error(f"`{' '.join(cmd)}` failed: {exc}") from exc
-        if out.returncode == 0:
-            break
+    out = run_maven(base, tmp, error)
     jar = tmp / "build" / f"{project.name}-1.jar"
     if out is None or out.returncode != 0 or not jar.is_file():
         shutil.rmtree(tmp, ignore_errors=True)

@@ -29,7 +29,7 @@ CLUSTER_CASES = ("failover", "rolling-restart")
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("case", [c for c in cases.built() if c not in CLUSTER_CASES])
+@pytest.mark.parametrize("case", [c for c in cases.built("embedded") if c not in CLUSTER_CASES])
 def test_case_runs_and_prints_the_contract_line(case: str) -> None:
     proc = _run(case, "--records", "20000", "--partitions", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -49,7 +49,8 @@ CASE_KEYS = {"stateful": {"peak_rss_mb_quarter", "median_ratio", "flush_per_batc
              "window": {"windows", "outputs", "flush_per_batch_rps", "median_ratio", "target_ratio"},
              "table-join": {"left_updates", "right_updates", "joined_keys", "outputs", "baseline_outputs",
                             "target_ratio"},
-             "avro": {"outputs", "fastavro_loop_rps", "median_ratio"}}
+             "avro": {"outputs", "fastavro_loop_rps", "median_ratio"},
+             "http": {"median_ratio", "target_ratio", "probe", "probe_rounds", "baseline_peak_rss_mb"}}
 
 
 @pytest.mark.integration
@@ -147,3 +148,20 @@ def test_failover_on_a_real_broker() -> None:
 @pytest.mark.kafka_only
 def test_rolling_restart_on_a_real_broker() -> None:
     _check_rolling(_cluster_case("rolling-restart", "--broker", "kafka"))
+
+
+def test_the_eos_case_needs_a_real_broker() -> None:
+    proc = _run("eos", "--records", "1000", "--partitions", "2")
+    assert proc.returncode == 2 and "needs a real broker (--broker kafka)" in proc.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.kafka_only
+def test_the_eos_case_measures_both_guarantees_on_a_real_broker() -> None:
+    """``eos``: exactly-once against at-least-once in the same run; every side's counts add up."""
+    proc = _run("eos", "--broker", "kafka", "--records", "5000", "--partitions", "4", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert CONTRACT_KEYS | {"group_by_ratio", "eos_1s_ratio", "target_ratio"} <= set(result), result
+    assert result["case"] == "eos" and result["baseline"] == "at-least-once"
+    assert result["streamlet_rps"] > 0 and result["baseline_rps"] > 0 and result["group_by_eos_rps"] > 0

@@ -21,7 +21,6 @@ from tests.deploy.manifests import BASE, one, pod_environment, render, worker
 K8S_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 #: settings read outside streamlet/config.py (the Schema Registry of serde.avro(); librdkafka settings)
 OTHER_SETTINGS = {"STREAMLET_SCHEMA_REGISTRY_URL", "STREAMLET_CONFIG"}
-STATIC_MEMBERSHIP = "instance_id" in Config.__dataclass_fields__
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +120,7 @@ def test_the_kubelet_waits_longer_than_the_worker_grace(objects) -> None:
     grace_ms = int(settings(objects)["STREAMLET_SHUTDOWN_GRACE_MS"])
     period_s = one(objects, "StatefulSet")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert period_s * 1000 > grace_ms
-    if STATIC_MEMBERSHIP:  # the setting the worker reads is this one
-        assert Config.__dataclass_fields__["shutdown_grace_ms"].default <= grace_ms
+    assert Config.__dataclass_fields__["shutdown_grace_ms"].default <= grace_ms  # the setting the worker reads
 
 
 def test_the_topology_config_map_is_mounted_where_the_command_runs_it(objects) -> None:
@@ -141,9 +139,6 @@ def test_the_image_is_the_repository_dockerfile_build(objects) -> None:
     assert "RUN pip install --no-cache-dir ." in dockerfile  # installs the `streamlet` command
 
 
-@pytest.mark.xfail(not STATIC_MEMBERSHIP, strict=True, raises=AssertionError,
-                   reason="static membership (instance_id, shutdown_grace_ms: branch static) is not "
-                          "merged yet")
 def test_the_worker_reads_every_setting_given(objects, monkeypatch) -> None:
     given = {k: v for k, v in settings(objects).items() if k.startswith("STREAMLET_")}
     read = {name for name, _ in _ENV.values()} | OTHER_SETTINGS

@@ -121,7 +121,7 @@ def test_not_ready_while_restoring(tmp_path: Path, broker: Any) -> None:
     assert all(code == 503 for code, _ in seen[:-1])
     assert get(port, "/stores/counts/k12345").json()["value"] == 1
     text = get(port, "/metrics").text
-    assert metric(text, "streamlet_restore_records") == metric(text, "streamlet_restore_records_total") > 0
+    assert metric(text, "streamlet_restore_records") == metric(text, "streamlet_restore_records_expected") > 0
     assert w.stop() == 0
 
 

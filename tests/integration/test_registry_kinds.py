@@ -21,7 +21,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError as ClientE
 
 import streamlet as sl
 from streamlet.broker.registry import RegistryServer
-from streamlet.errors import SchemaNotRegisteredError, SchemaRegistryError, UnknownSchemaIdError
+from streamlet.errors import SchemaConflictError, SchemaNotRegisteredError, UnknownSchemaIdError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -104,10 +104,13 @@ def test_an_incompatible_schema_is_refused_under_backward(registry_url: str) -> 
     c.set_compatibility("users-value", "BACKWARD")
     assert c.test_compatibility("users-value", Schema(json.dumps(V2), "AVRO")) is True
     assert c.test_compatibility("users-value", Schema(json.dumps(RETYPED), "AVRO")) is False
-    with pytest.raises(SchemaRegistryError, match="refused registering") as info:
+    # refused (a schema.conflict, the record's problem, not an unreachable registry): the On-Error
+    # Resolve policy reads the latest once and blocks with the diff
+    with pytest.raises(SchemaConflictError, match="refused registering") as info:
         sl.serde.avro(RETYPED, registry=registry_url, auto_register=True).serialize(
             {"id": "u1", "age": "one"}, VALUE)
-    assert type(info.value) is SchemaRegistryError  # refused, not unreachable: the record's problem
+    assert info.value.record_fault and info.value.error_class == "schema.conflict"
+    assert info.value.diff == ["type string -> int at age"]
     assert c.get_versions("users-value") == [1]
 
 
@@ -169,7 +172,9 @@ def test_where_apicurio_differs(registry_kind: str, registry_url: str) -> None:
     except ClientError as exc:
         refused = (exc.http_status_code, exc.error_code)
     if registry_kind == "apicurio":
-        with pytest.raises(SchemaNotRegisteredError):
+        # the look-up by exact text fails (a schema.conflict); the policy reads the latest, which
+        # is RETYPED (Apicurio took it: no compatibility level), and blocks with the diff
+        with pytest.raises(SchemaConflictError, match="type int -> string at age"):
             plain.serialize({"id": "u1", "age": 1}, VALUE)
         assert client(registry_url).register_schema("staff-value", indented) != id1
         assert (info.value.http_status_code, info.value.error_code) == (404, 40401)

@@ -53,6 +53,17 @@ def test_garbage_gets_a_400_and_the_server_goes_on(server: Any) -> None:
     assert httpx.get(f"http://127.0.0.1:{server.port}/ok").status_code == 200
 
 
+def test_head_gets_the_headers_only_and_the_server_goes_on(server: Any) -> None:
+    """A HEAD (uptime checkers, load balancers) once made h11 refuse the body and took the listener
+    down with it: every later probe was refused."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as client:
+        head = client.head("/health")
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == len("HEAD /health []")
+        assert client.get("/health").text == "GET /health []"  # the same kept-alive connection
+    assert httpx.get(f"http://127.0.0.1:{server.port}/after").text == "GET /after []"
+
+
 def test_stop_frees_the_port() -> None:
     side = HttpSide("127.0.0.1", 0, lambda m, p, q: (200, "text/plain", b"")).start()
     port = side.port

@@ -411,14 +411,14 @@ def test_transactional_settings_defaults(tmp_path) -> None:
     release_process_id(str(tmp_path), "orders-app")
     pid = (tmp_path / "orders-app" / "process-id").read_text()
     assert settings == {"transactional.id": f"orders-app-{pid}",
-                        "transaction.timeout.ms": DEFAULT_TRANSACTION_TIMEOUT_MS}
+                        "transaction.timeout.ms": DEFAULT_TRANSACTION_TIMEOUT_MS, "retry.backoff.ms": 10}
     assert DEFAULT_TRANSACTION_TIMEOUT_MS == 10_000
 
 
 def test_transactional_settings_keep_the_users_timeout_and_id(tmp_path) -> None:
     settings = transactional_settings(eos_config(tmp_path, **{"transaction.timeout.ms": 30_000,
-                                                              "transactional.id": "mine"}))
-    assert settings == {"transactional.id": "mine", "transaction.timeout.ms": 30_000}
+                                                              "transactional.id": "mine", "retry.backoff.ms": 50}))
+    assert settings == {"transactional.id": "mine", "transaction.timeout.ms": 30_000, "retry.backoff.ms": 50}
     assert not (tmp_path / "orders-app" / "process-id").exists()
 
 
