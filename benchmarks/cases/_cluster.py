@@ -298,16 +298,20 @@ class OutputWatcher(threading.Thread):
     def longest_gap(self, partitions: int, start: float, end: float) -> tuple[float, int, float]:
         """The longest time between consecutive first sightings on one input partition within
         [start, end]: (seconds, partition, when the gap began)."""
+        gaps = self.gaps(partitions, start, end)
+        return max(gaps.values(), default=(0.0, -1, 0.0))
+
+    def gaps(self, partitions: int, start: float, end: float) -> dict[int, tuple[float, int, float]]:
+        """Per input partition, its longest gap within [start, end]: (seconds, partition, when it began)."""
         per: dict[int, list[float]] = {}
         for s, t in list(self.seen.items()):
-            per.setdefault(s % partitions, []).append(t)
-        best = (0.0, -1, 0.0)
+            if start <= t <= end:
+                per.setdefault(s % partitions, []).append(t)
+        out: dict[int, tuple[float, int, float]] = {}
         for p, times in per.items():
-            times = sorted(t for t in times if start <= t <= end)
-            for a, b in zip(times, times[1:]):
-                if b - a > best[0]:
-                    best = (b - a, p, a)
-        return best
+            times.sort()
+            out[p] = max(((b - a, p, a) for a, b in zip(times, times[1:])), default=(0.0, p, start))
+        return out
 
 
 def stop_all(workers: list[Worker]) -> None:

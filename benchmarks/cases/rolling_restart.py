@@ -6,7 +6,8 @@ counting app (``num_standby_replicas=1``, commit interval 100 ms,
 ``session.timeout.ms=6000``, ``heartbeat.interval.ms=500`` unless
 ``--config`` says otherwise), each with its HTTP side
 (``STREAMLET_APPLICATION_SERVER``) and, when the installed streamlet has
-static membership (``STREAMLET_INSTANCE_ID``), its own instance id. They
+static membership (``STREAMLET_INSTANCE_ID``), its own instance id
+(``BENCH_ROLLING_STATIC=0``: dynamic members all the same). They
 count ``records`` records over ``min(keys, records)`` keys first (the state
 a restarted worker reopens from its kept state directory).
 
@@ -19,6 +20,9 @@ output topic notes when each ``live-<seq>`` is first seen.
 
 * records lost: live records never seen in the output (must be 0; the case
   fails otherwise); duplicates (seen twice) are reported;
+* partitions paused: how many input partitions had a gap of 1 s or more
+  (with static membership each restart should pause only the restarted
+  worker's own partitions);
 * ``seconds``: the longest processing pause — the largest gap between two
   consecutive first sightings of one input partition's records, from the
   first SIGTERM to 3 s after the last restart (at 2,000 records/s over
@@ -48,6 +52,8 @@ DEFAULT_KEYS = 1_000_000
 STANDBYS = 1
 APP, INPUT, OUTPUT = "bench-rolling", "bench-rolling-in", "bench-rolling-out"
 SETTLE_S = 3.0
+#: a partition whose longest gap is this long counts as paused (the normal gap is ~16 ms at 32 partitions)
+PAUSED_S = 1.0
 
 
 def static_membership() -> bool:
@@ -60,7 +66,7 @@ def static_membership() -> bool:
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
     P = opts.partitions
-    static = static_membership()
+    static = static_membership() and os.environ.get("BENCH_ROLLING_STATIC", "1") != "0"
     env = worker_env(opts, STANDBYS)
     directory = tempfile.mkdtemp(prefix="bench-rolling-")
     restarts: list[dict[str, float]] = []
@@ -97,17 +103,19 @@ def run(opts: Options) -> CaseResult:
     if lost:
         raise BenchError(f"{lost} of {produced} live records never reached the output (records lost)")
     pause, partition, at = watcher.longest_gap(P, began, ended)
+    paused = sum(1 for g, _, _ in watcher.gaps(P, began, ended).values() if g >= PAUSED_S)
     phase_s = ended - began
     processed_rps = sum(1 for t in watcher.seen.values() if began <= t <= ended) / phase_s
     during = next((i for i, r in enumerate(restarts) if r["term"] - 0.5 <= at <= r["ready"] + SETTLE_S), None)
     details = [("state", f"{opts.records:,} records, {min(opts.keys, opts.records):,} keys, {P} partitions, "
                          f"3 workers, {STANDBYS} standby"),
                ("session.timeout.ms / static membership", f"{session_seconds(opts) * 1000:.0f} / "
-                                                          f"{'yes' if static else 'no (not in this streamlet)'}"),
+                                                          f"{'yes' if static else 'no'}"),
                ("steady load", f"{RATE:,} records/s, {produced:,} live records"),
                ("records lost", "0"), ("duplicates", f"{watcher.duplicates:,}"),
                ("longest pause (one partition)", f"{pause:.2f} s (partition {partition}"
                                                  + (f", during restart {during + 1})" if during is not None else ")")),
+               (f"partitions paused ≥ {PAUSED_S:.0f} s", f"{paused} of {P}"),
                ("restart phase", f"{phase_s:.1f} s, {seq1 - seq0:,} records offered, {processed_rps:,.0f} rec/s "
                                  "processed")]
     for i, r in enumerate(restarts):
@@ -119,7 +127,8 @@ def run(opts: Options) -> CaseResult:
         case="rolling-restart", records=opts.records, streamlet_rps=processed_rps, baseline=BASELINE,
         baseline_rps=float(RATE), peak_rss_mb=max(w.peak_rss_mb for w in workers), seconds=pause, details=details,
         extra={"partitions": P, "keys": min(opts.keys, opts.records), "records_lost": 0,
-               "duplicates": watcher.duplicates, "longest_pause_s": round(pause, 3), "live_records": produced,
+               "duplicates": watcher.duplicates, "longest_pause_s": round(pause, 3),
+               "paused_partitions": paused, "live_records": produced,
                "baseline_seconds": round(phase_s, 1), "restart_phase_s": round(phase_s, 1),
                "static_membership": static, "session_timeout_ms": int(session_seconds(opts) * 1000),
                "restarts": [{k: round(v - r["term"], 3) for k, v in r.items() if k != "term"} for r in restarts],

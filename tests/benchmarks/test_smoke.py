@@ -125,6 +125,7 @@ def _check_failover(result: dict) -> None:
 def _check_rolling(result: dict) -> None:
     assert result["records_lost"] == 0 and result["live_records"] > 0, result
     assert len(result["restarts"]) == 3 and result["longest_pause_s"] == result["seconds"] > 0, result
+    assert 0 <= result["paused_partitions"] <= result["partitions"] == 4, result
 
 
 @pytest.mark.integration
