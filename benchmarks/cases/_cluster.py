@@ -314,6 +314,20 @@ class OutputWatcher(threading.Thread):
         return out
 
 
+    def pauses(self, partitions: int, start: float, end: float, at_least: float) -> list[tuple[int, float, float]]:
+        """Every gap of ``at_least`` seconds or more between consecutive first sightings on one input
+        partition within [start, end]: (partition, when it began, seconds)."""
+        per: dict[int, list[float]] = {}
+        for s, t in list(self.seen.items()):
+            if start <= t <= end:
+                per.setdefault(s % partitions, []).append(t)
+        out = []
+        for p, times in per.items():
+            times.sort()
+            out += [(p, a, b - a) for a, b in zip(times, times[1:]) if b - a >= at_least]
+        return out
+
+
 def stop_all(workers: list[Worker]) -> None:
     for w in workers:
         if w.alive():

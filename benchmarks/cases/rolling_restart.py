@@ -20,9 +20,10 @@ output topic notes when each ``live-<seq>`` is first seen.
 
 * records lost: live records never seen in the output (must be 0; the case
   fails otherwise); duplicates (seen twice) are reported;
-* partitions paused: how many input partitions had a gap of 1 s or more
-  (with static membership each restart should pause only the restarted
-  worker's own partitions);
+* partitions paused: how many input partitions had a gap of 1 s or more, and
+  per restart how many of those began between its SIGTERM and the next
+  restart, and how many of them the restarted worker did not own (with
+  static membership: none, the others keep their partitions);
 * ``seconds``: the longest processing pause — the largest gap between two
   consecutive first sightings of one input partition's records, from the
   first SIGTERM to 3 s after the last restart (at 2,000 records/s over
@@ -41,6 +42,7 @@ import shutil
 import signal
 import tempfile
 import time
+from typing import Any
 
 from benchmarks.cases import CaseResult, Options
 from benchmarks.cases._cluster import OutputWatcher, SteadyLoad, Worker, stop_all, wait_until
@@ -103,7 +105,12 @@ def run(opts: Options) -> CaseResult:
     if lost:
         raise BenchError(f"{lost} of {produced} live records never reached the output (records lost)")
     pause, partition, at = watcher.longest_gap(P, began, ended)
-    paused = sum(1 for g, _, _ in watcher.gaps(P, began, ended).values() if g >= PAUSED_S)
+    pauses = watcher.pauses(P, began, ended, PAUSED_S)
+    paused = len({p for p, _, _ in pauses})
+    for i, r in enumerate(restarts):  # the pauses that began between this restart's SIGTERM and the next
+        until = restarts[i + 1]["term"] if i + 1 < len(restarts) else ended
+        hit = {p for p, t, _ in pauses if r["term"] - 0.5 <= t < until}
+        r["paused"], r["paused_others"] = len(hit), len(hit - r.pop("owned"))  # type: ignore[arg-type]
     phase_s = ended - began
     processed_rps = sum(1 for t in watcher.seen.values() if began <= t <= ended) / phase_s
     during = next((i for i, r in enumerate(restarts) if r["term"] - 0.5 <= at <= r["ready"] + SETTLE_S), None)
@@ -121,6 +128,8 @@ def run(opts: Options) -> CaseResult:
     for i, r in enumerate(restarts):
         details.append((f"restart {i + 1}: SIGTERM → exit / → ready", f"{r['exit'] - r['term']:.2f} s / "
                                                                        f"{r['ready'] - r['term']:.2f} s"))
+        details.append((f"restart {i + 1}: partitions paused ≥ {PAUSED_S:.0f} s",
+                        f"{r['paused']} ({r['paused_others']} not the restarted worker's)"))
     if opts.broker == "embedded":
         details.append(("note", "embedded broker: the mock's group coordinator, not Kafka's; use --broker kafka"))
     return CaseResult(
@@ -131,13 +140,15 @@ def run(opts: Options) -> CaseResult:
                "paused_partitions": paused, "live_records": produced,
                "baseline_seconds": round(phase_s, 1), "restart_phase_s": round(phase_s, 1),
                "static_membership": static, "session_timeout_ms": int(session_seconds(opts) * 1000),
-               "restarts": [{k: round(v - r["term"], 3) for k, v in r.items() if k != "term"} for r in restarts],
+               "restarts": [{"exit": round(r["exit"] - r["term"], 3), "ready": round(r["ready"] - r["term"], 3),
+                             "paused": r["paused"], "paused_others": r["paused_others"]} for r in restarts],
                "total_seconds": round(time.perf_counter() - t_start, 1)},
     )
 
 
-def _restart(w: Worker, workers: list[Worker]) -> dict[str, float]:
+def _restart(w: Worker, workers: list[Worker]) -> dict[str, Any]:
     """SIGTERM ``w``, wait for its exit, start it again, wait for ``/ready``; the moments (epoch seconds)."""
+    owned = w.owned(INPUT)
     term = time.time()
     code = w.stop(signal.SIGTERM, 60)
     exited = time.time()
@@ -145,4 +156,4 @@ def _restart(w: Worker, workers: list[Worker]) -> dict[str, float]:
         raise BenchError(f"worker {w.name} exited {code} after SIGTERM\n{w.tail()}")
     w.start()
     wait_until(w.ready, 120, f"{w.name} to answer /ready after its restart", workers, interval=0.05)
-    return {"term": term, "exit": exited, "ready": time.time()}
+    return {"term": term, "exit": exited, "ready": time.time(), "owned": owned}  # type: ignore[dict-item]
