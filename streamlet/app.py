@@ -168,16 +168,14 @@ class App:
         ``view[key]``, ``view.get(key)``, ``view.items()``, ``len(view)``; values as users see them
         (an aggregation's row, a table's value). A global table's store holds every partition.
         """
-        from streamlet.runtime.store_view import GlobalStoreView, view_of
+        from streamlet.runtime.store_view import store_view
 
         topo = self.topology
         if name not in topo.stores and name not in topo.global_stores:
             raise KeyError(f"no store named {name!r}; stores: {sorted([*topo.stores, *topo.global_stores])}")
         if self._runner is None or self._runner.tasks is None:
             raise _config.ConfigError("app.store() reads the stores of a running app: call it while app.run() runs")
-        if name in topo.global_stores:
-            return GlobalStoreView(topo.global_stores[name], self._runner.global_stores)
-        return view_of(topo.stores[name], self._runner.tasks)
+        return store_view(topo, name, self._runner.tasks, self._runner.global_stores)
 
     def metrics(self) -> dict[str, int]:
         """Counters of the running (or last) run, Prometheus-style: ``input_truncated_records``,

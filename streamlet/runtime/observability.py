@@ -20,7 +20,7 @@ from streamlet.partitioner import murmur2_partition
 from streamlet.runtime.http_routes import Routes
 from streamlet.runtime.http_side import HttpSide
 from streamlet.runtime.prometheus import counter_samples, render
-from streamlet.runtime.store_view import GlobalStoreView, view_of
+from streamlet.runtime.store_view import store_view
 
 log = logging.getLogger("streamlet.http")
 
@@ -127,11 +127,9 @@ class Observability:
 
     def store(self, name: str) -> Any:
         runner, topology = self.runner, self.runner.app.topology
-        if name in topology.global_stores:
-            return GlobalStoreView(topology.global_stores[name], runner.global_stores)
-        if runner.tasks is None:
+        if runner.tasks is None and name not in topology.global_stores:
             raise RuntimeError("no tasks yet")
-        return view_of(topology.stores[name], runner.tasks)
+        return store_view(topology, name, runner.tasks, runner.global_stores)
 
     def metrics_text(self) -> str:
         runner = self.runner

@@ -210,6 +210,14 @@ def view_of(spec: StoreSpec, tasks: Any) -> StoreView:
     return StoreView(spec, tasks)
 
 
+def store_view(topology: Any, name: str, tasks: Any, global_caches: dict[str, Any]) -> StoreView:
+    """The read-only view of store ``name`` of a running worker (``app.store``, the HTTP side): a global
+    table's over every partition, else over the tasks of this process (``tasks``, not None)."""
+    if name in topology.global_stores:
+        return GlobalStoreView(topology.global_stores[name], global_caches)
+    return view_of(topology.stores[name], tasks)
+
+
 class GlobalStoreView(StoreView):
     """The same view over a global table's store: every partition of its topic, in this process."""
 
