@@ -51,6 +51,11 @@ class App:
     restarted within ``session.timeout.ms`` (45 s) gets its partitions back without a rebalance.
     ``shutdown_grace_ms`` (``STREAMLET_SHUTDOWN_GRACE_MS``, default 25,000) — after SIGTERM, how
     long commit, flush and leaving may take before the process exits non-zero. See docs/failover.md.
+    ``task_assignor`` (``STREAMLET_TASK_ASSIGNOR``, default ``"group"``) — ``"streamlet"`` places tasks
+    with streamlet's own assignor (Kafka Streams' KIP-441): a task stays on or goes to a worker whose
+    copy of its stores is caught up (``acceptable_recovery_lag``), a new worker warms copies up
+    (``max_warmup_replicas``) and takes tasks over once they caught up, checked every
+    ``probing_rebalance_interval_ms``. Every worker of an application uses the same assignor.
     """
 
     def __init__(self, application_id: str, brokers: str | None = None, state_dir: str | None = None,
@@ -62,7 +67,10 @@ class App:
                  on_partition_mismatch: str | None = None,
                  repartition_purge_interval_ms: int | None = None, late_records: str | None = None,
                  application_server: str | None = None, num_standby_replicas: int | None = None,
-                 instance_id: str | None = None, shutdown_grace_ms: int | None = None) -> None:
+                 instance_id: str | None = None, shutdown_grace_ms: int | None = None,
+                 task_assignor: str | None = None, acceptable_recovery_lag: int | None = None,
+                 max_warmup_replicas: int | None = None,
+                 probing_rebalance_interval_ms: int | None = None) -> None:
         self.config = _config.resolve(
             application_id, brokers=brokers, state_dir=state_dir, guarantee=guarantee,
             commit_interval_ms=commit_interval_ms, on_error=on_error,
@@ -71,7 +79,9 @@ class App:
             on_input_truncated=on_input_truncated, on_partition_mismatch=on_partition_mismatch,
             late_records=late_records, application_server=application_server,
             num_standby_replicas=num_standby_replicas, instance_id=instance_id,
-            shutdown_grace_ms=shutdown_grace_ms,
+            shutdown_grace_ms=shutdown_grace_ms, task_assignor=task_assignor,
+            acceptable_recovery_lag=acceptable_recovery_lag, max_warmup_replicas=max_warmup_replicas,
+            probing_rebalance_interval_ms=probing_rebalance_interval_ms,
             repartition_purge_interval_ms=repartition_purge_interval_ms,
         )
         self.application_id = application_id

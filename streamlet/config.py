@@ -58,6 +58,15 @@ class Config:
     #: after SIGTERM / SIGINT: how long commit, flush and leaving the group may take before the
     #: process exits non-zero without committing more (keep it below terminationGracePeriodSeconds)
     shutdown_grace_ms: int = 25_000
+    #: who places tasks: ``"group"`` (librdkafka's cooperative-sticky assignor) or ``"streamlet"``
+    #: (streamlet's own, Kafka Streams' KIP-441: actives to caught-up copies, warm-ups, probing)
+    task_assignor: str = "group"
+    #: task_assignor="streamlet": a copy within this many changelog records counts as caught up
+    acceptable_recovery_lag: int = 10_000
+    #: task_assignor="streamlet": warm-up copies placed at once
+    max_warmup_replicas: int = 2
+    #: task_assignor="streamlet": while warm-ups exist, how often the group is asked to re-place
+    probing_rebalance_interval_ms: int = 60_000
 
     @property
     def embedded(self) -> bool:
@@ -85,6 +94,10 @@ _ENV = {
     "num_standby_replicas": ("STREAMLET_NUM_STANDBY_REPLICAS", int),
     "instance_id": ("STREAMLET_INSTANCE_ID", str),
     "shutdown_grace_ms": ("STREAMLET_SHUTDOWN_GRACE_MS", int),
+    "task_assignor": ("STREAMLET_TASK_ASSIGNOR", str),
+    "acceptable_recovery_lag": ("STREAMLET_ACCEPTABLE_RECOVERY_LAG", int),
+    "max_warmup_replicas": ("STREAMLET_MAX_WARMUP_REPLICAS", int),
+    "probing_rebalance_interval_ms": ("STREAMLET_PROBING_REBALANCE_INTERVAL_MS", int),
 }
 
 
@@ -195,6 +208,15 @@ def check(config: Config) -> None:
         raise ConfigError(f"num_standby_replicas={config.num_standby_replicas!r} must be an int >= 0 (warm "
                           "copies of each task's stores on other workers; App(num_standby_replicas=...) or "
                           "STREAMLET_NUM_STANDBY_REPLICAS)")
+    if config.task_assignor not in ("group", "streamlet"):
+        raise ConfigError(f"task_assignor={config.task_assignor!r} must be 'group' (librdkafka's cooperative-sticky "
+                          "assignor) or 'streamlet' (tasks to caught-up workers, warm-ups; docs/architecture.md) "
+                          "(App(task_assignor=...) or STREAMLET_TASK_ASSIGNOR); every worker of an application "
+                          "must use the same")
+    for name in ("acceptable_recovery_lag", "max_warmup_replicas", "probing_rebalance_interval_ms"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name.startswith("probing") else 0):
+            raise ConfigError(f"{name}={value!r} must be an int >= {1 if name.startswith('probing') else 0}")
     if not isinstance(config.shutdown_grace_ms, int) or config.shutdown_grace_ms <= 0:
         raise ConfigError(f"shutdown_grace_ms={config.shutdown_grace_ms!r} must be a positive int (milliseconds "
                           "that commit, flush and leaving the group may take after SIGTERM)")

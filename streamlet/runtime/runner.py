@@ -28,6 +28,7 @@ from streamlet.runtime.clients import (
     with_client_logger,
 )
 from streamlet.runtime import stream_time
+from streamlet.runtime.assigned_consumer import assigned_consumer
 from streamlet.runtime.checkpoint import AtLeastOnceCheckpoint, Checkpoint
 from streamlet.runtime.committer import Committer
 from streamlet.runtime.error_policy import ErrorPolicy
@@ -116,11 +117,12 @@ class Runner(RebalanceCallbacks):
     def _connect(self, directory: Any) -> None:
         """Topics, clients, the task manager and the state manager; subscribe."""
         cfg, topology = self.config, self.app.topology
+        streamlet_assigns = cfg.task_assignor == "streamlet"
         embedded = self.app.embedded_broker() if cfg.embedded else None
         admin = connect(cfg.brokers if not embedded else embedded.bootstrap_servers,
                         with_client_logger(cfg.client_config), embedded)
         partitions = prepare_topics(topology, admin, cfg)
-        if (cfg.num_standby_replicas or cfg.application_server) and topology.stores:
+        if (cfg.num_standby_replicas or cfg.application_server) and topology.stores or streamlet_assigns:
             prepare_standby_topic(admin, cfg)  # also where workers find each other's HTTP side
         bootstrap = admin.bootstrap_servers
         admin.close()
@@ -144,6 +146,8 @@ class Runner(RebalanceCallbacks):
         consumer_settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error, **observed},
                                             mock_broker, together)
         self.consumer = make_consumer(consumer_settings)
+        if streamlet_assigns:
+            self.consumer = assigned_consumer(self.consumer, cfg, bootstrap, topology, partitions, mock_broker)
         membership.describe(cfg, consumer_settings)
         committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms, lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
@@ -178,8 +182,11 @@ class Runner(RebalanceCallbacks):
                                             self._process, lambda: self.app.stopping,
                                             cfg.client_config.get("auto.offset.reset", "earliest"))
             state.prepare(topology.stores, partitions)
-            if cfg.num_standby_replicas or cfg.application_server:
-                self.standbys = StandbyTasks(cfg, bootstrap, topology, partitions, self.metrics)
+            if cfg.num_standby_replicas or cfg.application_server or streamlet_assigns:
+                self.standbys = StandbyTasks(cfg, bootstrap, topology, partitions, self.metrics,
+                                             getattr(self.consumer, "worker_id", None))
+                if streamlet_assigns:
+                    self.consumer.attach_standbys(self.standbys)
             if self.http is not None:
                 self.http.members(self.standbys, partitions)
         load_compilers()

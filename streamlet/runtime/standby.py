@@ -118,6 +118,9 @@ class StandbyTasks:
         #: the tasks this worker runs (active or restoring) and their active stores' checkpoints
         self._local: frozenset[str] = frozenset()
         self._local_offsets: dict[str, int] = {}
+        #: task_assignor="streamlet": the standby and warm-up tasks the group's assignment gave this
+        #: worker (None: placed here by place_standbys)
+        self.assigned: frozenset[str] | None = None
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._next_update = 0.0
@@ -144,6 +147,9 @@ class StandbyTasks:
                         total += bottom_of(cache).offsets().get(spec.changelog, 0)
                 offsets[task.task_id] = total
         with self._lock:
+            for task_id, offset in self._local_offsets.items():
+                if task_id not in offsets:  # no longer active here: its state directory stays
+                    self._kept[task_id] = offset
             self._local = frozenset(local)
             self._local_offsets = offsets
 
@@ -156,6 +162,18 @@ class StandbyTasks:
                 standby = self.standbys.get(task_id)
                 if standby is not None:
                     self._drop(standby, "its partition is assigned to this worker: handed over to the active task")
+
+    def assign(self, task_ids: frozenset[str]) -> None:
+        """task_assignor="streamlet": keep standbys of exactly these tasks (standbys and warm-ups of
+        the group's assignment), from the next placement round."""
+        with self._lock:
+            self.assigned = frozenset(t for t in task_ids if t in self.specs)
+
+    def task_offsets(self) -> dict[str, int]:
+        """Per task whose stores this worker holds (active, standby or kept on disk): the sum of their
+        changelog checkpoints, as sent with a join for streamlet's assignor."""
+        with self._lock:
+            return dict(self._mine().offsets)
 
     def server_of(self, task_id: str) -> str | None:
         """The HTTP side of the other worker that runs ``task_id`` (``None``: none known)."""
@@ -216,7 +234,10 @@ class StandbyTasks:
     def _place(self) -> None:
         with self._lock:
             workers = self.view.live(self._mine())
-            wanted = place_standbys(sorted(self.specs), workers, self.replicas)[self.me] - self._local
+            if self.assigned is not None:
+                wanted = self.assigned - self._local
+            else:
+                wanted = place_standbys(sorted(self.specs), workers, self.replicas)[self.me] - self._local
             for task_id in sorted(set(self.standbys) - wanted):
                 self._drop(self.standbys[task_id], "placed on another worker")
             for task_id in sorted(wanted - set(self.standbys)):

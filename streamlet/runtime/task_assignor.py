@@ -75,7 +75,8 @@ def assign_tasks(tasks: Iterable[str], members: Mapping[str, MemberState], repli
         return math.inf if have is None else best[task] - have
 
     def caught_up(worker: str, task: str) -> bool:
-        return lag(worker, task) <= acceptable_lag
+        # a task no worker holds state of (stateless, or new) has nothing to catch up on
+        return best[task] < 0 or lag(worker, task) <= acceptable_lag
 
     active: dict[str, set[str]] = {w: set() for w in workers}
     owner: dict[str, str] = {}
