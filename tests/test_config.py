@@ -54,3 +54,20 @@ def test_num_standby_replicas_defaults_to_none_and_refuses_negatives(monkeypatch
     monkeypatch.delenv("STREAMLET_NUM_STANDBY_REPLICAS")
     with pytest.raises(ConfigError, match="num_standby_replicas"):
         sl.App("app", num_standby_replicas=-1)
+
+
+def test_task_assignor_is_group_or_streamlet(monkeypatch) -> None:
+    assert sl.App("app").config.task_assignor == "group"
+    assert sl.App("app", task_assignor="streamlet").config.task_assignor == "streamlet"
+    monkeypatch.setenv("STREAMLET_TASK_ASSIGNOR", "streamlet")
+    monkeypatch.setenv("STREAMLET_PROBING_REBALANCE_INTERVAL_MS", "5000")
+    cfg = sl.App("app").config
+    assert (cfg.task_assignor, cfg.probing_rebalance_interval_ms) == ("streamlet", 5000)
+    monkeypatch.delenv("STREAMLET_TASK_ASSIGNOR")
+    monkeypatch.delenv("STREAMLET_PROBING_REBALANCE_INTERVAL_MS")  # the environment wins over App(...)
+    with pytest.raises(ConfigError, match="task_assignor='sticky' must be 'group'.*or 'streamlet'"):
+        sl.App("app", task_assignor="sticky")
+    with pytest.raises(ConfigError, match="max_warmup_replicas=-1 must be an int >= 0"):
+        sl.App("app", max_warmup_replicas=-1)
+    with pytest.raises(ConfigError, match="probing_rebalance_interval_ms=0 must be an int >= 1"):
+        sl.App("app", probing_rebalance_interval_ms=0)

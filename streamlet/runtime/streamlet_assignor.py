@@ -69,7 +69,7 @@ def plan(members: dict[str, bytes], tasks: list[str], replicas: int, acceptable_
     """The leader's step: member id → join bytes in, member id → assignment bytes out."""
     joins = {m: JoinInfo.decode(data) for m, data in members.items()}
     by_worker: dict[str, str] = {}
-    for m in sorted(joins):  # a worker joined twice (a restart not yet expired): the newest id wins
+    for m in sorted(joins):  # two members with one worker id (never expected): the same one on every leader
         by_worker[joins[m].worker] = m
     # who runs each task now: the claim from the latest generation wins (a member that was dropped
     # from the group and came back may still claim tasks given away meanwhile)
@@ -88,5 +88,5 @@ def plan(members: dict[str, bytes], tasks: list[str], replicas: int, acceptable_
         out[m] = Assignment(frozenset(result.active[worker] - held_back), frozenset(result.standby[worker]),
                             frozenset(result.warmup[worker]), result.probe, bool(held_back)).encode()
     for m in joins:
-        out.setdefault(m, Assignment().encode())  # an older id of a restarted worker: nothing
+        out.setdefault(m, Assignment().encode())  # the other member of a doubled worker id: nothing
     return out
