@@ -277,7 +277,7 @@ class Worker:
         """The partitions this worker owns now, replayed from its assigned / revoked / lost log lines."""
         owned: set[str] = set()
         for event, parts in OWNERSHIP.findall(self.text()):
-            names = {p.strip() for p in parts.split(",") if "[" in p}
+            names = set(re.findall(r"[\w.-]+\[\d+\]", parts))  # "lost a[1], a[2] (another member ...)"
             if event == "assigned":
                 owned |= names
             else:

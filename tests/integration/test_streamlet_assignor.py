@@ -16,9 +16,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 
-from tests.integration.kafka_io import end_offsets, latest_per_key, produce, wait_committed
+from tests.integration.kafka_io import end_offsets, latest_per_key, produce, read_committed, wait_committed
 from tests.integration.procs import BROKERS, Worker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -94,10 +95,13 @@ def test_a_new_worker_warms_up_before_it_takes_tasks_over(tmp_path: Path, broker
     assert latest_per_key(broker.bootstrap, "counts", PARTITIONS) == dict(Counter(k for k, _ in events + more))
 
 
-def test_a_dead_workers_tasks_go_to_their_standbys(tmp_path: Path, broker, report) -> None:
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_a_dead_workers_tasks_go_to_their_standbys(tmp_path: Path, broker, report, guarantee: str) -> None:
+    if guarantee == "exactly_once" and broker.kind == "mock":
+        pytest.skip("the embedded broker refuses exactly-once at start (tests/integration/test_exactly_once.py)")
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent(SCRIPT))
-    env = {**ENV, "STREAMLET_NUM_STANDBY_REPLICAS": "1"}
+    env = {**ENV, "STREAMLET_NUM_STANDBY_REPLICAS": "1", "STREAMLET_GUARANTEE": guarantee}
     workers = [Worker(tmp_path, script, broker.bootstrap, tmp_path / f"state-{n}", n, env) for n in "abc"]
     wait_until(lambda: all(partitions_of(w) for w in workers)
                and sum(len(partitions_of(w)) for w in workers) == PARTITIONS, 120, "every worker to run tasks",
@@ -117,11 +121,59 @@ def test_a_dead_workers_tasks_go_to_their_standbys(tmp_path: Path, broker, repor
     killed = time.monotonic()
     wait_until(lambda: set().union(*(partitions_of(w) for w in survivors)) == set(range(PARTITIONS)), 120,
                "the survivors to run every task", workers=survivors)
-    report(f"{broker.kind}: {sorted(lost)} running again {time.monotonic() - killed:.1f} s after the SIGKILL")
+    report(f"{broker.kind}, {guarantee}: {sorted(lost)} running again {time.monotonic() - killed:.1f} s after the SIGKILL")
     taken = sum(n for w in survivors for p, n in restores(w)[before[w.name]:] if p in lost)
     full = sum(ends[p] for p in lost)
     assert taken <= full // 100, f"the survivors restored {taken} of {full} changelog records of {sorted(lost)}"
 
     wait_committed(broker.bootstrap, APP, "events", PARTITIONS, 120, survivors)
     assert [w.stop() for w in survivors] == [0, 0]
-    assert latest_per_key(broker.bootstrap, "counts", PARTITIONS) == dict(Counter(k for k, _ in events))
+    expected = dict(Counter(k for k, _ in events))
+    if guarantee == "exactly_once":  # every count once, in committed transactions only
+        outputs = read_committed(broker.bootstrap, "counts", PARTITIONS)
+        got = {m.key().decode(): orjson.loads(m.value()) for m in outputs}
+        assert got == expected
+        # nothing counted twice: per key, the committed outputs are 1, 2, ... with no repeat
+        seen = Counter(m.key().decode() for m in outputs)
+        assert seen == Counter(expected), "a count was output twice: the dead worker's work was committed twice"
+    else:
+        assert latest_per_key(broker.bootstrap, "counts", PARTITIONS) == expected
+
+
+@pytest.mark.kafka_only
+def test_a_worker_dropped_from_the_group_commits_nothing_under_exactly_once(tmp_path: Path, broker, report) -> None:
+    """SIGSTOP one of two workers past the session timeout while records flow: the other takes its
+    tasks; SIGCONT: the stopped one's open transaction must not commit (its generation is stale), so
+    every count is output exactly once (only Kafka checks the generation on transactional commits)."""
+    if broker.kind != "kafka":
+        pytest.skip("only Kafka checks the group generation of transactional offset commits")
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    env = {**ENV, "STREAMLET_NUM_STANDBY_REPLICAS": "1", "STREAMLET_GUARANTEE": "exactly_once",
+           "STREAMLET_COMMIT_INTERVAL_MS": "1000"}
+    a = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state-a", "a", env)
+    z = Worker(tmp_path, script, broker.bootstrap, tmp_path / "state-z", "z", env)
+    workers = [a, z]
+    wait_until(lambda: partitions_of(a) and partitions_of(z), 120, "both workers to run tasks", workers=workers)
+    first = [(f"k{i % 2_000}", {"i": i}) for i in range(20_000)]
+    produce(broker.bootstrap, "events", first)
+    wait_committed(broker.bootstrap, APP, "events", PARTITIONS, 120, workers)
+    # z is frozen with records fetched and an open transaction, then dropped by the group
+    produce(broker.bootstrap, "events", [(f"k{i % 2_000}", {"i": i}) for i in range(20_000, 24_000)])
+    time.sleep(0.3)
+    z.proc.send_signal(signal.SIGSTOP)
+    wait_until(lambda: len(partitions_of(a)) == PARTITIONS, 60, "a to take z's tasks", workers=[a])
+    produce(broker.bootstrap, "events", [(f"k{i % 2_000}", {"i": i}) for i in range(24_000, 30_000)])
+    z.proc.send_signal(signal.SIGCONT)
+    time.sleep(5)  # z wakes up, tries to commit what it had, learns it was dropped
+    wait_committed(broker.bootstrap, APP, "events", PARTITIONS, 120, workers)
+    wait_until(lambda: sum(len(partitions_of(w)) for w in workers) == PARTITIONS, 60,
+               "the tasks to be spread again", workers=workers)
+    report(f"kafka: z after the freeze: {'dropped from group' in z.text()} (log), runs {sorted(partitions_of(z))}")
+    assert [w.stop() for w in workers] == [0, 0]
+    outputs = read_committed(broker.bootstrap, "counts", PARTITIONS)
+    per_key = Counter(m.key().decode() for m in outputs)
+    expected = Counter(f"k{i % 2_000}" for i in range(30_000))
+    assert per_key == expected, "some count was output twice (or missed) after the frozen worker woke up"
+    final = {m.key().decode(): orjson.loads(m.value()) for m in outputs}
+    assert final == dict(expected)
