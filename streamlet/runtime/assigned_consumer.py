@@ -191,6 +191,8 @@ def assigned_consumer(consumer: Any, config: Any, bootstrap: str, topology: Any,
     return AssignedConsumer(consumer, config=config, bootstrap=bootstrap,
                             membership_topic=standby_topic(config.application_id),
                             tasks=task_partitions(topology, partitions),
-                            worker_id=config.instance_id or new_worker_id(),
+                            # per process, even for a static member: a restarted worker and the member it
+                            # replaces may both be in one join (brokers without KIP-345)
+                            worker_id=new_worker_id(),
                             # librdkafka's mock refuses a follower's SyncGroup that comes after the leader's
                             leader_delay_s=0.3 if mock_broker else 0.0)

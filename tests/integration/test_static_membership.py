@@ -183,3 +183,11 @@ def test_a_shutdown_past_its_grace_exits_124_without_committing(tmp_path: Path, 
     assert code == 124, w.tail()
     assert "did not finish within shutdown_grace_ms=2000" in w.text()
     assert committed(broker.bootstrap, "static-app", "orders", 1) == {0: 10}
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_static_membership_with_streamlets_assignor(tmp_path: Path, broker, report, monkeypatch,
+                                                    stop_signal: int) -> None:
+    """task_assignor="streamlet" (the membership through aiokafka) keeps a static member's place too."""
+    monkeypatch.setenv("STREAMLET_TASK_ASSIGNOR", "streamlet")  # the workers inherit the environment
+    _restart_keeps_assignment(tmp_path, broker, stop_signal, report, broker.kind)
