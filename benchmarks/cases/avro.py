@@ -49,17 +49,8 @@ from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
 from benchmarks.cases._common import Window, read_topic, run_app_until
-from benchmarks.cases._filter import (
-    INPUT,
-    RAW_LOOP,
-    THRESHOLD,
-    filter_result,
-    measure_filter,
-    orders,
-    output_topics,
-    plain,
-    raw_loop,
-)
+from benchmarks.cases._filter import (INPUT, RAW_LOOP, THRESHOLD, filter_result, measure_filter, orders,
+    output_topics, plain, raw_loop)
 from benchmarks.harness import BenchError, check_fits, err_console, load, open_broker, side_entry
 
 BASELINE = RAW_LOOP

@@ -35,16 +35,8 @@ from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
 from benchmarks.cases._common import Window, run_app_until, with_kafka_streams
-from benchmarks.cases._filter import (
-    INPUT,
-    RAW_LOOP,
-    filter_result,
-    measure_filter,
-    orders,
-    output_topics,
-    plain,
-    raw_loop,
-)
+from benchmarks.cases._filter import (INPUT, RAW_LOOP, filter_result, measure_filter, orders, output_topics, plain,
+    raw_loop)
 from benchmarks.harness import open_broker, check_fits, err_console, load, side_entry
 
 BASELINE = RAW_LOOP
