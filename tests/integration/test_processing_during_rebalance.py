@@ -9,9 +9,9 @@ after every member of the group has rejoined. The record loop stood still for th
 The test holds a rebalance open for tens of seconds: a plain consumer of the same group (subscribed
 to another topic, so the worker keeps every partition of its own) is stopped with SIGSTOP, and a new
 member joins; the coordinator then waits for the stopped member until its session times out. While
-the group is still rebalancing, two waves of records are produced one after the other, and each must
-reach the output: the first wave is processed and committed (the commit waits behind the JoinGroup),
-the second is processed only if that commit does not hold the record loop.
+the group is still rebalancing, three waves of records are produced one after the other, and each must
+reach the output: a wave is processed and committed (the commit waits behind the JoinGroup), and the
+next one is processed only if that commit does not hold the record loop.
 """
 
 from __future__ import annotations
@@ -104,7 +104,9 @@ def test_a_worker_keeps_processing_its_partitions_while_the_group_rebalances(tmp
         member("joining")  # a new member: the group rebalances
         wait_until(lambda: _group_state(admin) == ConsumerGroupState.PREPARING_REBALANCING, 60,
                    "the group to rebalance", workers=[worker])
-        for first in (1000, 2000):  # one wave after the other, while the rebalance is held open
+        # one wave after the other while the rebalance is held open: the worker learns of it at its next
+        # heartbeat, then its JoinGroup waits, and with it (before the fix) the commit after a wave
+        for first in (1000, 2000, 3000):
             wave = set(range(first, first + 100))
             produce(broker.bootstrap, "orders", [(f"k{i}", {"i": i}) for i in wave])
             wait_until(lambda: _echoed(broker.bootstrap) >= wave, 40,
