@@ -187,8 +187,9 @@ def kafka_streams_extra(runs: dict[str, list[SideResult]]) -> dict[str, Any]:
 
 def measure(case: str, sides: dict[str, str], repeat: int, make_params: Callable[[str, int], dict[str, Any]],
             profile_dir: str | None, check: Callable[[str, int, SideResult], None] | None = None,
-            unit: str = "records/s") -> dict[str, list[SideResult]]:
-    """Each side ``repeat`` times in rotating order; ``check(side, run, result)`` after each run."""
+            unit: str = "records/s", width: int = 34) -> dict[str, list[SideResult]]:
+    """Each side ``repeat`` times in rotating order; ``check(side, run, result)`` after each run;
+    a progress line per run (side labels padded to ``width``)."""
     runs: dict[str, list[SideResult]] = {side: [] for side in sides}
     order = list(sides)
     for r in range(repeat):
@@ -199,7 +200,7 @@ def measure(case: str, sides: dict[str, str], repeat: int, make_params: Callable
             if check is not None:
                 check(side, r, res)
             runs[side].append(res)
-            err_console.print(f"  run {r + 1}/{repeat} {sides[side]:<34} {res.rps:>10,.0f} {unit} "
+            err_console.print(f"  run {r + 1}/{repeat} {sides[side]:<{width}} {res.rps:>10,.0f} {unit} "
                               f"({res.seconds:.2f} s, peak RSS {res.peak_rss_mb:.0f} MB)")
     return runs
 

@@ -43,30 +43,17 @@ application (``tools/kstreams-bench``) has no Avro twin of this case.
 from __future__ import annotations
 
 import io
-import random
-import statistics
 import struct
 import time
 from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._common import Window, raw_clients, read_topic, run_app_until, run_one
-from benchmarks.harness import (
-    BenchError,
-    SideResult,
-    check_fits,
-    err_console,
-    load,
-    open_broker,
-    side_entry,
-    tune_gc,
-)
+from benchmarks.cases._common import Window, read_topic, run_app_until
+from benchmarks.cases._filter import (INPUT, RAW_LOOP, THRESHOLD, filter_result, measure_filter, orders,
+    output_topics, plain, raw_loop)
+from benchmarks.harness import BenchError, check_fits, err_console, load, open_broker, side_entry
 
-BASELINE = "raw-loop"
-INPUT = "bench-input"
-THRESHOLD = 250
-CURRENCIES = ("EUR", "USD", "GBP", "CHF", "JPY")
-REGIONS = ("eu", "us", "ap")
+BASELINE = RAW_LOOP
 _FIELDS = [{"name": "order", "type": "long"}, {"name": "user", "type": "string"},
            {"name": "amount", "type": "int"}, {"name": "currency", "type": "string"},
            {"name": "ts", "type": "long"}, {"name": "region", "type": "string"}]
@@ -104,21 +91,11 @@ def make_records(records: int, keys: int, schema_id: int,
     expected = [0]
 
     def gen() -> Iterator[tuple[bytes, bytes]]:
-        rnd = random.Random(seed)
-        randrange, choice = rnd.randrange, rnd.choice
-        key_bytes = [f"user-{i:05d}".encode() for i in range(keys)]
-        passed = 0
-        for i in range(records):
-            k = randrange(keys)
-            amount = randrange(1000)
-            passed += amount >= THRESHOLD
-            value = {"order": i, "user": f"user-{k:05d}", "amount": amount, "currency": choice(CURRENCIES),
-                     "ts": 1_700_000_000_000 + i, "region": choice(REGIONS)}
+        for key, value in orders(records, keys, expected, seed):
             out = io.BytesIO()
             out.write(header)
             schemaless_writer(out, parsed, value)
-            yield key_bytes[k], out.getvalue()
-        expected[0] = passed
+            yield key, out.getvalue()
 
     return gen(), expected
 
@@ -150,11 +127,7 @@ def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
     check_fits(opts.records, opts.partitions, RECORD_BYTES, "input", opts.broker)
     sides = dict(SIDES)
-    topics = {INPUT: opts.partitions}
-    for r in range(opts.repeat):
-        for side in sides:
-            topics[f"bench-out-{side}-{r}"] = opts.partitions
-    runs: dict[str, list[SideResult]] = {side: [] for side in sides}
+    topics = output_topics(sides, opts.repeat, opts.partitions)
     with open_broker(topics, opts.broker, schema_registry=True) as broker:
         url = broker.registry_url
         assert url is not None
@@ -165,97 +138,21 @@ def run(opts: Options) -> CaseResult:
         broker.check_complete(INPUT, opts.records)
         err_console.print(f"loaded {opts.records:,} Avro records in {load_s:.1f} s; "
                           f"{expected[0]:,} pass the filter; registry {url}")
-        order = list(sides)
-        for r in range(opts.repeat):
-            k = r % len(order)
-            for side in order[k:] + order[:k]:  # rotate: no side always runs first
-                out = f"bench-out-{side}-{r}"
-                params = {"bootstrap": broker.bootstrap, "input": INPUT, "output": out, "registry": url,
-                          "records": opts.records, "group": f"bench-{side}-{r}", "threshold": THRESHOLD,
-                          "expected": expected[0], "config": opts.client_config}
-                profile = f"{opts.profile_dir}/avro-{side}-{r}.speedscope.json" if opts.profile_dir else None
-                res = run_one("avro", side, params, profile)
-                broker.check_complete(out, expected[0])
-                if r == 0:
-                    check_output(broker.bootstrap, out, opts.partitions, out_ids[out], expected[0])
-                runs[side].append(res)
-                err_console.print(f"  run {r + 1}/{opts.repeat} {sides[side]:<40} {res.rps:>10,.0f} rec/s "
-                                  f"({res.seconds:.2f} s, peak RSS {res.peak_rss_mb:.0f} MB)")
-    best = {side: max(results, key=lambda s: s.rps) for side, results in runs.items()}
-    raw, fast, sl = best["raw"], best["raw_fastavro"], best["streamlet"]
-    details = [
-        ("records in / out", f"{opts.records:,} / {expected[0]:,}"),
-        ("partitions / keys", f"{opts.partitions} / {opts.keys:,}"),
-        ("input load", f"{load_s:.1f} s"),
-        ("registry", f"embedded (HTTP), {'in the runner' if opts.broker == 'kafka' else 'streamlet broker'}"),
-        ("raw-loop, fastavro", f"{fast.rps:,.0f} rec/s ({fast.rps / raw.rps:.2f}× raw-loop)"),
-        ("streamlet / raw-loop, fastavro", f"{sl.rps / fast.rps:.2f}×"),
-    ]
-    for side, label in sides.items():
-        cpu = best[side].extra.get("main_thread_cpu_seconds")
-        if cpu:
-            details.append((f"main-thread CPU, {label}", f"{cpu * 1e6 / opts.records:.2f} µs/record"))
-    details.append(("raw-loop peak RSS", f"{raw.peak_rss_mb:.0f} MB"))
-    median = {side: statistics.median(s.rps for s in results) for side, results in runs.items()}
-    if opts.repeat > 1:
-        details.append(("median of runs: streamlet / raw-loop",
-                        f"{median['streamlet']:,.0f} / {median['raw']:,.0f} rec/s "
-                        f"({median['streamlet'] / median['raw']:.2f}×)"))
-        for side, label in sides.items():
-            details.append((f"all runs, {label}", ", ".join(f"{s.rps:,.0f}" for s in runs[side])))
-    return CaseResult(
-        case="avro", records=opts.records, streamlet_rps=sl.rps, baseline=BASELINE,
-        baseline_rps=raw.rps, peak_rss_mb=sl.peak_rss_mb, seconds=sl.seconds, details=details,
-        extra={"partitions": opts.partitions, "outputs": expected[0], "baseline_seconds": round(raw.seconds, 3),
-               "fastavro_loop_rps": round(fast.rps, 1), "repeat": opts.repeat,
-               "median_ratio": round(median["streamlet"] / median["raw"], 3),
-               "total_seconds": round(time.perf_counter() - t_start, 1)},
-    )
+
+        def check(out: str, r: int) -> None:
+            if r == 0:
+                check_output(broker.bootstrap, out, opts.partitions, out_ids[out], expected[0])
+
+        runs = measure_filter("avro", opts, sides, broker, expected[0], check, width=40, registry=url)
+    raw, fast, sl = (max(runs[side], key=lambda s: s.rps) for side in ("raw", "raw_fastavro", "streamlet"))
+    rows = [("registry", f"embedded (HTTP), {'in the runner' if opts.broker == 'kafka' else 'streamlet broker'}"),
+            ("raw-loop, fastavro", f"{fast.rps:,.0f} rec/s ({fast.rps / raw.rps:.2f}× raw-loop)"),
+            ("streamlet / raw-loop, fastavro", f"{sl.rps / fast.rps:.2f}×")]
+    return filter_result("avro", opts, t_start, sides, runs, expected[0], load_s, rows,
+                         {"fastavro_loop_rps": round(fast.rps, 1)})
 
 
 # -- the sides (each runs in its own process through benchmarks/side.py) ----------------
-def _loop(p: dict[str, Any], decode: Any, encode: Any) -> dict[str, Any]:
-    """The raw loop of ``stateless`` with ``decode(bytes) -> dict`` and ``encode(dict) -> bytes``."""
-    window = Window()
-    consumer, producer, failed = raw_clients(p, on_assign=lambda c, parts: window.start())
-    tune_gc()
-    out, threshold, remaining = p["output"], p["threshold"], p["records"]
-    consume, produce, poll = consumer.consume, producer.produce, producer.poll
-    position, assignment = consumer.position, consumer.assignment
-    next_commit = time.monotonic() + 1.0
-    positions: Any = None
-    while remaining > 0:
-        msgs = consume(10_000, 0.2)
-        if not msgs:
-            continue
-        errors = 0
-        for m in msgs:
-            if m.error() is not None:
-                errors += 1
-                continue
-            v = decode(m.value())
-            if v["amount"] >= threshold:
-                v["flag"] = True
-                try:
-                    produce(out, encode(v), m.key())
-                except BufferError:
-                    poll(0.05)
-                    produce(out, encode(v), m.key())
-        remaining -= len(msgs) - errors
-        positions = position(assignment())
-        if time.monotonic() >= next_commit:
-            producer.flush()
-            consumer.commit(offsets=positions, asynchronous=False)
-            next_commit = time.monotonic() + 1.0
-    producer.flush()  # every output acknowledged: the end of the measurement
-    window.stop()
-    consumer.commit(offsets=positions, asynchronous=False)
-    consumer.close()
-    if failed:
-        raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0]}")
-    return window.result(p["records"])
-
-
 @side_entry
 def side_raw(p: dict[str, Any]) -> dict[str, Any]:
     """The baseline: the raw loop with confluent-kafka's AvroDeserializer / AvroSerializer."""
@@ -268,7 +165,7 @@ def side_raw(p: dict[str, Any]) -> dict[str, Any]:
     serializer = AvroSerializer(client, _schema_text(FLAGGED), conf={"auto.register.schemas": False})
     in_ctx = SerializationContext(p["input"], MessageField.VALUE)
     out_ctx = SerializationContext(p["output"], MessageField.VALUE)
-    return _loop(p, lambda data: deserializer(data, in_ctx), lambda v: serializer(v, out_ctx))
+    return raw_loop(p, plain, lambda data: deserializer(data, in_ctx), lambda v: serializer(v, out_ctx))
 
 
 @side_entry
@@ -300,7 +197,7 @@ def side_raw_fastavro(p: dict[str, Any]) -> dict[str, Any]:
         schemaless_writer(buf, writer, v)
         return buf.getvalue()
 
-    return _loop(p, decode, encode)
+    return raw_loop(p, plain, decode, encode)
 
 
 @side_entry

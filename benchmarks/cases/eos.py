@@ -28,16 +28,13 @@ durable. Each side's stored counts must add up to ``records``.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from typing import Any
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._common import Window, best, measure, run_app_until, summary_rows
-from benchmarks.cases.stateful import FIELD, INPUT, STORE, stored_counts
-from benchmarks.cases.stateless import make_records
-from benchmarks.harness import BenchError, err_console, load, open_broker, side_entry
+from benchmarks.cases._common import best, measure, summary_rows
+from benchmarks.cases.stateful import INPUT, load_input, run_stateful, side_params
+from benchmarks.harness import BenchError, open_broker, side_entry
 
 BASELINE = "at-least-once"
 TARGET = 0.7
@@ -52,14 +49,10 @@ def run(opts: Options) -> CaseResult:
                          "guarantee='exactly_once'")
     t_start = time.perf_counter()
     with open_broker({INPUT: opts.partitions}, opts.broker) as broker:
-        data, _ = make_records(opts.records, opts.keys)
-        load_s = load(broker.bootstrap, INPUT, data, opts.records)
-        broker.check_complete(INPUT, opts.records)
-        err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s")
+        load_s = load_input(broker, opts)
 
         def params(side: str, r: int) -> dict[str, Any]:
-            return {"bootstrap": broker.bootstrap, "input": INPUT, "records": opts.records,
-                    "group": f"bench-eos-{side}-{r}", "partitions": opts.partitions, "config": opts.client_config}
+            return side_params(broker, opts, f"bench-eos-{side}-{r}")
 
         def check(side: str, r: int, res: Any) -> None:
             if res.extra.get("total_count") != opts.records:
@@ -93,22 +86,10 @@ def run(opts: Options) -> CaseResult:
 
 # -- the sides --------------------------------------------------------------------------
 def _side(p: dict[str, Any], guarantee: str, repartition: bool, commit_ms: int | None = None) -> dict[str, Any]:
-    import streamlet as sl
-
-    state_dir = tempfile.mkdtemp(prefix="bench-eos-")
-    app = sl.App(p["group"], brokers=p["bootstrap"], state_dir=state_dir, guarantee=guarantee,
-                 commit_interval_ms=commit_ms, config=p.get("config") or None)
-    stream = app.stream(p["input"])
-    grouped = stream.group_by(lambda k, v: k) if repartition else stream.group_by_key()
-    grouped.aggregate(n=sl.agg.count(), first=sl.agg.earliest_by_offset(FIELD),
-                      last=sl.agg.latest_by_offset(FIELD), name=STORE)
-    records = p["records"]
     # the runner counts every record it consumes: input + one repartition record per input record
-    out = run_app_until(app, 2 * records if repartition else records, Window(), finish_in_runner=True)
-    out["records"] = records
+    out, app = run_stateful(p, "bench-eos-", repartition, guarantee=guarantee, commit_interval_ms=commit_ms)
+    out["records"] = p["records"]
     out["commits"] = app._runner.committer.committer.commits  # input offsets committed (transactions under EOS)
-    out["total_count"] = stored_counts(state_dir, p["group"], p["partitions"], STORE)
-    shutil.rmtree(state_dir, ignore_errors=True)
     return out
 
 

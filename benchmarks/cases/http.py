@@ -28,20 +28,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import Any
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._common import Window, best, measure, run_app_until, summary_rows
-from benchmarks.cases.stateful import FIELD, INPUT, STORE, stored_counts
-from benchmarks.cases.stateless import make_records, record_size
-from benchmarks.harness import BenchError, check_fits, err_console, load, open_broker, side_entry
+from benchmarks.cases._common import Window, best, measure, summary_rows
+from benchmarks.cases.stateful import INPUT, STORE, check_stored_counts, load_input, run_stateful, side_params
+from benchmarks.cases.stateless import record_size
+from benchmarks.harness import BenchError, check_fits, open_broker, side_entry
 
 BASELINE = "streamlet, no HTTP side"
 SIDES = {"plain": BASELINE, "idle": "streamlet + HTTP side, no requests",
@@ -55,20 +53,13 @@ def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
     check_fits(opts.records, opts.partitions, record_size(opts.keys), "input", opts.broker)
     with open_broker({INPUT: opts.partitions}, opts.broker) as broker:
-        data, _ = make_records(opts.records, opts.keys)
-        load_s = load(broker.bootstrap, INPUT, data, opts.records)
-        broker.check_complete(INPUT, opts.records)
-        err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s")
+        load_s = load_input(broker, opts)
 
         def params(side: str, r: int) -> dict[str, Any]:
-            return {"bootstrap": broker.bootstrap, "input": INPUT, "records": opts.records,
-                    "group": f"bench-http-{side}-{r}", "partitions": opts.partitions, "keys": opts.keys,
-                    "config": opts.client_config}
+            return {**side_params(broker, opts, f"bench-http-{side}-{r}"), "keys": opts.keys}
 
         def check(side: str, r: int, res: Any) -> None:
-            total, processed = res.extra.get("total_count"), res.extra.get("processed", res.records)
-            if total != processed:
-                raise BenchError(f"{side}: the stored counts add up to {total}, expected {processed}")
+            check_stored_counts(side, res)
             probe = res.extra.get("probe", {})
             crashed = sum(n for by in probe.values() for s, n in by.items() if s == "500")
             if crashed:
@@ -105,20 +96,10 @@ def run(opts: Options) -> CaseResult:
 
 # -- the sides --------------------------------------------------------------------------
 def _run_stateful(p: dict[str, Any], server: str | None) -> dict[str, Any]:
-    import streamlet as sl
-
-    state_dir = tempfile.mkdtemp(prefix="bench-http-")
-    app = sl.App(p["group"], brokers=p["bootstrap"], state_dir=state_dir, config=p.get("config") or None,
-                 application_server=server)
-    app.stream(p["input"]).group_by_key().aggregate(
-        n=sl.agg.count(), first=sl.agg.earliest_by_offset(FIELD), last=sl.agg.latest_by_offset(FIELD),
-        name=STORE)
     window = Window()
-    out = run_app_until(app, p["records"], window, finish_in_runner=True)
+    out, _ = run_stateful(p, "bench-http-", window=window, application_server=server)
     shift = time.monotonic() - time.perf_counter()  # the window's clock on the probe's (system-wide)
     out["window_monotonic"] = [window.t0 + shift, window.t1 + shift]
-    out["total_count"] = stored_counts(state_dir, p["group"], p["partitions"], STORE)
-    shutil.rmtree(state_dir, ignore_errors=True)
     return out
 
 

@@ -67,6 +67,29 @@ SIDES = {"raw": "raw-loop", "raw_batch": "raw-loop, flush per batch", "streamlet
 QUARTER = "streamlet_quarter"
 
 
+def load_input(broker: Any, opts: Options) -> float:
+    """The ``stateless`` data set into :data:`INPUT` (checked complete); the seconds the load took."""
+    data, _ = make_records(opts.records, opts.keys)
+    load_s = load(broker.bootstrap, INPUT, data, opts.records)
+    broker.check_complete(INPUT, opts.records)
+    err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s")
+    return load_s
+
+
+def side_params(broker: Any, opts: Options, group: str, records: int | None = None) -> dict[str, Any]:
+    """The parameters every side of this workload takes (group ``group``; ``records``: all by default)."""
+    return {"bootstrap": broker.bootstrap, "input": INPUT, "records": opts.records if records is None else records,
+            "group": group, "partitions": opts.partitions, "config": opts.client_config}
+
+
+def check_stored_counts(side: str, res: Any) -> Any:
+    """The counts a side read back from its stores add up to the input records it processed (returned)."""
+    total, processed = res.extra.get("total_count"), res.extra.get("processed", res.records)
+    if total != processed:
+        raise BenchError(f"{side}: the stored counts add up to {total}, expected {processed}")
+    return processed
+
+
 def run(opts: Options) -> CaseResult:
     t_start = time.perf_counter()
     check_fits(opts.records, opts.partitions, record_size(opts.keys), "input", opts.broker)
@@ -76,20 +99,14 @@ def run(opts: Options) -> CaseResult:
         for side in ("raw", "raw_batch"):
             topics[f"bench-{side}-{r}-changelog"] = opts.partitions
     with open_broker(topics, opts.broker) as broker:
-        data, _ = make_records(opts.records, opts.keys)
-        load_s = load(broker.bootstrap, INPUT, data, opts.records)
-        broker.check_complete(INPUT, opts.records)
-        err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s")
+        load_s = load_input(broker, opts)
 
         def params(side: str, r: int, records: int = opts.records) -> dict[str, Any]:
-            return {"bootstrap": broker.bootstrap, "input": INPUT, "records": records,
-                    "group": f"bench-{side}-{r}", "changelog": f"bench-{side}-{r}-changelog",
-                    "partitions": opts.partitions, "config": opts.client_config}
+            return {**side_params(broker, opts, f"bench-{side}-{r}", records),
+                    "changelog": f"bench-{side}-{r}-changelog"}
 
         def check(side: str, r: int, res: Any) -> None:
-            total, processed = res.extra.get("total_count"), res.extra.get("processed", res.records)
-            if total != processed:
-                raise BenchError(f"{side}: the stored counts add up to {total}, expected {processed}")
+            processed = check_stored_counts(side, res)
             hop = res.extra.get("repartition_records")
             if hop is not None and not hop == processed == res.records:
                 raise BenchError(f"{side}: {processed:,} input and {hop:,} repartition records processed, "
@@ -264,11 +281,13 @@ def topic_records(bootstrap: str, topic: str, partitions: int) -> int:
         c.close()
 
 
-def stateful_app(p: dict[str, Any], state_dir: str, repartition: bool = False) -> Any:
-    """The case's topology; ``repartition``: ``group_by`` the same key, through a repartition topic."""
+def stateful_app(p: dict[str, Any], state_dir: str, repartition: bool = False, **settings: Any) -> Any:
+    """The case's topology; ``repartition``: ``group_by`` the same key, through a repartition topic;
+    ``settings``: more ``sl.App`` keyword arguments."""
     import streamlet as sl
 
-    app = sl.App(p["group"], brokers=p["bootstrap"], state_dir=state_dir, config=p.get("config") or None)
+    app = sl.App(p["group"], brokers=p["bootstrap"], state_dir=state_dir, config=p.get("config") or None,
+                 **settings)
     stream = app.stream(p["input"])
     grouped = stream.group_by(lambda k, v: k) if repartition else stream.group_by_key()
     grouped.aggregate(n=sl.agg.count(), first=sl.agg.earliest_by_offset(FIELD),
@@ -276,16 +295,27 @@ def stateful_app(p: dict[str, Any], state_dir: str, repartition: bool = False) -
     return app
 
 
+def run_stateful(p: dict[str, Any], prefix: str, repartition: bool = False, window: Window | None = None,
+                 **settings: Any) -> tuple[dict[str, Any], Any]:
+    """:func:`stateful_app` on a fresh state directory (``prefix``), run until every input record is
+    processed (with ``repartition`` the runner also counts the repartition records: twice as many) and a
+    final commit made the state durable; ``total_count``: the stored counts, read back before the
+    directory is removed. The measurement and the app."""
+    state_dir = tempfile.mkdtemp(prefix=prefix)
+    app = stateful_app(p, state_dir, repartition, **settings)
+    records = p["records"]
+    out = run_app_until(app, 2 * records if repartition else records, window or Window(), finish_in_runner=True)
+    out["total_count"] = stored_counts(state_dir, p["group"], p["partitions"], STORE)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return out, app
+
+
 @side_entry
 def side_streamlet(p: dict[str, Any]) -> dict[str, Any]:
     """The same aggregation as a streamlet topology, run by ``app.run()``."""
-    state_dir = tempfile.mkdtemp(prefix="bench-stateful-")
-    app = stateful_app(p, state_dir)
-    out = run_app_until(app, p["records"], Window(), finish_in_runner=True)
-    out["total_count"] = stored_counts(state_dir, p["group"], p["partitions"], STORE)
+    out, _ = run_stateful(p, "bench-stateful-")
     out["changelog_records"] = topic_records(p["bootstrap"], f"{p['group']}-{STORE}-changelog",
                                              p["partitions"])
-    shutil.rmtree(state_dir, ignore_errors=True)
     return out
 
 
@@ -297,15 +327,10 @@ def side_group_by(p: dict[str, Any]) -> dict[str, Any]:
     """The same aggregation after ``group_by`` (same key): each record also goes through
     ``<app>-stats-repartition``. The runner counts every record it consumes, so it is done at
     input + repartition records (one repartition record per input record); the rate is per input record."""
-    state_dir = tempfile.mkdtemp(prefix="bench-stateful-")
-    app = stateful_app(p, state_dir, repartition=True)
-    records = p["records"]
-    out = run_app_until(app, 2 * records, Window(), finish_in_runner=True)
+    out, _ = run_stateful(p, "bench-stateful-", repartition=True)
     consumed = out.pop("processed")
     hop = topic_records(p["bootstrap"], f"{p['group']}-{STORE}-repartition", p["partitions"])
-    out.update(records=records, consumed=consumed, repartition_records=hop, processed=consumed - hop)
-    out["total_count"] = stored_counts(state_dir, p["group"], p["partitions"], STORE)
+    out.update(records=p["records"], consumed=consumed, repartition_records=hop, processed=consumed - hop)
     out["changelog_records"] = topic_records(p["bootstrap"], f"{p['group']}-{STORE}-changelog",
                                              p["partitions"])
-    shutil.rmtree(state_dir, ignore_errors=True)
     return out

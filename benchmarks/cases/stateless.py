@@ -30,36 +30,16 @@ every run are checked (count, nothing dropped by the broker).
 
 from __future__ import annotations
 
-import random
-import statistics
 import time
 from typing import Any, Iterator
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._common import (
-    Window,
-    kafka_streams_extra,
-    kafka_streams_fields,
-    raw_clients,
-    run_app_until,
-    run_one,
-    with_kafka_streams,
-)
-from benchmarks.harness import (
-    open_broker,
-    check_fits,
-    err_console,
-    load,
-    SideResult,
-    side_entry,
-    tune_gc,
-)
+from benchmarks.cases._common import Window, run_app_until, with_kafka_streams
+from benchmarks.cases._filter import (INPUT, RAW_LOOP, filter_result, measure_filter, orders, output_topics, plain,
+    raw_loop)
+from benchmarks.harness import open_broker, check_fits, err_console, load, side_entry
 
-BASELINE = "raw-loop"
-INPUT = "bench-input"
-THRESHOLD = 250
-CURRENCIES = ("EUR", "USD", "GBP", "CHF", "JPY")
-REGIONS = ("eu", "us", "ap")
+BASELINE = RAW_LOOP
 #: what map_values adds to each value (bytes), for the output size estimate
 ADDED_BYTES = len(b',"flag":true')
 
@@ -69,23 +49,8 @@ def make_records(records: int, keys: int, seed: int = 42) -> tuple[Iterator[tupl
     import orjson
 
     expected = [0]
-
-    def gen() -> Iterator[tuple[bytes, bytes]]:
-        rnd = random.Random(seed)
-        randrange, choice = rnd.randrange, rnd.choice
-        dumps = orjson.dumps
-        key_bytes = [f"user-{i:05d}".encode() for i in range(keys)]
-        passed = 0
-        for i in range(records):
-            k = randrange(keys)
-            amount = randrange(1000)
-            passed += amount >= THRESHOLD
-            value = {"order": i, "user": f"user-{k:05d}", "amount": amount, "currency": choice(CURRENCIES),
-                     "ts": 1_700_000_000_000 + i, "region": choice(REGIONS)}
-            yield key_bytes[k], dumps(value)
-        expected[0] = passed
-
-    return gen(), expected
+    dumps = orjson.dumps
+    return ((k, dumps(v)) for k, v in orders(records, keys, expected, seed)), expected
 
 
 def record_size(keys: int) -> float:
@@ -107,87 +72,21 @@ def run(opts: Options) -> CaseResult:
     check_fits(opts.records, opts.partitions, size, "input", opts.broker)
     check_fits(opts.records, opts.partitions, size + ADDED_BYTES, "output", opts.broker)
     sides = with_kafka_streams(SIDES, opts.broker)
-    topics = {INPUT: opts.partitions}
-    for r in range(opts.repeat):
-        for side in sides:
-            topics[f"bench-out-{side}-{r}"] = opts.partitions
-    runs: dict[str, list[SideResult]] = {side: [] for side in sides}
-    with open_broker(topics, opts.broker) as broker:
+    with open_broker(output_topics(sides, opts.repeat, opts.partitions), opts.broker) as broker:
         data, expected = make_records(opts.records, opts.keys)
         load_s = load(broker.bootstrap, INPUT, data, opts.records)
         broker.check_complete(INPUT, opts.records)
         err_console.print(f"loaded {opts.records:,} records in {load_s:.1f} s; "
                           f"{expected[0]:,} pass the filter")
-        order = list(sides)
-        for r in range(opts.repeat):
-            k = r % len(order)
-            for side in order[k:] + order[:k]:  # rotate: no side always runs first
-                out = f"bench-out-{side}-{r}"
-                params = {"bootstrap": broker.bootstrap, "input": INPUT, "output": out,
-                          "records": opts.records, "group": f"bench-{side}-{r}", "threshold": THRESHOLD,
-                          "expected": expected[0], "config": opts.client_config}
-                profile = None
-                if opts.profile_dir:
-                    profile = f"{opts.profile_dir}/stateless-{side}-{r}.speedscope.json"
-                res = run_one("stateless", side, params, profile)
-                broker.check_complete(out, expected[0])
-                runs[side].append(res)
-                err_console.print(f"  run {r + 1}/{opts.repeat} {sides[side]:<30} {res.rps:>10,.0f} rec/s "
-                                  f"({res.seconds:.2f} s, peak RSS {res.peak_rss_mb:.0f} MB)")
-    best = {side: max(results, key=lambda s: s.rps) for side, results in runs.items()}
-    raw, sem, sl = best["raw"], best["raw_semantics"], best["streamlet"]
-    details = [
-        ("records in / out", f"{opts.records:,} / {expected[0]:,}"),
-        ("partitions / keys", f"{opts.partitions} / {opts.keys:,}"),
-        ("input load", f"{load_s:.1f} s"),
-        ("raw-loop + streamlet semantics", f"{sem.rps:,.0f} rec/s ({sem.rps / raw.rps:.2f}× raw-loop)"),
-        ("streamlet / same-semantics loop", f"{sl.rps / sem.rps:.2f}×"),
-    ]
-    for side, label in sides.items():
-        cpu = best[side].extra.get("main_thread_cpu_seconds")
-        if cpu:
-            details.append((f"main-thread CPU, {label}", f"{cpu * 1e6 / opts.records:.2f} µs/record"))
-    details.append(("raw-loop peak RSS", f"{raw.peak_rss_mb:.0f} MB"))
-    if "kafka_streams" in best:
-        details.append(("Kafka Streams peak RSS (JVM)", f"{best['kafka_streams'].peak_rss_mb:.0f} MB"))
-    median = {side: statistics.median(s.rps for s in results) for side, results in runs.items()}
-    if opts.repeat > 1:
-        details.append(("median of runs: streamlet / raw-loop",
-                        f"{median['streamlet']:,.0f} / {median['raw']:,.0f} rec/s "
-                        f"({median['streamlet'] / median['raw']:.2f}×)"))
-        for side, label in sides.items():
-            details.append((f"all runs, {label}", ", ".join(f"{s.rps:,.0f}" for s in runs[side])))
-    return CaseResult(
-        case="stateless", records=opts.records, streamlet_rps=sl.rps, baseline=BASELINE,
-        baseline_rps=raw.rps, peak_rss_mb=sl.peak_rss_mb, seconds=sl.seconds, details=details,
-        extra={"partitions": opts.partitions, "outputs": expected[0], "baseline_seconds": round(raw.seconds, 3),
-               "same_semantics_rps": round(sem.rps, 1), "repeat": opts.repeat,
-               "median_ratio": round(median["streamlet"] / median["raw"], 3),
-               "total_seconds": round(time.perf_counter() - t_start, 1), **kafka_streams_extra(runs)},
-        **kafka_streams_fields(runs),
-    )
+        runs = measure_filter("stateless", opts, sides, broker, expected[0])
+    raw, sem, sl = (max(runs[side], key=lambda s: s.rps) for side in ("raw", "raw_semantics", "streamlet"))
+    rows = [("raw-loop + streamlet semantics", f"{sem.rps:,.0f} rec/s ({sem.rps / raw.rps:.2f}× raw-loop)"),
+            ("streamlet / same-semantics loop", f"{sl.rps / sem.rps:.2f}×")]
+    return filter_result("stateless", opts, t_start, sides, runs, expected[0], load_s, rows,
+                         {"same_semantics_rps": round(sem.rps, 1)})
 
 
 # -- the sides (each runs in its own process through benchmarks/side.py) ----------------
-def _plain(msgs: list[Any], out: str, threshold: int, loads: Any, dumps: Any, produce: Any,
-           poll: Any) -> int:
-    """The raw loop's body: parse, filter, add a field, encode, produce. Returns error events seen."""
-    errors = 0
-    for m in msgs:
-        if m.error() is not None:
-            errors += 1
-            continue
-        v = loads(m.value())
-        if v["amount"] >= threshold:
-            v["flag"] = True
-            try:
-                produce(out, dumps(v), m.key())
-            except BufferError:
-                poll(0.05)
-                produce(out, dumps(v), m.key())
-    return errors
-
-
 def _with_semantics(msgs: list[Any], out: str, threshold: int, loads: Any, dumps: Any, produce: Any,
                     poll: Any) -> int:
     """The raw loop doing what streamlet does per record on top: check that the key decodes (it
@@ -222,38 +121,13 @@ def _with_semantics(msgs: list[Any], out: str, threshold: int, loads: Any, dumps
 def _raw(p: dict[str, Any], body: Any) -> dict[str, Any]:
     import orjson
 
-    window = Window()
-    consumer, producer, failed = raw_clients(p, on_assign=lambda c, parts: window.start())
-    tune_gc()
-    out, threshold, remaining = p["output"], p["threshold"], p["records"]
-    loads, dumps = orjson.loads, orjson.dumps
-    consume, produce, poll = consumer.consume, producer.produce, producer.poll
-    position, assignment = consumer.position, consumer.assignment
-    next_commit = time.monotonic() + 1.0
-    positions: Any = None
-    while remaining > 0:
-        msgs = consume(10_000, 0.2)
-        if not msgs:
-            continue
-        remaining -= len(msgs) - body(msgs, out, threshold, loads, dumps, produce, poll)
-        positions = position(assignment())
-        if time.monotonic() >= next_commit:
-            producer.flush()
-            consumer.commit(offsets=positions, asynchronous=False)
-            next_commit = time.monotonic() + 1.0
-    producer.flush()  # every output acknowledged: the end of the measurement
-    window.stop()
-    consumer.commit(offsets=positions, asynchronous=False)
-    consumer.close()
-    if failed:
-        raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0]}")
-    return window.result(p["records"])
+    return raw_loop(p, body, orjson.loads, orjson.dumps)
 
 
 @side_entry
 def side_raw(p: dict[str, Any]) -> dict[str, Any]:
     """The baseline: what a careful engineer writes by hand with confluent-kafka."""
-    return _raw(p, _plain)
+    return _raw(p, plain)
 
 
 @side_entry

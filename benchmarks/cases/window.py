@@ -83,7 +83,8 @@ from benchmarks.cases import CaseResult, Options
 from benchmarks.cases._common import KAFKA_STREAMS, Window, best, measure, raw_clients, read_topic
 from benchmarks.cases._common import kafka_streams_extra, kafka_streams_fields, run_app_until, summary_rows
 from benchmarks.cases._common import with_kafka_streams
-from benchmarks.cases.stateless import CURRENCIES, REGIONS, record_size
+from benchmarks.cases._filter import CURRENCIES, REGIONS
+from benchmarks.cases.stateless import record_size
 from benchmarks.harness import BenchError, check_fits, err_console, load, open_broker, side_entry, tune_gc
 
 BASELINE = "raw-loop"

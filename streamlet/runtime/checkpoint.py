@@ -80,6 +80,7 @@ class Checkpoint(ABC):
         self.committer = committer
         self.tasks = tasks
         self.after_commit = after_commit
+        committer.on_committed = after_commit  # what an asynchronous commit committed
         #: tasks whose store write failed with corruption at a commit: the record loop resets them
         self.corrupted: list[tuple[Any, StoreCorruptedError]] = []
         # called once per batch: the committer's own methods, no call in between
@@ -116,11 +117,19 @@ class Checkpoint(ABC):
         was processed since the last commit is processed again after a restart)."""
         self.committer.abandon()
 
+    def on_commit(self, err: Any, partitions: list[Any]) -> None:
+        """The consumer's ``on_commit`` callback: the broker's answer to an asynchronous commit."""
+        self.committer.on_commit(err, partitions)
+
     def maybe_commit(self) -> None:
         if time.monotonic() >= self.committer.next_commit:
             started = time.monotonic()
-            self.commit()
+            self.commit_on_interval()
             self.latency.add(time.monotonic() - started)
+
+    def commit_on_interval(self) -> None:
+        """The commit on the commit interval (by default :meth:`commit`)."""
+        self.commit()
 
     # -- the commit ----------------------------------------------------------------------
     @abstractmethod
@@ -170,6 +179,25 @@ class AtLeastOnceCheckpoint(Checkpoint):
     """Caches → changelog → producer flush → store checkpoint → input offsets (see the module)."""
 
     def commit(self, only: Iterable[Key] | None = None) -> bool:
+        if not self._commit_stores_first():
+            return False
+        committed = self.committer.commit_offsets(only)
+        if committed is None:
+            return False
+        if committed and self.after_commit is not None:
+            self.after_commit(committed)
+        return True
+
+    def commit_on_interval(self) -> None:
+        """Steps 1-3 as in :meth:`commit`, then the input offsets are sent without waiting for the
+        broker (:meth:`Committer.commit_offsets_async`): a commit that the group coordinator holds
+        during a rebalance does not stop the record loop. Revocations and the final commit wait."""
+        if self._commit_stores_first():
+            self.committer.commit_offsets_async()
+
+    def _commit_stores_first(self) -> bool:
+        """Steps 1-3: caches flushed, outputs and changelog records acknowledged, stores checkpointed;
+        False when this process commits nothing more."""
         committer = self.committer
         if not committer.begin():
             return False
@@ -178,9 +206,4 @@ class AtLeastOnceCheckpoint(Checkpoint):
         if any(count for _, _, _, count in prepared):
             committer.flush_outputs()
         self._commit_stores(prepared, dict(committer.pending))
-        committed = committer.commit_offsets(only)
-        if committed is None:
-            return False
-        if committed and self.after_commit is not None:
-            self.after_commit(committed)
         return True

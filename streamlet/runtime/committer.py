@@ -21,6 +21,10 @@ from streamlet.runtime.produce_errors import RECORD_ERRORS
 
 log = logging.getLogger("streamlet.commit")
 
+#: a commit refused because the group is rebalancing: the offsets stay pending
+_REBALANCING = (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+                KafkaError._STATE)
+
 
 class Committer:
     """Tracks processed offsets per input partition and commits them safely."""
@@ -47,6 +51,8 @@ class Committer:
         self.abandoned = False
         #: the metadata committed with a partition's offset (``None``: none), e.g. stream time
         self.offset_metadata: Callable[[str, int], str | None] | None = None
+        #: called with what an asynchronous commit committed, once the broker accepted it
+        self.on_committed: Callable[[dict[tuple[str, int], int]], None] | None = None
 
     # librdkafka calls this from poll()/flush() for failed deliveries only
     def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
@@ -128,22 +134,14 @@ class Committer:
 
     def commit_offsets(self, only: Iterable[tuple[str, int]] | None = None
                        ) -> dict[tuple[str, int], int] | None:
-        """Commit the pending offsets (all, or those in ``only``), after :meth:`flush_outputs`.
+        """Commit the pending offsets (all, or those in ``only``), after :meth:`flush_outputs`, and wait
+        for the broker's answer.
 
         Returns what was committed (``{(topic, partition): next offset}``, maybe empty), or
         ``None`` when the broker refused (a rebalance, retries used up): the offsets stay pending."""
-        if only is None:
-            items = dict(self.pending)
-        else:
-            keys = set(only)
-            items = {k: v for k, v in self.pending.items() if k in keys}
+        items, offsets = self._offsets(only)
         if not items:
             return items
-        metadata = self.offset_metadata
-        if metadata is None:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in items.items()]
-        else:
-            offsets = [_with_metadata(t, p, o, metadata(t, p)) for (t, p), o in items.items()]
         for attempt in range(30):
             try:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -153,8 +151,7 @@ class Committer:
                 code = err.code() if isinstance(err, KafkaError) else None
                 if code in (KafkaError._NO_OFFSET,):
                     break  # nothing to commit after all
-                if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                            KafkaError.UNKNOWN_MEMBER_ID, KafkaError._STATE):
+                if code in _REBALANCING:
                     log.warning("commit skipped during rebalance: %s", exc)
                     return None
                 log.warning("commit failed (attempt %d): %s; retrying", attempt + 1, exc)
@@ -162,11 +159,67 @@ class Committer:
         else:
             log.error("could not commit offsets; they stay pending for the next commit")
             return None
+        self._committed(items)
+        return items
+
+    def commit_offsets_async(self) -> None:
+        """Send every pending offset to the broker without waiting (the commit on the interval), after
+        :meth:`flush_outputs`; :meth:`on_commit` takes the answer.
+
+        The record loop goes on meanwhile. That matters during a rebalance: librdkafka sends the
+        OffsetCommit on its connection to the group coordinator, where it waits behind this member's
+        JoinGroup until every member of the group has rejoined (the broker answers one request of a
+        connection at a time) and is then refused — a synchronous commit would stop every partition
+        of this worker for that long, though it keeps them (docs/failover.md). The offsets stay pending
+        until the broker accepted them: a refused commit is sent again by the next one."""
+        items, offsets = self._offsets(None)
+        if not items:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # not even sent (no assignment, a fatal error): stay pending
+            log.warning("commit not sent: %s; the offsets stay pending", exc)
+
+    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's answer to an asynchronous commit (its ``on_commit`` callback, served by the
+        record loop's ``consume``): accepted offsets leave ``pending``; refused ones stay for the next
+        commit (at-least-once: records after the last commit may be processed again)."""
+        if err is not None:
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code == KafkaError._NO_OFFSET:
+                return
+            if code in _REBALANCING:
+                log.info("commit refused during a rebalance (%s): the offsets stay pending", err)
+            else:
+                log.warning("commit failed: %s; the offsets stay pending for the next commit", err)
+            return
+        items = {(tp.topic, tp.partition): tp.offset for tp in partitions if tp.error is None and tp.offset >= 0}
+        if items:
+            self._committed(items)
+            if self.on_committed is not None:
+                self.on_committed(items)
+
+    def _offsets(self, only: Iterable[tuple[str, int]] | None
+                 ) -> tuple[dict[tuple[str, int], int], list[TopicPartition]]:
+        """The pending offsets to commit (all, or those in ``only``), as a dict and as TopicPartitions."""
+        if only is None:
+            items = dict(self.pending)
+        else:
+            keys = set(only)
+            items = {k: v for k, v in self.pending.items() if k in keys}
+        metadata = self.offset_metadata
+        if metadata is None:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in items.items()]
+        else:
+            offsets = [_with_metadata(t, p, o, metadata(t, p)) for (t, p), o in items.items()]
+        return items, offsets
+
+    def _committed(self, items: dict[tuple[str, int], int]) -> None:
+        """``items`` are committed: they leave ``pending`` unless a later offset replaced them."""
         for key in items:
             if self.pending.get(key) == items[key]:
                 del self.pending[key]
         self.commits += 1
-        return items
 
     def abandon(self) -> None:
         """The worker stops after a failure: commit nothing more, whoever asks.

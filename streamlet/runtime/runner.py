@@ -143,7 +143,8 @@ class Runner(RebalanceCallbacks):
         if cfg.application_server is not None:
             self.http = Observability(self, cfg.application_server)
             observed = self.http.consumer_settings()
-        consumer_settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error, **observed},
+        consumer_settings = consumer_config(cfg, bootstrap, {"error_cb": self._on_client_error, "on_commit": self._on_commit,
+                                                               **observed},
                                             mock_broker, together)
         self.consumer = make_consumer(consumer_settings)
         if streamlet_assigns:
@@ -213,6 +214,10 @@ class Runner(RebalanceCallbacks):
     def _on_delivery(self, err: Any, msg: Any) -> None:
         assert self.committer is not None
         self.committer.on_delivery(err, msg)
+
+    def _on_commit(self, err: Any, partitions: list[Any]) -> None:
+        if self.committer is not None:
+            self.committer.on_commit(err, partitions)
 
     def _on_client_error(self, err: KafkaError) -> None:
         if err.fatal():

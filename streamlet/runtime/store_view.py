@@ -8,6 +8,7 @@ from typing import Any, Iterator
 from streamlet.record import Windowed
 from streamlet.topology.graph import StoreSpec
 from streamlet.state.row import STATE
+from streamlet.state.snapshot import copy_while_written
 from streamlet.topology.join_buffer import segment_interval
 from streamlet.topology.window_segments import NEWEST, ROW, ROW_END, row_key, split_row_key
 from streamlet.topology.window_aggregate import EMITTED, FIRST, split_window_key, window_key
@@ -19,7 +20,9 @@ class StoreView(Mapping):
     Values are what users see: a table's value, an aggregation's row.
     Reads go through each task's write cache, so uncommitted updates show;
     they use the cache's reader methods (``peek``, snapshot ``items``), which
-    never change the cache the record loop is using on its own thread.
+    never change the cache the record loop is using on its own thread, and
+    read copies of what that thread changes in place
+    (:mod:`streamlet.state.snapshot`).
     """
 
     def __init__(self, spec: StoreSpec, tasks: Any) -> None:
@@ -30,8 +33,9 @@ class StoreView(Mapping):
         self._present = spec.present or (lambda v: v)
 
     def _caches(self) -> list[Any]:
-        name = self.spec.name
-        return [t.ctx.stores[name] for t in list(self._tasks.tasks.values()) if name in t.ctx.stores]
+        name, tasks = self.spec.name, self._tasks.tasks
+        return [t.ctx.stores[name] for t in copy_while_written(lambda: list(tasks.values()))
+                if name in t.ctx.stores]
 
     def __getitem__(self, key: Any) -> Any:
         kb = self._kser(key)
@@ -138,8 +142,8 @@ class SessionStoreView(StoreView):
         out = []
         for segment in range(lo // iv, hi // iv + 1) if hi >= lo else ():
             row = cache.peek(row_key(segment, kb))
-            if row is not None:
-                out.extend(w for w in row[STATE] if lo <= w[self._TIME] <= hi)
+            if row is not None:  # the task's thread changes a row's list in place: read a copy
+                out.extend(w for w in copy_while_written(lambda: list(row[STATE])) if lo <= w[self._TIME] <= hi)
         return out
 
     def fetch(self, key: Any, earliest_end: int = 0, latest_start: int | None = None) -> list[tuple[Windowed, Any]]:
@@ -170,7 +174,7 @@ class SessionStoreView(StoreView):
             floor = newest[0] - retention
             for rk, row in cache.items(ROW, ROW_END):
                 key = self._kde(split_row_key(rk)[1])
-                for w in row[STATE]:
+                for w in copy_while_written(lambda: list(row[STATE])):  # changed in place by the task
                     if w[self._TIME] > floor:
                         yield self._entry(key, w)
 

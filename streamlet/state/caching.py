@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from streamlet.errors import SerializationError
+from streamlet.state.snapshot import copy_while_written
 from streamlet.state.store import KeyValueStore
 
 _MISSING = object()
@@ -228,10 +229,11 @@ class CachingStore:
 
     def items(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
         """Live entries in key order, ``start`` in, ``end`` out: the store overlaid with the cache."""
-        values = dict(self._values)  # a snapshot: the task may go on meanwhile
+        live = self._values
+        values = copy_while_written(lambda: dict(live))  # a snapshot: the task may go on meanwhile
         cached = sorted(k for k in values if (start is None or k >= start) and (end is None or k < end))
         de, i, n = self._de, 0, len(cached)
-        deleted = list(self._deleted)
+        deleted = copy_while_written(lambda: list(self._deleted))
         for key, raw in self.store.items(start, end):
             if deleted and any(s <= key < e for s, e in deleted) and key not in values:
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Iterator, Mapping, Sequence
 
+from streamlet.state.snapshot import copy_while_written
 from streamlet.state.store import Staging
 
 
@@ -17,7 +18,11 @@ class InMemoryStore(Staging):
         self.name = name
         self._data: dict[bytes, bytes] = {}
         self._offsets: dict[str, int] = {}
-        self._sorted: list[bytes] | None = None
+        #: bumped by the writing thread after keys came or went (after the change, not before)
+        self._keys_version = 0
+        #: the sorted keys and the ``_keys_version`` they were read at: a list sorted while keys changed
+        #: (a reader on another thread) carries an older version and is never used again
+        self._sorted: tuple[int, list[bytes]] | None = None
 
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
@@ -31,14 +36,14 @@ class InMemoryStore(Staging):
             for key in self._range(start, end):
                 del data[key]
                 removed = True
-            self._sorted = None
+            self._keys_version += 1
         for key, value in changes.items():
             if value is None:
                 removed = data.pop(key, None) is not None or removed
             else:
                 data[key] = value
         if removed or len(data) != size:
-            self._sorted = None
+            self._keys_version += 1
         if offsets:
             self._offsets.update(offsets)
 
@@ -47,9 +52,12 @@ class InMemoryStore(Staging):
 
     def _range(self, start: bytes | None, end: bytes | None) -> list[bytes]:
         """The keys in ``[start, end)``, sorted (a copy)."""
-        if self._sorted is None:
-            self._sorted = sorted(self._data)
-        keys = self._sorted
+        version = self._keys_version  # before the keys are read
+        cached = self._sorted
+        if cached is None or cached[0] != version:
+            data = self._data
+            cached = self._sorted = (version, copy_while_written(lambda: sorted(data)))
+        keys = cached[1]
         i = 0 if start is None else bisect_left(keys, start)
         stop = len(keys) if end is None else bisect_left(keys, end)
         return keys[i:stop]
@@ -69,6 +77,7 @@ class InMemoryStore(Staging):
         self._data = {}
         self._offsets = {}
         self._sorted = None
+        self._keys_version += 1
 
     def close(self) -> None:
         pass

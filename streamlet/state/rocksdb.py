@@ -45,8 +45,12 @@ from typing import Iterator, Mapping, Sequence
 from rocksdict import ReadOptions, Rdict, WriteBatch
 
 from streamlet.errors import StateError, StoreCorruptedError
-from streamlet.state.rocksdb_options import _META, _options, configure_memory, open_database  # noqa: F401
+from streamlet.state.rocksdb_options import _META, _options, configure_memory, open_database
 from streamlet.state.store import Staging
+
+#: ``configure_memory`` and ``_options`` are re-exported: ``streamlet.state`` and the benchmarks import them
+#: from here (benchmarks/compare.py runs today's benchmarks on versions from before rocksdb_options.py)
+__all__ = ["RocksDBStore", "configure_memory", "open_database", "_options"]
 
 log = logging.getLogger("streamlet.state")
 

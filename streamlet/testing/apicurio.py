@@ -37,8 +37,8 @@ from pathlib import Path
 
 from streamlet.errors import KafkaBrokerError
 from streamlet.testing.kafka import free_port, log_tail
-from streamlet.testing.kafka_jars import MARKER, _locked, find_java
-from streamlet.testing.maven_app import _digest, run_maven, stop_process
+from streamlet.testing.kafka_jars import MARKER, find_java
+from streamlet.testing.maven_app import _digest, cache_dir, cached_build, run_maven, stop_process
 
 __all__ = ["ApicurioRegistry", "ApicurioRegistryError", "build_dir", "apicurio_version", "CCOMPAT_PATH"]
 
@@ -71,20 +71,12 @@ def apicurio_version() -> str:
 def build_dir() -> Path:
     """The folder of the runnable registry (its runner jar and ``lib/``), built with Maven when missing
     or stale (see the module doc)."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(cache) / "streamlet" / f"apicurio-{apicurio_version()}"
+    folder = cache_dir(f"apicurio-{apicurio_version()}")
     try:
         digest = _digest(PROJECT)
     except FileNotFoundError as exc:
         raise ApicurioRegistryError(f"Apicurio Registry cannot be built: {exc}") from exc
-    marker = folder / MARKER
-    if marker.is_file() and marker.read_text().strip() == digest:
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(folder.parent / f".{folder.name}.lock"):
-        if not (marker.is_file() and marker.read_text().strip() == digest):  # else built meanwhile
-            _build(folder, digest)
-    return folder
+    return cached_build(folder, digest, _build)
 
 
 def _build(folder: Path, digest: str) -> None:

@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from streamlet.errors import KafkaBrokerError
 from streamlet.testing.kafka_jars import MARKER, _locked, find_mvn, kafka_version
@@ -60,23 +60,36 @@ def _digest(project: Path) -> str:
     return h.hexdigest()
 
 
-def app_jars(project: Path, what: str, error: type[KafkaBrokerError] = KafkaBrokerError) -> Path:
-    """The folder of ``project``'s jar (``<project name>-1.jar``) and its runtime jars, built if missing
-    or stale; ``what`` names it in errors, raised as ``error``."""
+def cache_dir(name: str) -> Path:
+    """``$XDG_CACHE_HOME/streamlet/<name>`` (``~/.cache/streamlet/<name>`` without the variable)."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(cache) / "streamlet" / f"{project.name}-{kafka_version()}" / "jars"
-    try:
-        digest = _digest(project)
-    except FileNotFoundError as exc:
-        raise error(f"the {what} cannot be built: {exc}") from exc
+    return Path(cache) / "streamlet" / name
+
+
+def cached_build(folder: Path, digest: str, build: Callable[[Path, str], None]) -> Path:
+    """``folder`` as built by ``build(folder, digest)``, which must leave a marker file holding ``digest``
+    in it; built only when the marker is missing or holds another digest. The build runs under an
+    exclusive lock (``.<folder name>.lock`` beside it) and the marker is checked again under the lock:
+    processes asking at once build once, the others wait and use it."""
     marker = folder / MARKER
     if marker.is_file() and marker.read_text().strip() == digest:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(folder.parent / ".jars.lock"):
+    with _locked(folder.parent / f".{folder.name}.lock"):
         if not (marker.is_file() and marker.read_text().strip() == digest):  # else built meanwhile
-            _build(project, folder, digest, what, error)
+            build(folder, digest)
     return folder
+
+
+def app_jars(project: Path, what: str, error: type[KafkaBrokerError] = KafkaBrokerError) -> Path:
+    """The folder of ``project``'s jar (``<project name>-1.jar``) and its runtime jars, built if missing
+    or stale; ``what`` names it in errors, raised as ``error``."""
+    folder = cache_dir(f"{project.name}-{kafka_version()}") / "jars"
+    try:
+        digest = _digest(project)
+    except FileNotFoundError as exc:
+        raise error(f"the {what} cannot be built: {exc}") from exc
+    return cached_build(folder, digest, lambda into, digest: _build(project, into, digest, what, error))
 
 
 def _build(project: Path, folder: Path, digest: str, what: str, error: type[KafkaBrokerError]) -> None:

@@ -63,11 +63,10 @@ class AggregateSpec:
         def add(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
             return v if s is None else reducer(s, v)
 
-        sub = None
-        if subtractor is not None:
-            def sub(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
-                return subtractor(s, v)
+        def subtract(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
+            return subtractor(s, v)  # type: ignore[misc]
 
+        sub = subtract if subtractor is not None else None
         spec = cls("reduce", lambda: None, add, sub, check_serializable=True)
         spec.merge = lambda a, b, k: b if a is None else a if b is None else reducer(a, b)
         return spec
@@ -79,11 +78,10 @@ class AggregateSpec:
         def add(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
             return adder(k, v, s)
 
-        sub = None
-        if subtractor is not None:
-            def sub(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
-                return subtractor(k, v, s)
+        def subtract(s: Any, k: Any, v: Any, o: int, t: int) -> Any:
+            return subtractor(k, v, s)  # type: ignore[misc]
 
+        sub = subtract if subtractor is not None else None
         spec = cls("aggregate", initializer, add, sub, check_serializable=True)
         spec.no_merge_reason = ("aggregate(initializer, adder) on session windows needs merger=(key, a, b) -> "
                                 "aggregate, called when a record joins two sessions (Kafka Streams' Merger)")

@@ -63,7 +63,8 @@ class Consumer:
     def commit(self, offsets: Any, asynchronous: bool) -> None:
         if self.errors:
             raise KafkaException(KafkaError(self.errors.pop(0)))
-        self.log.append(("commit", {(tp.topic, tp.partition): tp.offset for tp in offsets}))
+        self.log.append(("commit_async" if asynchronous else "commit",
+                         {(tp.topic, tp.partition): tp.offset for tp in offsets}))
 
 
 class Msg:
@@ -281,9 +282,43 @@ def test_nothing_is_committed_once_abandoned_and_maybe_commit_waits_for_the_inte
     assert s.log == []  # the interval has not passed
     s.committer.next_commit = time.monotonic() - 1
     s.checkpoint.maybe_commit()
-    assert s.log[-1] == ("commit", {("in", 0): 3})
+    assert s.log[-1] == ("commit_async", {("in", 0): 3})  # the interval commit does not wait
     s.log.clear()
     s.store(0).put(b"b", 1)
     s.checkpoint.track("in", 0, 4)
     s.checkpoint.abandon()
     assert s.checkpoint.commit() is False and s.log == [] and s.checkpoint.abandoned
+
+
+def _tp(topic: str, partition: int, offset: int) -> Any:
+    return SimpleNamespace(topic=topic, partition=partition, offset=offset, error=None)
+
+
+def test_the_interval_commit_does_not_wait_and_its_offsets_stay_pending_until_the_broker_accepts_them() -> None:
+    s = Setup()
+    s.store(0).put(b"a", 1)
+    s.checkpoint.track("in", 0, 11)
+    s.checkpoint.track("in", 1, 5)
+    s.committer.next_commit = time.monotonic() - 1
+    s.checkpoint.maybe_commit()
+    assert s.log[-1] == ("commit_async", {("in", 0): 11, ("in", 1): 5})
+    assert ("write", "counts-0", {b"a": b"1"}, {"app-counts-changelog": 1}) in s.log  # stores first, as always
+    assert s.checkpoint.pending == {("in", 0): 11, ("in", 1): 5} and s.purged == []
+    # refused (the group rebalances): still pending, nothing purged; the next commit sends them again
+    s.checkpoint.on_commit(KafkaError(KafkaError.ILLEGAL_GENERATION), [_tp("in", 0, 11), _tp("in", 1, 5)])
+    assert s.checkpoint.pending == {("in", 0): 11, ("in", 1): 5} and s.purged == []
+    s.checkpoint.track("in", 0, 12)  # processed meanwhile
+    s.checkpoint.on_commit(None, [_tp("in", 0, 11), _tp("in", 1, 5)])  # accepted
+    assert s.checkpoint.pending == {("in", 0): 12}, "an offset processed after the commit stays pending"
+    assert s.purged == [{("in", 0): 11, ("in", 1): 5}]
+    s.log.clear()
+    s.committer.next_commit = time.monotonic() - 1
+    s.checkpoint.maybe_commit()
+    assert s.log[-1] == ("commit_async", {("in", 0): 12})
+
+
+def test_revocations_and_the_final_commit_still_wait_for_the_broker() -> None:
+    s = Setup()
+    s.checkpoint.track("in", 0, 7)
+    assert s.checkpoint.commit(only=[("in", 0)])
+    assert s.log[-1] == ("commit", {("in", 0): 7}) and s.checkpoint.pending == {}
