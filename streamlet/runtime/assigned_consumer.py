@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any, Callable
 
 from confluent_kafka import TopicPartition
@@ -33,8 +34,11 @@ class AssignedConsumer:
                  tasks: dict[str, list[tuple[str, int]]], worker_id: str,
                  offsets: Callable[[], dict[str, int]] | None = None,
                  on_standbys: Callable[[frozenset[str]], None] | None = None,
-                 leader_delay_s: float = 0.0) -> None:
+                 leader_delay_s: float = 0.0, on_commit: Callback | None = None) -> None:
         self._consumer = consumer
+        #: librdkafka's ``on_commit`` contract: the answers to asynchronous commits, served by consume()
+        self._on_commit = on_commit
+        self._answers: deque[tuple[Any, list[TopicPartition]]] = deque()
         self._config = config
         #: task id → the input partitions its active task reads
         self._tasks_of = tasks
@@ -87,6 +91,10 @@ class AssignedConsumer:
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
         self.member.polled()
+        while self._answers:
+            err, offsets = self._answers.popleft()
+            if self._on_commit is not None:
+                self._on_commit(err, offsets)
         if self._next is not None or self._lost:
             self._apply()
         if self._probe_at is not None and time.monotonic() >= self._probe_at:
@@ -145,7 +153,10 @@ class AssignedConsumer:
                asynchronous: bool = True) -> None:
         if offsets is None:
             raise ValueError("task_assignor='streamlet' commits explicit offsets only")
-        self.member.commit(offsets)
+        if asynchronous:
+            self.member.commit_async(offsets, lambda err: self._answers.append((err, offsets)))
+        else:
+            self.member.commit(offsets)
 
     def consumer_group_metadata(self) -> bytes:
         return self.member.group_metadata()
@@ -184,7 +195,7 @@ def task_partitions(topology: Any, partitions: dict[str, int]) -> dict[str, list
 
 
 def assigned_consumer(consumer: Any, config: Any, bootstrap: str, topology: Any, partitions: dict[str, int],
-                      mock_broker: bool) -> AssignedConsumer:
+                      mock_broker: bool, on_commit: Callback | None = None) -> AssignedConsumer:
     """The worker's consumer for ``task_assignor="streamlet"`` (see the module)."""
     from streamlet.runtime.standby_members import new_worker_id, standby_topic
 
@@ -195,4 +206,4 @@ def assigned_consumer(consumer: Any, config: Any, bootstrap: str, topology: Any,
                             # replaces may both be in one join (brokers without KIP-345)
                             worker_id=new_worker_id(),
                             # librdkafka's mock refuses a follower's SyncGroup that comes after the leader's
-                            leader_delay_s=0.3 if mock_broker else 0.0)
+                            leader_delay_s=0.3 if mock_broker else 0.0, on_commit=on_commit)

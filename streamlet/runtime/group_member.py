@@ -69,8 +69,14 @@ def group_metadata(group: str, generation: int, member: str, instance: str | Non
         lib.rd_kafka_consumer_group_metadata_destroy(md)
 
 
-def _kafka_error(code: int, text: str) -> KafkaException:
-    return KafkaException(KafkaError(code, text))
+def _as_kafka_error(exc: BaseException | None) -> KafkaError:
+    """An aiokafka commit failure as the KafkaError librdkafka would give: a refusal because of a
+    rebalance (or of a member the group dropped) is ``REBALANCE_IN_PROGRESS``, the rest ``UNKNOWN``."""
+    from aiokafka.errors import CommitFailedError
+
+    if isinstance(exc, CommitFailedError):
+        return KafkaError(KafkaError.REBALANCE_IN_PROGRESS, f"commit refused: {exc}")
+    return KafkaError(KafkaError.UNKNOWN, f"commit failed: {exc}")
 
 
 class GroupMember:
@@ -127,22 +133,35 @@ class GroupMember:
     def commit(self, offsets: list[TopicPartition], timeout_s: float = 30.0) -> None:
         """Commit with this member's generation; refused (``KafkaException``) during a rebalance or
         after this member left the group, as librdkafka's commit is."""
-        from aiokafka.errors import CommitFailedError, KafkaError as AioKafkaError
-        from aiokafka.structs import OffsetAndMetadata, TopicPartition as AioTopicPartition
-
-        data = {AioTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(tp.offset, tp.metadata or "")
-                for tp in offsets}
         coordinator = self._consumer._coordinator
-        future = asyncio.run_coroutine_threadsafe(coordinator.commit_offsets(None, data), self._loop)
+        future = asyncio.run_coroutine_threadsafe(coordinator.commit_offsets(None, self._aio_offsets(offsets)),
+                                                  self._loop)
         try:
             future.result(timeout_s)
-        except CommitFailedError as exc:
-            raise _kafka_error(KafkaError.REBALANCE_IN_PROGRESS, f"commit refused: {exc}") from exc
         except FutureTimeout as exc:
             future.cancel()
-            raise _kafka_error(KafkaError._TIMED_OUT, "commit timed out") from exc
-        except AioKafkaError as exc:
-            raise _kafka_error(KafkaError.UNKNOWN, f"commit failed: {exc}") from exc
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit timed out")) from exc
+        except Exception as exc:
+            raise KafkaException(_as_kafka_error(exc)) from exc
+
+    def commit_async(self, offsets: list[TopicPartition], answered: Callable[[KafkaError | None], None]) -> None:
+        """Send a commit without waiting; ``answered(error or None)`` is called from the membership's
+        thread once the broker answered."""
+        future = asyncio.run_coroutine_threadsafe(
+            self._consumer._coordinator.commit_offsets(None, self._aio_offsets(offsets)), self._loop)
+
+        def done(f: Any) -> None:
+            exc = f.exception() if not f.cancelled() else None
+            answered(None if exc is None and not f.cancelled() else _as_kafka_error(exc))
+
+        future.add_done_callback(done)
+
+    @staticmethod
+    def _aio_offsets(offsets: list[TopicPartition]) -> dict[Any, Any]:
+        from aiokafka.structs import OffsetAndMetadata, TopicPartition as AioTopicPartition
+
+        return {AioTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(tp.offset, tp.metadata or "")
+                for tp in offsets}
 
     def rejoin(self) -> None:
         """Ask for another round of the group protocol (after handing tasks over; a probe)."""

@@ -148,7 +148,8 @@ class Runner(RebalanceCallbacks):
                                             mock_broker, together)
         self.consumer = make_consumer(consumer_settings)
         if streamlet_assigns:
-            self.consumer = assigned_consumer(self.consumer, cfg, bootstrap, topology, partitions, mock_broker)
+            self.consumer = assigned_consumer(self.consumer, cfg, bootstrap, topology, partitions, mock_broker,
+                                              self._on_commit)
         membership.describe(cfg, consumer_settings)
         committer = Committer(self.consumer, self.producer, cfg.commit_interval_ms, lambda: self.app.stopping)
         self.policy = ErrorPolicy(cfg.on_error, cfg.dead_letter, produce)
