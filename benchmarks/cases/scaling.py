@@ -57,6 +57,8 @@ BASELINE = "offered-load"
 DEFAULT_KEYS = 1_000_000
 SETTLE_S = 3.0
 PAUSED_S = 1.0
+#: pauses are looked for from this long before each phase's event (the last sighting before it counts)
+LEAD_S = 1.0
 POD = "streamlet-{}"
 
 
@@ -102,9 +104,10 @@ class Run:
         self.deadline_s = 120 + session_ms(opts) / 1000 + opts.records / 2000
 
     def pause(self, start: float, end: float) -> dict[str, Any]:
-        """The longest gap of one partition in [start, end] and how many partitions paused ≥ 1 s."""
-        seconds, partition, _ = self.watcher.longest_gap(self.P, start, end)
-        paused = {p for p, _, _ in self.watcher.pauses(self.P, start, end, PAUSED_S)}
+        """The longest gap of one partition around [start, end] and how many partitions paused ≥ 1 s (from
+        1 s before ``start``: a partition that stops at ``start`` has its last sighting before it)."""
+        seconds, partition, _ = self.watcher.longest_gap(self.P, start - LEAD_S, end)
+        paused = {p for p, _, _ in self.watcher.pauses(self.P, start - LEAD_S, end, PAUSED_S)}
         return {"pause_s": seconds, "pause_partition": partition, "paused": len(paused)}
 
     def measure(self) -> dict[str, Any]:
@@ -161,9 +164,9 @@ class Run:
         """SIGTERM streamlet-3; until its partitions count new records on the others."""
         w, others = self.fourth, self.pods
         moved = sorted(w.owned(self.input))
-        seq, term = self.steady.seq, time.time()
+        term = time.time()
         code = w.stop(signal.SIGTERM, 60)
-        exited = time.time()
+        exited, seq = time.time(), self.steady.seq  # records from seq on: only the others can count them
         if code != 0:
             raise BenchError(f"{w.name} exited {code} after SIGTERM\n{w.tail()}")
         first = wait_processing(self.watcher, moved, seq, self.P, self.deadline_s,
@@ -188,9 +191,8 @@ class Run:
         victim = max(self.pods, key=lambda w: len(w.owned(self.input)))
         survivors = [w for w in self.pods if w is not victim]
         moved = sorted(victim.owned(self.input))
-        seq = self.steady.seq
         victim.stop(signal.SIGKILL)
-        killed = time.time()
+        killed, seq = time.time(), self.steady.seq  # records from seq on: only the survivors can count them
         ends = end_offsets(self.broker.bootstrap, self.changelog, self.P)
         first = wait_processing(self.watcher, moved, seq, self.P, self.deadline_s,
                                 f"partitions {moved} of the killed pod to process elsewhere", survivors)
