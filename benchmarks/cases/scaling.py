@@ -31,6 +31,9 @@ partitions``) and a consumer of the output noting when each live record is first
    each of its partitions counts a post-kill record elsewhere, until their assignment, records
    restored (how many partitions came from a standby's copy).
 
+Each phase also reports the longest pause of the partitions that stayed where they were (``kept``: not
+the 4th pod's, not the killed pod's) and how many of them paused ≥ 1 s.
+
 At the end every live record must have been counted (records lost: 0, else the case fails);
 duplicates (at-least-once redelivery after the SIGKILL) are reported. The JSON line: ``seconds`` is the
 first run's scale-up time to ready; ``streamlet_rps`` the live records counted per second over the
@@ -103,12 +106,16 @@ class Run:
         self.env = pod_env(opts, standbys)
         self.deadline_s = 120 + session_ms(opts) / 1000 + opts.records / 2000
 
-    def pause(self, start: float, end: float) -> dict[str, Any]:
-        """The longest gap of one partition around [start, end] and how many partitions paused ≥ 1 s (from
-        1 s before ``start``: a partition that stops at ``start`` has its last sighting before it)."""
-        seconds, partition, _ = self.watcher.longest_gap(self.P, start - LEAD_S, end)
+    def pause(self, start: float, end: float, moved: list[int]) -> dict[str, Any]:
+        """Around [start, end] (from 1 s before ``start``: a partition that stops at ``start`` has its last
+        sighting before it): the longest gap of one partition, how many partitions paused ≥ 1 s, and the
+        same for the partitions that did not move (not in ``moved``)."""
+        gaps = self.watcher.gaps(self.P, start - LEAD_S, end)
+        seconds, partition, _ = max(gaps.values(), default=(0.0, -1, 0.0))
+        kept = [g for p, g in gaps.items() if p not in moved]
         paused = {p for p, _, _ in self.watcher.pauses(self.P, start - LEAD_S, end, PAUSED_S)}
-        return {"pause_s": seconds, "pause_partition": partition, "paused": len(paused)}
+        return {"pause_s": seconds, "pause_partition": partition, "paused": len(paused),
+                "pause_kept_s": max((g[0] for g in kept), default=0.0), "paused_kept": len(paused - set(moved))}
 
     def measure(self) -> dict[str, Any]:
         err_console.print(f"scaling, {self.standbys} standby: {self.env}")
@@ -158,7 +165,7 @@ class Run:
         time.sleep(SETTLE_S)
         return {"ready_s": ready - start, "assigned_s": max(assigned.values(), default=ready) - start,
                 "partitions": len(owned), "restored": sum(w.restored(start).values()),
-                **self.pause(start, time.time())}
+                **self.pause(start, time.time(), owned)}
 
     def scale_down(self) -> dict[str, Any]:
         """SIGTERM streamlet-3; until its partitions count new records on the others."""
@@ -176,7 +183,7 @@ class Run:
         return {"exit_s": exited - term, "assigned_s": max((assigned.get(p, exited) for p in moved),
                                                             default=exited) - term,
                 "processing_s": max(first.values()) - term, "partitions": len(moved),
-                "restored": sum(restored.get(p, 0) for p in moved), **self.pause(term, time.time())}
+                "restored": sum(restored.get(p, 0) for p in moved), **self.pause(term, time.time(), moved)}
 
     def rolling_deploy(self) -> dict[str, Any]:
         """streamlet-2, -1, -0 in turn: SIGTERM, exit, start, /ready 200; the next at once."""
@@ -184,7 +191,7 @@ class Run:
         first, last = restarts[0]["term"], restarts[-1]["ready"]
         time.sleep(SETTLE_S)
         return {"pods": [{"exit_s": r["exit"] - r["term"], "ready_s": r["ready"] - r["term"]} for r in restarts],
-                "total_s": last - first, **self.pause(first, last + SETTLE_S)}
+                "total_s": last - first, **self.pause(first, last + SETTLE_S, list(range(self.P)))}
 
     def node_loss(self) -> dict[str, Any]:
         """SIGKILL the pod owning the most partitions, not restarted; until they count records elsewhere."""
@@ -205,7 +212,7 @@ class Run:
                 "changelog_records": sum(ends[p] for p in moved),
                 # a partition whose new owner restored less than half its changelog took over a standby's copy
                 "from_standby": sum(1 for p in moved if restored.get(p, 0) < ends[p] // 2),
-                **self.pause(killed, time.time())}
+                **self.pause(killed, time.time(), moved)}
 
 
 def rows(res: dict[str, Any], P: int) -> list[tuple[str, str]]:
@@ -216,12 +223,14 @@ def rows(res: dict[str, Any], P: int) -> list[tuple[str, str]]:
     return [
         (f"{s}: scale-up 3→4: start → /ready", f"{up['ready_s']:.2f} s (assigned at {up['assigned_s']:.2f} s)"),
         (f"{s}: scale-up: partitions / restored", f"{up['partitions']} of {P} / {up['restored']:,} records"),
-        (f"{s}: scale-up: longest pause", f"{up['pause_s']:.2f} s ({up['paused']} partitions ≥ 1 s)"),
+        (f"{s}: scale-up: longest pause, all / kept", f"{up['pause_s']:.2f} s / {up['pause_kept_s']:.2f} s "
+                                                      f"({up['paused']} / {up['paused_kept']} partitions ≥ 1 s)"),
         (f"{s}: scale-down 4→3: SIGTERM → exit", f"{down['exit_s']:.2f} s"),
         (f"{s}: scale-down: SIGTERM → processing elsewhere", f"{down['processing_s']:.2f} s (assigned at "
                                                              f"{down['assigned_s']:.2f} s, {down['partitions']} "
                                                              f"partitions, {down['restored']:,} restored)"),
-        (f"{s}: scale-down: longest pause", f"{down['pause_s']:.2f} s ({down['paused']} partitions ≥ 1 s)"),
+        (f"{s}: scale-down: longest pause, all / kept", f"{down['pause_s']:.2f} s / {down['pause_kept_s']:.2f} s "
+                                                        f"({down['paused']} / {down['paused_kept']} partitions ≥ 1 s)"),
         (f"{s}: rolling deploy, per pod SIGTERM → exit/ready", pods + " s"),
         (f"{s}: rolling deploy: whole roll / longest pause", f"{roll['total_s']:.2f} s / {roll['pause_s']:.2f} s "
                                                              f"({roll['paused']} partitions ≥ 1 s)"),
@@ -230,6 +239,8 @@ def rows(res: dict[str, Any], P: int) -> list[tuple[str, str]]:
                                                             f"partitions)"),
         (f"{s}: node loss: restored", f"{loss['restored']:,} of {loss['changelog_records']:,} "
                                       f"({loss['from_standby']} partitions from a standby)"),
+        (f"{s}: node loss: longest pause, all / kept", f"{loss['pause_s']:.2f} s / {loss['pause_kept_s']:.2f} s "
+                                                       f"({loss['paused']} / {loss['paused_kept']} partitions ≥ 1 s)"),
         (f"{s}: live records / lost / duplicates", f"{res['live_records']:,} / 0 / {res['duplicates']:,}"),
     ]
 
