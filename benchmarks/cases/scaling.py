@@ -229,8 +229,9 @@ def rows(res: dict[str, Any], P: int) -> list[tuple[str, str]]:
         (f"{s}: scale-down: SIGTERM → processing elsewhere", f"{down['processing_s']:.2f} s (assigned at "
                                                              f"{down['assigned_s']:.2f} s, {down['partitions']} "
                                                              f"partitions, {down['restored']:,} restored)"),
-        (f"{s}: scale-down: longest pause, all / kept", f"{down['pause_s']:.2f} s / {down['pause_kept_s']:.2f} s "
-                                                        f"({down['paused']} / {down['paused_kept']} partitions ≥ 1 s)"),
+        (f"{s}: scale-down: longest pause, all / kept",
+         f"{down['pause_s']:.2f} s / {down['pause_kept_s']:.2f} s ({down['paused']} / {down['paused_kept']} "
+         "partitions ≥ 1 s)"),
         (f"{s}: rolling deploy, per pod SIGTERM → exit/ready", pods + " s"),
         (f"{s}: rolling deploy: whole roll / longest pause", f"{roll['total_s']:.2f} s / {roll['pause_s']:.2f} s "
                                                              f"({roll['paused']} partitions ≥ 1 s)"),
@@ -239,8 +240,9 @@ def rows(res: dict[str, Any], P: int) -> list[tuple[str, str]]:
                                                             f"partitions)"),
         (f"{s}: node loss: restored", f"{loss['restored']:,} of {loss['changelog_records']:,} "
                                       f"({loss['from_standby']} partitions from a standby)"),
-        (f"{s}: node loss: longest pause, all / kept", f"{loss['pause_s']:.2f} s / {loss['pause_kept_s']:.2f} s "
-                                                       f"({loss['paused']} / {loss['paused_kept']} partitions ≥ 1 s)"),
+        (f"{s}: node loss: longest pause, all / kept",
+         f"{loss['pause_s']:.2f} s / {loss['pause_kept_s']:.2f} s ({loss['paused']} / {loss['paused_kept']} "
+         "partitions ≥ 1 s)"),
         (f"{s}: live records / lost / duplicates", f"{res['live_records']:,} / 0 / {res['duplicates']:,}"),
     ]
 
