@@ -1,4 +1,4 @@
-"""Worker processes and live traffic for the ``failover`` and ``rolling-restart`` cases.
+"""Worker processes and live traffic for the ``failover``, ``rolling-restart`` and ``scaling`` cases.
 
 Not a case itself. A :class:`Worker` is ``streamlet run SCRIPT`` in its own
 process (own state directory, log file, optional HTTP side); a
