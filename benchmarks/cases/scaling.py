@@ -29,7 +29,8 @@ partitions``) and a consumer of the output noting when each live record is first
    and how many partitions paused ≥ 1 s (``rolling_restart._restart`` does each pod);
 4. **node loss**: the worker owning the most partitions gets SIGKILL and is not restarted; seconds until
    each of its partitions counts a post-kill record elsewhere, until their assignment, records
-   restored (how many partitions came from a standby's copy).
+   restored (how many partitions restored only a tail: a standby's copy, or the store still on the pod's
+   disk from an earlier owning).
 
 Each phase also reports the longest pause of the partitions that stayed where they were (``kept``: not
 the 4th pod's, not the killed pod's) and how many of them paused ≥ 1 s.
@@ -210,7 +211,8 @@ class Run:
                 "processing_s": max(first.values()) - killed,
                 "restored": sum(restored.get(p, 0) for p in moved),
                 "changelog_records": sum(ends[p] for p in moved),
-                # a partition whose new owner restored less than half its changelog took over a standby's copy
+                # a partition whose new owner restored less than half its changelog: it took over a standby's
+                # copy, or a store of the partition still on its disk from an earlier owning (a checkpoint)
                 "from_standby": sum(1 for p in moved if restored.get(p, 0) < ends[p] // 2),
                 **self.pause(killed, time.time(), moved)}
 
@@ -238,8 +240,8 @@ def rows(res: dict[str, Any], P: int) -> list[tuple[str, str]]:
         (f"{s}: node loss: SIGKILL → processing elsewhere", f"{loss['processing_s']:.2f} s (assigned at "
                                                             f"{loss['assigned_s']:.2f} s, {loss['partitions']} "
                                                             f"partitions)"),
-        (f"{s}: node loss: restored", f"{loss['restored']:,} of {loss['changelog_records']:,} "
-                                      f"({loss['from_standby']} partitions from a standby)"),
+        (f"{s}: node loss: restored", f"{loss['restored']:,} of {loss['changelog_records']:,} ({loss['from_standby']} "
+                                      "partitions only a tail: a standby or an old local copy)"),
         (f"{s}: node loss: longest pause, all / kept",
          f"{loss['pause_s']:.2f} s / {loss['pause_kept_s']:.2f} s ({loss['paused']} / {loss['paused_kept']} "
          "partitions ≥ 1 s)"),
