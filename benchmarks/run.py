@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--records", type=int, default=1_000_000, help="input records (default 1,000,000)")
     ap.add_argument("--partitions", type=int, default=32, help="partitions of the input topic (default 32)")
     ap.add_argument("--keys", type=int, default=None,
-                    help="distinct keys (default 10,000; failover and rolling-restart: 1,000,000)")
+                    help="distinct keys (default 10,000; failover, rolling-restart and scaling: 1,000,000)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measure each side R times (alternating order) and keep the best (default 1)")
     ap.add_argument("--profile", metavar="DIR",

@@ -21,7 +21,7 @@ from typing import Any
 
 #: Every case of the contract, in the order ``all`` runs them.
 CASES = ("stateless", "stateful", "join", "restore", "restart", "window", "table-join", "avro", "http", "eos",
-         "failover", "rolling-restart")
+         "failover", "rolling-restart", "scaling")
 #: cases that need a real broker (``--broker kafka``): ``all`` on the embedded broker leaves them out
 KAFKA_ONLY = ("eos",)
 

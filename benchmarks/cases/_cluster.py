@@ -1,4 +1,4 @@
-"""Worker processes and live traffic for the ``failover`` and ``rolling-restart`` cases.
+"""Worker processes and live traffic for the ``failover``, ``rolling-restart`` and ``scaling`` cases.
 
 Not a case itself. A :class:`Worker` is ``streamlet run SCRIPT`` in its own
 process (own state directory, log file, optional HTTP side); a
@@ -326,6 +326,45 @@ class OutputWatcher(threading.Thread):
             times.sort()
             out += [(p, a, b - a) for a, b in zip(times, times[1:]) if b - a >= at_least]
         return out
+
+
+def wait_standbys_caught_up(bootstrap: str, changelog: str, partitions: int, workers: list[Worker],
+                            deadline_s: float) -> None:
+    """Until, for every partition of ``changelog``, some worker's standby logged "caught up" at its end."""
+    ends = end_offsets(bootstrap, changelog, partitions)
+
+    def caught() -> bool:
+        best: dict[int, int] = {}
+        for w in workers:
+            for p, o in w.caught_up(changelog).items():
+                best[p] = max(best.get(p, 0), o)
+        return all(best.get(p, -1) >= ends[p] for p in range(partitions))
+
+    wait_until(caught, deadline_s, "every standby to catch up", workers, interval=0.5)
+
+
+def wait_processing(watcher: OutputWatcher, moved: list[int], seq: int, partitions: int, deadline_s: float,
+                    what: str, workers: list[Worker]) -> dict[int, float]:
+    """Until, for each input partition of ``moved``, a record numbered ``seq`` or later was seen in the
+    output; partition → when (the first such sighting)."""
+    def resumed() -> dict[int, float] | None:
+        got = {p: watcher.first_after(seq, p, partitions) for p in moved}
+        return got if all(t is not None for t in got.values()) else None  # type: ignore[return-value]
+
+    return wait_until(resumed, deadline_s, what, workers, interval=0.05)
+
+
+def takeover(workers: list[Worker], topic: str, since: float) -> tuple[dict[int, float], dict[int, int]]:
+    """Over ``workers``, after ``since``: partition of ``topic`` → its first ``assigned`` line, and
+    store partition → changelog records restored."""
+    assigned: dict[int, float] = {}
+    restored: dict[int, int] = {}
+    for w in workers:
+        for p, t in w.assigned_at(topic, since).items():
+            assigned[p] = min(t, assigned.get(p, t))
+        for p, n in w.restored(since).items():
+            restored[p] = restored.get(p, 0) + n
+    return assigned, restored
 
 
 def stop_all(workers: list[Worker]) -> None:

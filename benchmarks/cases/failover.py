@@ -49,11 +49,12 @@ import shutil
 import signal
 import tempfile
 import time
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks.cases import CaseResult, Options
-from benchmarks.cases._cluster import (OutputWatcher, SteadyLoad, Worker, end_offsets, stop_all, wait_caught_up,
-                                       wait_until, write_script)
+from benchmarks.cases._cluster import (OutputWatcher, SteadyLoad, Worker, end_offsets, stop_all, takeover,
+                                       wait_caught_up, wait_processing, wait_standbys_caught_up, wait_until,
+                                       write_script)
 from benchmarks.harness import BenchError, err_console, load, open_broker
 
 BASELINE = "0-standbys"
@@ -78,12 +79,15 @@ def worker_env(opts: Options, standbys: int) -> dict[str, str]:
 
 
 def start_cluster(opts: Options, broker: Any, directory: str, app: str, input_topic: str, output: str,
-                  env: dict[str, str], http: bool = False, instance_ids: bool = False) -> list[Worker]:
+                  env: dict[str, str], http: bool = False, instance_ids: bool = False,
+                  env_of: Callable[[int], dict[str, str]] | None = None) -> list[Worker]:
     """Three workers, each owning input partitions, the state loaded and committed. ``http``: each with its
-    HTTP side; ``instance_ids``: each with ``STREAMLET_INSTANCE_ID`` = its name (static membership)."""
+    HTTP side; ``instance_ids``: each with ``STREAMLET_INSTANCE_ID`` = its name (static membership);
+    ``env_of(i)``: more environment for worker ``i``."""
     script = write_script(directory, app, input_topic, output)
     workers = [Worker(directory, script, broker.bootstrap, f"{app}-w{i}",
-                      {**env, **({"STREAMLET_INSTANCE_ID": f"{app}-w{i}"} if instance_ids else {})}, http)
+                      {**env, **({"STREAMLET_INSTANCE_ID": f"{app}-w{i}"} if instance_ids else {}),
+                       **(env_of(i) if env_of else {})}, http)
                for i in range(WORKERS)]
     P = opts.partitions
     try:
@@ -111,16 +115,7 @@ def one_run(opts: Options, broker: Any, directory: str, standbys: int, run: int)
     try:
         changelog = f"{app}-counts-changelog"
         if standbys:
-            ends = end_offsets(broker.bootstrap, changelog, P)
-
-            def caught() -> bool:
-                best: dict[int, int] = {}
-                for w in workers:
-                    for p, o in w.caught_up(changelog).items():
-                        best[p] = max(best.get(p, 0), o)
-                return all(best.get(p, -1) >= ends[p] for p in range(P))
-
-            wait_until(caught, 300 + opts.records / 2000, "every standby to catch up", workers, interval=0.5)
+            wait_standbys_caught_up(broker.bootstrap, changelog, P, workers, 300 + opts.records / 2000)
         watcher = OutputWatcher(broker.bootstrap, output, P)
         watcher.start()
         steady = SteadyLoad(broker.bootstrap, input_topic, P, RATE)
@@ -137,25 +132,15 @@ def one_run(opts: Options, broker: Any, directory: str, standbys: int, run: int)
         ends = end_offsets(broker.bootstrap, changelog, P)  # the state the victims' tasks had at the kill
         deadline_s = 60 + int(session_seconds(opts)) + opts.records / 2000
 
-        def resumed() -> dict[int, float] | None:
-            got = {p: watcher.first_after(kill_seq, p, P) for p in victims}
-            return got if all(t is not None for t in got.values()) else None  # type: ignore[return-value]
-
-        first = wait_until(resumed, deadline_s, f"partitions {victims} to process after the SIGKILL", survivors,
-                           interval=0.05)
+        first = wait_processing(watcher, victims, kill_seq, P, deadline_s,
+                                f"partitions {victims} to process after the SIGKILL", survivors)
         time.sleep(1.0)
         produced = steady.stop()
         lost = watcher.wait_all(produced, 120)
         watcher.stop()
         if lost:
             raise BenchError(f"{lost} of {produced} live records never reached the output")
-        assigned: dict[int, float] = {}
-        restored: dict[int, int] = {}
-        for w in survivors:
-            for p, t in w.assigned_at(input_topic, killed).items():
-                assigned[p] = min(t, assigned.get(p, t))
-            for p, n in w.restored(killed).items():
-                restored[p] = restored.get(p, 0) + n
+        assigned, restored = takeover(survivors, input_topic, killed)
         missing = [p for p in victims if p not in assigned]
         if missing:
             raise BenchError(f"no survivor logged the assignment of partitions {missing}")

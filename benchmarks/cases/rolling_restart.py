@@ -146,9 +146,10 @@ def run(opts: Options) -> CaseResult:
     )
 
 
-def _restart(w: Worker, workers: list[Worker]) -> dict[str, Any]:
-    """SIGTERM ``w``, wait for its exit, start it again, wait for ``/ready``; the moments (epoch seconds)."""
-    owned = w.owned(INPUT)
+def _restart(w: Worker, workers: list[Worker], topic: str = INPUT) -> dict[str, Any]:
+    """SIGTERM ``w``, wait for its exit, start it again, wait for ``/ready``; the moments (epoch seconds)
+    and the partitions of ``topic`` it owned before."""
+    owned = w.owned(topic)
     term = time.time()
     code = w.stop(signal.SIGTERM, 60)
     exited = time.time()

@@ -111,7 +111,8 @@ def install_signal_handlers(stop: Any, grace_s: float | None = None,
         if grace is not None and grace.started:
             grace.now()
             return
-        log.info("%s: stopping (commit, flush, leave the group)", signal.Signals(signum).name)
+        log.info("%s: stopping (commit, flush, then leave the group; a static member keeps its place until "
+                 "session.timeout.ms)", signal.Signals(signum).name)
         stop()
         if grace is not None:
             grace.start()

@@ -18,14 +18,14 @@ sys.path.insert(0, ROOT)
 from benchmarks import cases  # noqa: E402
 
 
-def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLET_")}
+def _run(*args: str, timeout: float = 180, **more_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLET_")} | more_env
     return subprocess.run([sys.executable, RUN, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=ROOT, env=env)
 
 
 #: cases of worker processes under a live load, with their own smoke tests below
-CLUSTER_CASES = ("failover", "rolling-restart")
+CLUSTER_CASES = ("failover", "rolling-restart", "scaling")
 
 
 @pytest.mark.integration
@@ -102,8 +102,8 @@ def test_avro_runs_on_a_real_broker_without_a_kafka_streams_side() -> None:
     assert result["case"] == "avro" and result["records"] == 5000 and result["outputs"] > 0
 
 
-def _cluster_case(case: str, *args: str) -> dict:
-    proc = _run(case, "--records", "20000", "--partitions", "4", *args, timeout=900)
+def _cluster_case(case: str, *args: str, **env: str) -> dict:
+    proc = _run(case, "--records", "20000", "--partitions", "4", *args, timeout=900, **env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert CONTRACT_KEYS <= set(result) and result["case"] == case and result["records"] == 20000, result
@@ -149,6 +149,36 @@ def test_failover_on_a_real_broker() -> None:
 @pytest.mark.kafka_only
 def test_rolling_restart_on_a_real_broker() -> None:
     _check_rolling(_cluster_case("rolling-restart", "--broker", "kafka"))
+
+
+def _check_scaling(result: dict, standbys: list[int]) -> None:
+    assert result["records_lost"] == 0 and [r["standbys"] for r in result["runs"]] == standbys, result
+    for run in result["runs"]:
+        up, down, roll, loss = run["up"], run["down"], run["roll"], run["loss"]
+        assert run["records_lost"] == 0 and run["live_records"] > 0, run
+        # the 4th pod got partitions and restored their stores from the changelog (its state dir was empty)
+        assert 1 <= up["partitions"] < 4 and up["restored"] > 0 and up["ready_s"] >= up["assigned_s"] > 0, run
+        # after the SIGTERM of the 4th pod, the partitions it owned process on the others
+        assert down["partitions"] >= 1 and down["processing_s"] >= down["exit_s"] > 0, run
+        assert len(roll["pods"]) == 3 and roll["total_s"] >= max(p["ready_s"] for p in roll["pods"]), run
+        assert loss["partitions"] >= 1 and loss["processing_s"] >= loss["assigned_s"] > 0, run
+        assert loss["changelog_records"] > 0, run
+    if 0 in standbys:  # no standby: the survivors restore the killed pod's stores from the changelog (all of it,
+        # or the tail after a checkpoint where a survivor still has the store from owning it before the moves)
+        none = next(r for r in result["runs"] if r["standbys"] == 0)["loss"]
+        assert 0 < none["restored"] <= none["changelog_records"], result
+
+
+@pytest.mark.integration
+def test_scaling_measures_up_down_rolling_and_node_loss() -> None:
+    """One standby setting on the embedded broker to stay short (its group coordinator is the mock's)."""
+    _check_scaling(_cluster_case("scaling", BENCH_SCALING_STANDBYS="1"), [1])
+
+
+@pytest.mark.integration
+@pytest.mark.kafka_only
+def test_scaling_on_a_real_broker() -> None:
+    _check_scaling(_cluster_case("scaling", "--broker", "kafka", "--config", "session.timeout.ms=6000"), [1, 0])
 
 
 def test_the_eos_case_needs_a_real_broker() -> None:
