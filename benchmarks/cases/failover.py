@@ -74,8 +74,12 @@ def state_records(records: int, keys: int):
 
 def worker_env(opts: Options, standbys: int) -> dict[str, str]:
     config = {**CLIENT_CONFIG, **{k: str(v) for k, v in opts.client_config.items()}}
-    return {"STREAMLET_NUM_STANDBY_REPLICAS": str(standbys), "STREAMLET_COMMIT_INTERVAL_MS": "100",
-            "STREAMLET_CONFIG": ",".join(f"{k}={v}" for k, v in config.items())}
+    env = {"STREAMLET_NUM_STANDBY_REPLICAS": str(standbys), "STREAMLET_COMMIT_INTERVAL_MS": "100",
+           "STREAMLET_CONFIG": ",".join(f"{k}={v}" for k, v in config.items())}
+    assignor = os.environ.get("BENCH_TASK_ASSIGNOR")  # "streamlet": streamlet's own assignor (KIP-441)
+    if assignor:
+        env["STREAMLET_TASK_ASSIGNOR"] = assignor
+    return env
 
 
 def start_cluster(opts: Options, broker: Any, directory: str, app: str, input_topic: str, output: str,
