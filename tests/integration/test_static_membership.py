@@ -189,5 +189,9 @@ def test_a_shutdown_past_its_grace_exits_124_without_committing(tmp_path: Path, 
 def test_static_membership_with_streamlets_assignor(tmp_path: Path, broker, report, monkeypatch,
                                                     stop_signal: int) -> None:
     """task_assignor="streamlet" (the membership through aiokafka) keeps a static member's place too."""
+    if broker.kind == "mock":
+        pytest.skip("the embedded broker has no static membership, and its join rounds wait for a stopped member "
+                    "until session.timeout.ms - 1 s: aiokafka's members then often miss the 1 s left and rejoin as "
+                    "new members, round after round (docs/failover.md, 'Which worker takes a task over')")
     monkeypatch.setenv("STREAMLET_TASK_ASSIGNOR", "streamlet")  # the workers inherit the environment
     _restart_keeps_assignment(tmp_path, broker, stop_signal, report, broker.kind)
