@@ -72,6 +72,9 @@ def _echoed(bootstrap: str) -> set[int]:
 
 
 def test_a_worker_keeps_processing_its_partitions_while_the_group_rebalances(tmp_path: Path, broker) -> None:
+    if broker.kind != "kafka":
+        pytest.skip("needs a group coordinator that holds a rebalance open for a stopped member and lists the "
+                    "group: Kafka (the embedded broker cannot describe groups, Tansu does not hold the round)")
     for topic, partitions in (("orders", PARTITIONS), ("echo", PARTITIONS), ("other", 1)):
         broker.create_topic(topic, partitions)
     script = tmp_path / "app.py"
