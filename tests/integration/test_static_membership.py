@@ -193,5 +193,8 @@ def test_static_membership_with_streamlets_assignor(tmp_path: Path, broker, repo
         pytest.skip("the embedded broker has no static membership, and its join rounds wait for a stopped member "
                     "until session.timeout.ms - 1 s: aiokafka's members then often miss the 1 s left and rejoin as "
                     "new members, round after round (docs/failover.md, 'Which worker takes a task over')")
+    if broker.kind == "tansu":
+        pytest.skip("on Tansu a restarted static aiokafka member was seen joining every 24 s without ever being "
+                    "synced (1 run in 3; docs/failover.md, 'Which worker takes a task over')")
     monkeypatch.setenv("STREAMLET_TASK_ASSIGNOR", "streamlet")  # the workers inherit the environment
     _restart_keeps_assignment(tmp_path, broker, stop_signal, report, broker.kind)
