@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import signal
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ from tests.integration.test_restoring_tasks import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-BASE = 1_700_000_000_000
+#: two hours ago, on the hour: outputs keep their inputs' timestamps, and Kafka deletes records older than
+#: its retention (7 days) from rolled segments at its next retention check (a fresh-check failure)
+BASE = (int(time.time() * 1000) // 3_600_000 - 2) * 3_600_000
 INPUTS = ("orders", "payments")
 OUTPUTS = ("ss-inner", "ss-left", "ss-outer")
 
