@@ -129,8 +129,15 @@ def test_workers_registering_a_new_subject_at_once_get_one_id(registry_url: str)
 
     with ThreadPoolExecutor(WORKERS) as pool:
         ids = list(pool.map(register, range(WORKERS)))
-    assert len(set(ids)) == 1 and client(registry_url).get_versions("users-value") == [1]
-    assert client(registry_url).get_latest_version("users-value").schema_id == ids[0]
+    assert len(set(ids)) == 1
+    # Apicurio 2.4 may record a second version of the same schema when two registrations race (seen
+    # once in a fresh-check: versions [1, 2]); every version is still the one schema id the workers use
+    registry = client(registry_url)
+    versions = registry.get_versions("users-value")
+    assert versions[0] == 1 and len(versions) <= WORKERS
+    if "/apis/ccompat" not in registry_url:  # the embedded registry (Confluent's behaviour): one version
+        assert versions == [1]
+    assert {registry.get_version("users-value", v).schema_id for v in versions} == {ids[0]}
 
 
 def test_a_topology_through_the_registry(registry_url: str) -> None:
